@@ -1,0 +1,1 @@
+"""The native sandbox: start, watch and stop every component without Docker."""

@@ -1,0 +1,94 @@
+"""Service faults (added latency, errors, outage) switched from outside the candidate's code.
+
+The scenario writes a JSON file in the run directory; the model service reads it (at most every
+`poll_seconds`) on each prediction. The candidate's app never touches it, so it cannot switch a fault
+off by accident, and the faults act inside the request so the candidate's own metrics see them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = logging.getLogger("model_service.faults")
+
+
+class FaultState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    added_latency_seconds: float = Field(0.0, ge=0, le=60)
+    error_rate: float = Field(0.0, ge=0, le=1)
+    # Seeds the error draws so that a scenario replayed with the same seed fails the same requests.
+    seed: int = 0
+
+
+class ServiceFault(RuntimeError):
+    """An injected failure: the model could not answer this request."""
+
+
+class FaultSwitch:
+    """Applies the fault state in `path` to the requests that pass through `apply`."""
+
+    def __init__(self, path: Path, poll_seconds: float = 0.2):
+        self.path = Path(path)
+        self.poll_seconds = poll_seconds
+        self._state = FaultState()
+        self._mtime_ns: int | None = None
+        self._checked = 0.0
+        self._rng = random.Random(0)
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> FaultState:
+        now = time.monotonic()
+        if now - self._checked >= self.poll_seconds:
+            self._checked = now
+            self._reload()
+        return self._state
+
+    def _reload(self) -> None:
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            if self._mtime_ns is not None:
+                self._set(FaultState(), None)
+            return
+        if mtime == self._mtime_ns:
+            return
+        try:
+            state = FaultState.model_validate(json.loads(self.path.read_text()))
+        except (ValueError, ValidationError) as exc:
+            # A half-written or bad file leaves the last good state in force.
+            log.warning("ignoring fault file %s: %s", self.path, exc)
+            return
+        self._set(state, mtime)
+
+    def _set(self, state: FaultState, mtime: int | None) -> None:
+        with self._lock:
+            self._state, self._mtime_ns = state, mtime
+            self._rng = random.Random(state.seed)
+
+    def apply(self) -> None:
+        """Sleep for the added latency, then raise ServiceFault for the configured share of requests."""
+        state = self.state
+        if state.added_latency_seconds:
+            time.sleep(state.added_latency_seconds)
+        if state.error_rate:
+            with self._lock:
+                fail = self._rng.random() < state.error_rate
+            if fail:
+                raise ServiceFault("injected fault: the model backend did not answer")
+
+
+def write_fault_state(path: Path, state: FaultState) -> None:
+    """Atomically replace the fault file (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(state.model_dump_json())
+    os.replace(tmp, path)

@@ -1,0 +1,43 @@
+"""Model-server settings, read once from the environment (prefix MLSANDBOX_, plus MLflow's own variable)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODEL_NAME = "churn-classifier"
+MODEL_ALIAS = "champion"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLSANDBOX_", extra="ignore")
+
+    run_dir: Path = Path("run")
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLSANDBOX_MLFLOW_TRACKING_URI")
+    )
+    model_name: str = MODEL_NAME
+    model_alias: str = MODEL_ALIAS
+    max_batch_size: int = Field(100, ge=1, le=10_000)
+    # Seconds to wait for MLflow before serving the local copy of the model.
+    mlflow_timeout_seconds: float = Field(5.0, gt=0)
+
+    @property
+    def prediction_log_path(self) -> Path:
+        return self.run_dir / "predictions.sqlite"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.run_dir / "model_cache"
+
+    @property
+    def faults_path(self) -> Path:
+        # Outside the candidate's folder: the scenario switches faults here, the candidate's code never does.
+        return self.run_dir / "control" / "faults.json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServiceSettings:
+    return ServiceSettings()
