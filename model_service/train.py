@@ -1,6 +1,6 @@
 """Train the churn classifier, log the run to MLflow and register it as churn-classifier@champion.
 
-    python -m model_service.train --tracking-uri http://127.0.0.1:5000 [--seed 42] [--rows 20000]
+    python -m model_service.train --tracking-uri http://127.0.0.1:5000 [--seed 42] [--rows 20000] [--if-missing]
 """
 from __future__ import annotations
 
@@ -115,13 +115,38 @@ def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int) ->
     return version
 
 
+def champion_version(tracking_uri: str) -> str | None:
+    """The version churn-classifier@champion points at, or None when the server has no such model or alias.
+
+    An unreachable server raises: that is an error to report, not a reason to train.
+    """
+    from mlflow.exceptions import RestException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        mv = MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(MODEL_NAME, MODEL_ALIAS)
+    except RestException as exc:
+        # The server's answers for "no such registered model" and "no such alias".
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return str(mv.version)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--if-missing", action="store_true",
+                        help=f"do nothing when {MODEL_NAME}@{MODEL_ALIAS} already exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.if_missing:
+        existing = champion_version(args.tracking_uri)
+        if existing is not None:
+            print(f"{MODEL_NAME}@{MODEL_ALIAS} exists (version {existing}); nothing to train", flush=True)
+            return
     result = train(args.seed, args.rows)
     print(f"holdout AUC {result.metrics['holdout_auc']:.3f} "
           f"(accuracy {result.metrics['holdout_accuracy']:.3f}, churn rate {result.metrics['holdout_churn_rate']:.3f})",

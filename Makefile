@@ -1,0 +1,47 @@
+# The front door. `make up` runs the sandbox natively; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+# What `make up` passes on, e.g. make up ARGS="--candidate reference_solution"
+ARGS ?=
+
+.PHONY: up down status reload test system-deps test-system-deps venv clean
+
+up: system-deps venv
+	$(BIN)/mlsandbox up $(ARGS)
+
+down:
+	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox down; else echo "nothing to stop (no $(VENV))"; fi
+
+status: venv
+	$(BIN)/mlsandbox status
+
+reload: venv
+	$(BIN)/mlsandbox reload
+
+test: test-system-deps venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+test-system-deps:
+	@scripts/ensure-system-deps.sh --test
+
+venv: $(STAMP)
+
+# Pinned: every package at the version in constraints.txt (pandas<3 among them: evidently needs it).
+$(STAMP):
+	@echo "creating $(VENV) and installing pinned packages (a few minutes the first time) ..."
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+	@echo "$(VENV) ready"
+
+clean: down
+	rm -rf $(VENV) run
