@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 
 from .config import REPO_ROOT, StackConfig
+from .components import ScenarioPlay
 from .stack import Stack, StackError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 RunDir = typer.Option(None, "--run-dir", help="State, logs and data of this sandbox (default: run/ in the repo).")
 
@@ -28,16 +29,29 @@ def _say(line: str) -> None:
     typer.echo(line)
 
 
+ScenarioOpt = typer.Option("interview", "--scenario", help="A shipped scenario (see `scenario list`) or a file.")
+SeedOpt = typer.Option(None, "--seed", help="Seed of the traffic; default: the scenario's own.")
+SpeedOpt = typer.Option(1.0, "--speed", min=0.001, help="Time compression: 10 plays ten minutes in one.")
+SurpriseOpt = typer.Option(False, "--surprise", help="Draw hidden parameters from the seed; print none of them.")
+
+
 @app.command()
 def up(
     candidate: Path = typer.Option(REPO_ROOT / "starter_repo", "--candidate",
                                    help="The candidate's folder (app/, alerts/, dashboards/)."),
+    scenario: str = ScenarioOpt,
+    seed: Optional[int] = SeedOpt,
+    speed: float = SpeedOpt,
+    surprise: bool = SurpriseOpt,
+    no_load: bool = typer.Option(False, "--no-load", help="Start no load generator."),
     run_dir: Optional[Path] = RunDir,
 ) -> None:
-    """Start MLflow, the model server on the candidate's code, Prometheus and Alertmanager."""
+    """Start MLflow, Alertmanager, Prometheus, the model server on the candidate's code, and Locust playing
+    the scenario (its web UI lets the interviewer stop and restart it)."""
     cfg = _config(run_dir)
+    play = None if no_load else ScenarioPlay(scenario, seed, speed, surprise)
     try:
-        comps = Stack(cfg, _say).up(candidate)
+        comps = Stack(cfg, _say).up(candidate, play)
     except StackError as exc:
         _fail(str(exc))
     typer.echo("\nThe sandbox is up:")
@@ -78,6 +92,70 @@ def reload(run_dir: Optional[Path] = RunDir) -> None:
     except StackError as exc:
         _fail(str(exc))
     typer.echo("rules checked and loaded")
+
+
+scenario_app = typer.Typer(no_args_is_help=True, help="Scenarios: list, check, play, and the interviewer's view.")
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("list")
+def scenario_list() -> None:
+    """The shipped scenarios, their length and what they do."""
+    from load.scenario import load_scenario, shipped_scenarios
+
+    for name in shipped_scenarios():
+        s = load_scenario(name)
+        typer.echo(f"{name:<26} {s.duration_seconds / 60:6.1f} min  {s.description.strip()}")
+
+
+@scenario_app.command("check")
+def scenario_check(scenario: str = typer.Argument(..., help="A scenario name or file.")) -> None:
+    """Validate a scenario file: one line naming the file, line and field at fault, exit 1."""
+    from load.scenario import ScenarioError, load_scenario
+
+    try:
+        s = load_scenario(scenario)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    typer.echo(f"{s.name}: {len(s.phases)} phases, {s.duration_seconds:g} s")
+
+
+@scenario_app.command("play")
+def scenario_play(scenario: str = typer.Argument(..., help="A scenario name or file."), seed: Optional[int] = SeedOpt,
+                  speed: float = SpeedOpt, surprise: bool = SurpriseOpt, run_dir: Optional[Path] = RunDir) -> None:
+    """Play a scenario headless, in the foreground, against the running sandbox (started with --no-load)."""
+    try:
+        Stack(_config(run_dir), _say).play(ScenarioPlay(scenario, seed, speed, surprise))
+    except StackError as exc:
+        _fail(str(exc))
+    typer.echo("scenario played; its timeline and ledger are in the run directory's scenario/ folder")
+
+
+@scenario_app.command("status")
+def scenario_status(as_json: bool = typer.Option(False, "--json"), run_dir: Optional[Path] = RunDir) -> None:
+    """For the interviewer: the phase playing now, what is injected, what comes next."""
+    from .scenario_view import describe
+
+    from load.truth import read_timeline
+
+    timeline = read_timeline(_config(run_dir).run_dir)
+    if timeline is None:
+        _fail("no scenario has played in this run directory")
+    typer.echo(json.dumps(timeline, indent=2) if as_json else describe(timeline))
+
+
+@scenario_app.command("next")
+def scenario_next(run_dir: Optional[Path] = RunDir) -> None:
+    """End the current phase now and go on to the next."""
+    from load.player import request_skip
+    from load.truth import read_timeline
+
+    cfg = _config(run_dir)
+    timeline = read_timeline(cfg.run_dir)
+    if timeline is None or timeline["status"] != "running":
+        _fail("no scenario is playing")
+    request_skip(cfg.run_dir)
+    typer.echo(f"asked the player to end phase {timeline['phases'][-1]['name']!r} (within a second)")
 
 
 if __name__ == "__main__":

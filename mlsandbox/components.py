@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import REPO_ROOT, StackConfig
@@ -81,3 +82,34 @@ SYSTEM_BINARIES = {
     "promtool": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
 }
+
+
+@dataclass(frozen=True)
+class ScenarioPlay:
+    scenario: str
+    seed: int | None = None
+    speed: float = 1.0
+    surprise: bool = False
+
+
+def load_generator(cfg: StackConfig, play: ScenarioPlay, headless: bool = False) -> ComponentSpec:
+    """Locust playing a scenario: with its web UI on the Locust port (started at once), or headless."""
+    argv = [
+        PYTHON, "-m", "locust", "-f", str(REPO_ROOT / "load" / "locustfile.py"),
+        "--host", cfg.url(cfg.model_server_port),
+        "--scenario", play.scenario, "--speed", str(play.speed),
+        # Injected errors are the point of a scenario, not a reason for Locust to report failure.
+        "--exit-code-on-error", "0",
+    ]
+    if play.seed is not None:
+        argv += ["--seed", str(play.seed)]
+    if play.surprise:
+        argv += ["--surprise"]
+    if headless:
+        argv += ["--headless", "--only-summary"]
+    else:
+        argv += ["--autostart", "--web-host", cfg.host, "--web-port", str(cfg.locust_port)]
+    env = {"MLSANDBOX_RUN_DIR": str(cfg.run_dir.resolve()), "PYTHONUNBUFFERED": "1"}
+    url = cfg.url(cfg.locust_port)
+    return ComponentSpec("load", argv, cfg.locust_port, f"{url}/", url, env, REPO_ROOT)
+

@@ -1,6 +1,7 @@
 """Bring the native stack up and down, and report its state."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Callable
 from . import components
 from .config import StackConfig
 from .processes import (
-    RunningComponent, StartError, is_alive, is_healthy, load_state, save_state, start, stop, wait_healthy,
+    RunningComponent, StartError, is_alive, is_healthy, load_state, save_state, start, stop, tail, wait_healthy,
 )
 from .prometheus_config import InvalidRules, check_config, write_native
 
@@ -21,6 +22,15 @@ Say = Callable[[str], None]
 
 class StackError(RuntimeError):
     """A readable reason the stack cannot do what was asked."""
+
+
+def check_scenario(name_or_path: str) -> None:
+    from load.scenario import ScenarioError, load_scenario
+
+    try:
+        load_scenario(name_or_path)
+    except ScenarioError as exc:
+        raise StackError(str(exc)) from None
 
 
 def missing_binaries() -> list[str]:
@@ -73,12 +83,15 @@ class Stack:
         comps, _ = load_state(self.cfg.state_path)
         return [c for c in comps if is_alive(c.pid)]
 
-    def up(self, candidate_dir: Path) -> list[RunningComponent]:
-        """Start MLflow (training the model if needed), the model server, Prometheus and Alertmanager."""
+    def up(self, candidate_dir: Path, play: components.ScenarioPlay | None = None) -> list[RunningComponent]:
+        """Start MLflow (training the model if needed), Alertmanager, Prometheus, the model server on the
+        candidate's code and, unless `play` is None, Locust playing the scenario."""
         cfg = self.cfg
         candidate_dir = candidate_dir.resolve()
         if not (candidate_dir / "app" / "main.py").exists():
             raise StackError(f"{candidate_dir} is not a candidate folder: it has no app/main.py")
+        if play is not None:
+            check_scenario(play.scenario)
         if self.running():
             raise StackError("the sandbox is already running; `mlsandbox down` first (or `mlsandbox status`)")
         require_binaries()
@@ -108,6 +121,8 @@ class Stack:
             launch(components.alertmanager(cfg))
             launch(components.prometheus(cfg, prom_config))
             launch(components.model_server(cfg, candidate_dir))
+            if play is not None:
+                launch(components.load_generator(cfg, play))
         except (StartError, StackError) as exc:
             self.say("start-up failed; stopping what was started")
             for comp in reversed(started):
@@ -132,6 +147,27 @@ class Stack:
              "healthy": is_healthy(c.health_url), "log": c.log}
             for c in comps
         ]
+
+    def play(self, play: components.ScenarioPlay) -> int:
+        """Play a scenario headless in the foreground against the running model server; Locust's exit code."""
+        check_scenario(play.scenario)
+        if not any(c.name == "model-server" for c in self.running()):
+            raise StackError("the sandbox is not running; `mlsandbox up --no-load` first")
+        if any(c.name == "load" for c in self.running()):
+            raise StackError("a scenario is already playing (the `load` component); `mlsandbox down` stops it")
+        spec = components.load_generator(self.cfg, play, headless=True)
+        log = self.cfg.logs_dir / "load-headless.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=fh,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait()
+        finally:
+            stop(proc.pid)  # Ctrl-C or an error here must not leave Locust running
+        if code != 0:
+            raise StackError(f"the load generator exited {code}; its log: {log}\n{tail(str(log))}")
+        return code
 
     def reload_rules(self) -> None:
         """Check the candidate's rules with promtool, then ask Prometheus to load them."""
