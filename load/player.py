@@ -187,7 +187,8 @@ class ScenarioPlayer:
         self.ledger.close()
 
 
-REQUEST_TIMEOUT_SECONDS = 5.0
+# A client gives up after this long; the fastest requests take milliseconds, a latency fault adds under a second.
+REQUEST_TIMEOUT_SECONDS = 2.0
 SKIP_POLL_SECONDS = 0.5
 
 

@@ -1,0 +1,174 @@
+"""Drifting traffic against the real bare server: `smoke` played by Locust, checked from the server's
+prediction log and the hidden timeline and ledger. Then an outage and a surprise play.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+
+import httpx
+import pytest
+
+from load.player import _model_server_pgid
+from load.scenario import load_scenario
+from load.traffic import plan_phase
+from load.truth import read_ledger, read_timeline
+from mlsandbox.processes import stop
+from model_service.spec import default_spec
+from stack_helpers import REPO, SandboxUnderTest, copy_candidate, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def played(tmp_path_factory):
+    base = tmp_path_factory.mktemp("traffic")
+    s = SandboxUnderTest(run_dir=base / "run", candidate=copy_candidate(REPO / "starter_repo", base / "candidate"))
+    s.up_result = s.up("--scenario", "smoke", "--seed", "7")
+    try:
+        wait_for(lambda: (read_timeline(s.run_dir) or {}).get("phases"), 30, what="the scenario to start")
+        s.status_during_play = s.cli("scenario", "status").stdout
+        s.locust_ui = httpx.get(s.url("locust"), timeout=10).status_code
+        wait_for(lambda: read_timeline(s.run_dir)["status"] == "finished", 150, interval=2,
+                 what="smoke to finish")
+        yield s
+    finally:
+        s.cli("down", check=False)
+
+
+def _log(stack):
+    return sqlite3.connect(stack.run_dir / "predictions.sqlite")
+
+
+def _window(timeline, name):
+    p = next(p for p in timeline["phases"] if p["name"] == name)
+    return p["start"], p["end"]
+
+
+def _features_in(stack, timeline, name):
+    start, end = _window(timeline, name)
+    rows = _log(stack).execute("SELECT features FROM predictions WHERE ts >= ? AND ts < ?", (start, end))
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_interviewer_sees_the_current_phase_and_locust_ui_answers(played):
+    assert "NOW: phase" in played.status_during_play and "smoke" in played.status_during_play
+    assert played.locust_ui == 200
+
+
+def test_timeline_has_every_phase_with_wall_clock_times_and_the_seed(played):
+    timeline = read_timeline(played.run_dir)
+    assert timeline["seed"] == 7 and timeline["scenario"] == "smoke"
+    assert [p["name"] for p in timeline["phases"]] == [p.name for p in load_scenario("smoke").phases]
+    for a, b in zip(timeline["phases"], timeline["phases"][1:]):
+        assert a["end"] == b["start"]
+    assert [i["kind"] for i in timeline["phases"][2]["injections"]] == ["covariate_drift", "unit_change"]
+
+
+def test_ledger_request_counts_match_the_servers_prediction_log(played):
+    ledger = read_ledger(played.run_dir)
+    sent = sum(int(r["requests"]) for r in ledger)
+    ok = sum(int(r["ok"]) for r in ledger)
+    planned = sum(len(plan_phase(load_scenario("smoke"), k, 7).requests) for k in range(6))
+    received = _log(played).execute("SELECT count(*) FROM predictions").fetchone()[0]
+    assert sent == planned
+    assert ok == received == planned  # the bare server answers everything in smoke
+
+
+def test_server_received_exactly_the_planned_stream(played):
+    smoke = load_scenario("smoke")
+    timeline = read_timeline(played.run_dir)
+    for k in (0, 2):  # baseline, and the upstream bug (charges in cents)
+        planned = sorted(r.body for r in plan_phase(smoke, k, 7).requests)
+        got = sorted(json.dumps(f) for f in _features_in(played, timeline, smoke.phases[k].name))
+        assert got == planned
+
+
+def test_injected_drift_is_measurable_in_the_prediction_log(played):
+    timeline = read_timeline(played.run_dir)
+    before = _features_in(played, timeline, "baseline")
+    held = _features_in(played, timeline, "concept-drift")
+
+    def mean(rows, f):
+        return statistics.fmean(r[f] for r in rows)
+
+    assert 34 < mean(held, "monthly_charges") - mean(before, "monthly_charges") < 46
+    for f in ("tenure_months", "support_calls_90d", "data_usage_gb", "age_years", "num_products"):
+        spread = statistics.pstdev(r[f] for r in before)
+        assert abs(mean(held, f) - mean(before, f)) < 0.25 * spread, f
+
+
+def test_labels_arrive_for_the_configured_fraction_after_the_configured_delay(played):
+    timeline = read_timeline(played.run_dir)
+    db = _log(played)
+    for name, fraction in (("baseline", 0.5), ("concept-drift", 0.8)):
+        start, end = _window(timeline, name)
+        n, labelled = db.execute(
+            "SELECT count(*), count(true_label) FROM labelled_predictions WHERE ts >= ? AND ts < ?", (start, end)
+        ).fetchone()
+        assert abs(labelled / n - fraction) < 0.08, name
+    delays = [d for (d,) in db.execute("SELECT label_delay_seconds FROM labelled_predictions "
+                                        "WHERE true_label IS NOT NULL")]
+    assert 2.0 <= statistics.median(delays) < 2.5 and min(delays) >= 1.99
+
+
+def test_latency_fault_shows_in_client_latency_for_its_phase_only(played):
+    timeline = read_timeline(played.run_dir)
+    start, end = _window(timeline, "latency-fault")
+    ledger = [r for r in read_ledger(played.run_dir) if r["latency_mean_seconds"]]
+    inside = [float(r["latency_mean_seconds"]) for r in ledger if start + 1 <= int(r["second"]) < end - 1]
+    outside = [float(r["latency_mean_seconds"]) for r in ledger
+               if not (start - 1 <= int(r["second"]) < end + 1)]
+    assert min(inside) >= 0.3
+    assert statistics.median(outside) < 0.1
+
+
+def test_nothing_of_the_truth_reaches_prometheus(played):
+    names = httpx.get(f"{played.url('prometheus')}/api/v1/label/__name__/values", timeout=10).json()["data"]
+    leaked = [n for n in names if any(w in n for w in ("scenario", "phase", "inject", "ledger", "locust"))]
+    assert leaked == []
+
+
+def test_outage_freezes_the_server_then_it_recovers(played, tmp_path):
+    load = next(c for c in played.status() if c["name"] == "load")
+    stop(load["pid"])  # the interview's Locust is idle now; play another scenario headless
+    scenario = tmp_path / "outage.yaml"
+    scenario.write_text(
+        "name: outage-test\ndescription: short outage\nphases:\n"
+        "  - {name: before, duration_seconds: 3, rate: 5}\n"
+        "  - {name: outage, duration_seconds: 4, rate: 5, injections: [{kind: outage}]}\n"
+        "  - {name: after, duration_seconds: 4, rate: 5}\n"
+    )
+    played.cli("scenario", "play", str(scenario))
+    ledger = read_ledger(played.run_dir)
+    by_phase = {}
+    for r in ledger:
+        by_phase.setdefault(r["phase"], []).append(r)
+    sent = sum(int(r["requests"]) for r in by_phase["outage"])
+    # Requests sent in the outage's last seconds are answered once the server thaws; the others time out.
+    assert sum(int(r["failures"]) for r in by_phase["outage"]) >= sent / 3
+    assert all(int(r["failures"]) == 0 for r in by_phase["before"])
+    assert sum(int(r["ok"]) for r in by_phase["after"]) > 0
+    assert httpx.get(f"{played.url('model_server')}/health", timeout=5).status_code == 200
+    with open(f"/proc/{_model_server_pgid(played.run_dir)}/stat") as fh:
+        assert fh.read().rsplit(")", 1)[1].split()[0] != "T"  # not left stopped
+
+
+def test_surprise_plays_hidden_parameters_and_prints_none(played, tmp_path):
+    scenario = tmp_path / "surprise.yaml"
+    scenario.write_text(
+        "name: surprise-test\ndescription: d\nsurprise: {drift_features: [tenure_months, age_years]}\nphases:\n"
+        "  - {name: calm, duration_seconds: 2, rate: 5}\n"
+        "  - {name: drift, duration_seconds: 2, rate: 5, injections: "
+        "[{kind: covariate_drift, feature: monthly_charges, shift: 30}]}\n"
+    )
+    result = played.cli("scenario", "play", str(scenario), "--surprise")
+    timeline = read_timeline(played.run_dir)
+    assert timeline["surprise"] is True
+    drifted = timeline["phases"][1]["injections"][0]["feature"]
+    assert drifted in ("tenure_months", "age_years")
+    log = (played.run_dir / "logs" / "load-headless.log").read_text()
+    printed = result.stdout + result.stderr + log
+    for hidden in (*default_spec().features, "covariate_drift", str(timeline["seed"])):
+        assert hidden not in printed, hidden
