@@ -88,12 +88,13 @@ def mounts(service: dict) -> list[dict]:
     out = []
     for volume in service.get("volumes", []):
         if isinstance(volume, dict):
-            out.append({"type": volume.get("type"), "source": volume.get("source"), "target": volume["target"]})
+            out.append({"type": volume.get("type"), "source": volume.get("source"), "target": volume["target"],
+                        "read_only": bool(volume.get("read_only"))})
             continue
         source, _, rest = volume.partition(":")
-        target = rest.split(":")[0]
+        target, _, mode = rest.partition(":")
         kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-        out.append({"type": kind, "source": source, "target": target})
+        out.append({"type": kind, "source": source, "target": target, "read_only": "ro" in mode.split(",")})
     return out
 
 
@@ -186,10 +187,20 @@ def test_model_server_mounts_only_candidate_and_data(config):
     model_server = config["services"]["model-server"]
     candidate = (REPO / read_env_file()["CANDIDATE_DIR"]).resolve()
     found = {(m["type"], m["target"]): m["source"] for m in mounts(model_server)}
-    assert set(found) == {("bind", CANDIDATE_MOUNT), ("volume", "/data")}, found
+    assert set(found) == {("bind", CANDIDATE_MOUNT), ("volume", "/data"), ("volume", "/data/control")}, found
     assert Path(found[("bind", CANDIDATE_MOUNT)]).resolve() == candidate
     assert found[("volume", "/data")] in config["volumes"]
     assert model_server["environment"]["MLSANDBOX_RUN_DIR"] == "/data"
+
+
+def test_hidden_truth_is_on_a_volume_the_model_server_does_not_mount(config):
+    load = config["services"]["load"]
+    truth = {m["target"]: m["source"] for m in mounts(load)}["/truth"]
+    assert load["environment"]["MLSANDBOX_RUN_DIR"] == "/truth"
+    assert truth not in {m["source"] for m in mounts(config["services"]["model-server"])}
+    # The fault switch is shared, and read-only on the model server's side.
+    control = {m["target"]: m for m in mounts(config["services"]["model-server"])}["/data/control"]
+    assert control["read_only"] and control["source"] == {m["target"]: m["source"] for m in mounts(load)}["/control"]
 
 
 def test_candidate_dir_switches_every_candidate_mount(tmp_path):

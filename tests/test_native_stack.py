@@ -29,7 +29,7 @@ def setup(app):
 def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("stack")
     s = SandboxUnderTest(run_dir=base / "run", candidate=copy_candidate(REPO / "starter_repo", base / "candidate"))
-    s.up_result = s.up()
+    s.up_result = s.up("--no-load")
     yield s
     s.cli("down", check=False)
 
@@ -86,7 +86,7 @@ def test_restart_keeps_every_prediction_and_label(stack):
                        timeout=10)
         assert r.status_code == 200, r.text
     stack.down()
-    again = stack.up()  # same run directory: MLflow keeps its database, so no second training
+    again = stack.up("--no-load")  # same run directory: MLflow keeps its database, so no second training
     assert "training the churn model" not in again.stdout
     # Labels posted before the restart still join their predictions.
     r = httpx.post(f"{stack.url('model_server')}/feedback", json={"request_id": ids[0], "churned": True},
