@@ -61,12 +61,19 @@ def prometheus(cfg: StackConfig, config_file: Path) -> ComponentSpec:
     return ComponentSpec("prometheus", argv, cfg.prometheus_port, f"{url}/-/ready", url, {}, cfg.run_dir)
 
 
-def alertmanager(cfg: StackConfig) -> ComponentSpec:
-    data = cfg.run_dir / "alertmanager"
+def alert_receiver(cfg: StackConfig) -> ComponentSpec:
+    argv = [PYTHON, "-m", "mlsandbox.alert_receiver", "--host", cfg.host, "--port", str(cfg.alert_receiver_port),
+            "--out", str(cfg.notifications_path.resolve())]
+    url = cfg.url(cfg.alert_receiver_port)
+    return ComponentSpec("alert-receiver", argv, cfg.alert_receiver_port, f"{url}/health", url, {}, REPO_ROOT)
+
+
+def alertmanager(cfg: StackConfig, config_file: Path) -> ComponentSpec:
+    data = cfg.run_dir / "alertmanager" / "data"
     data.mkdir(parents=True, exist_ok=True)
     argv = [
         "prometheus-alertmanager",
-        f"--config.file={REPO_ROOT / 'alertmanager' / 'alertmanager.yml'}",
+        f"--config.file={config_file.resolve()}",
         f"--storage.path={data.resolve()}",
         f"--web.listen-address={cfg.host}:{cfg.alertmanager_port}",
         # No cluster: a single Alertmanager would otherwise listen for peers on all interfaces.
@@ -80,6 +87,7 @@ def alertmanager(cfg: StackConfig) -> ComponentSpec:
 SYSTEM_BINARIES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
     "prometheus-alertmanager": "prometheus-alertmanager",
 }
 

@@ -20,6 +20,7 @@ class StackConfig(BaseSettings):
     alertmanager_port: int = Field(9093, ge=1, le=65535)
     mlflow_port: int = Field(5000, ge=1, le=65535)
     locust_port: int = Field(8089, ge=1, le=65535)
+    alert_receiver_port: int = Field(9095, ge=1, le=65535)
     # Prometheus's scrape and rule-evaluation interval; short so that a candidate sees changes quickly.
     scrape_interval: str = Field("5s", pattern=r"^\d+(ms|s|m)$")
     health_timeout_seconds: float = Field(120.0, gt=0)
@@ -28,6 +29,11 @@ class StackConfig(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.run_dir / "stack.json"
+
+    @property
+    def notifications_path(self) -> Path:
+        """Every notification Alertmanager delivered, one JSON line each."""
+        return self.run_dir / "alerts" / "notifications.jsonl"
 
     @property
     def logs_dir(self) -> Path:

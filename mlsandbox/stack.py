@@ -15,7 +15,9 @@ from .config import StackConfig
 from .processes import (
     RunningComponent, StartError, is_alive, is_healthy, load_state, save_state, start, stop, tail, wait_healthy,
 )
-from .prometheus_config import InvalidRules, check_config, write_native
+from .native_config import (
+    InvalidConfig, check_alertmanager, check_prometheus, write_alertmanager, write_prometheus,
+)
 
 Say = Callable[[str], None]
 
@@ -96,11 +98,16 @@ class Stack:
             raise StackError("the sandbox is already running; `mlsandbox down` first (or `mlsandbox status`)")
         require_binaries()
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        prom_config = write_native(cfg, candidate_dir)
+        prom_config = write_prometheus(cfg, candidate_dir)
+        am_config = write_alertmanager(cfg)
         try:
-            check_config(prom_config)
-        except InvalidRules as exc:
+            check_prometheus(prom_config)
+        except InvalidConfig as exc:
             raise StackError(f"Prometheus would not start: {exc}") from None
+        try:
+            check_alertmanager(am_config)
+        except InvalidConfig as exc:
+            raise StackError(f"Alertmanager would not start: {exc}") from None
 
         started: list[RunningComponent] = []
         extra = {"candidate_dir": str(candidate_dir), "started_at": time.time()}
@@ -118,7 +125,8 @@ class Stack:
             launch(components.mlflow(cfg))
             if not champion_exists(cfg):
                 train_model(cfg, self.say)
-            launch(components.alertmanager(cfg))
+            launch(components.alert_receiver(cfg))
+            launch(components.alertmanager(cfg, am_config))
             launch(components.prometheus(cfg, prom_config))
             launch(components.model_server(cfg, candidate_dir))
             if play is not None:
@@ -176,10 +184,10 @@ class Stack:
         _, extra = load_state(self.cfg.state_path)
         if "candidate_dir" not in extra:
             raise StackError("the sandbox is not running; `mlsandbox up` first")
-        prom_config = write_native(self.cfg, Path(extra["candidate_dir"]))
+        prom_config = write_prometheus(self.cfg, Path(extra["candidate_dir"]))
         try:
-            check_config(prom_config)
-        except InvalidRules as exc:
+            check_prometheus(prom_config)
+        except InvalidConfig as exc:
             raise StackError(f"rules not loaded: {exc}") from None
         response = httpx.post(f"{self.cfg.prometheus_url}/-/reload", timeout=10)
         if response.status_code != 200:

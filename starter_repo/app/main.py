@@ -27,12 +27,14 @@ from . import monitoring
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     app.state.service = ChurnService.from_settings()
-    monitoring.setup(app)
+    monitoring.on_startup(app)
     yield
+    monitoring.on_shutdown(app)
 
 
 app = FastAPI(title="Churn model server", lifespan=lifespan)
 register_error_handlers(app)
+monitoring.setup(app)
 
 
 def service() -> ChurnService:

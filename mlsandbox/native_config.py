@@ -1,0 +1,88 @@
+"""Native copies of prometheus/prometheus.yml and alertmanager/alertmanager.yml.
+
+Those files are written for compose (service names, /etc/prometheus/alerts). Natively the same jobs,
+rules and routes apply with local addresses and ports, the candidate's alerts folder, and the configured
+interval; the copies go into the run directory and are checked with promtool and amtool before use.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from .config import REPO_ROOT, StackConfig
+
+PROMETHEUS_SOURCE = REPO_ROOT / "prometheus" / "prometheus.yml"
+ALERTMANAGER_SOURCE = REPO_ROOT / "alertmanager" / "alertmanager.yml"
+# Where compose mounts the candidate's alerts folder; natively it is the folder itself.
+COMPOSE_ALERTS_DIR = "/etc/prometheus/alerts"
+HEADER = "# Written by `mlsandbox up` from {source}; edit that file, not this one.\n"
+
+
+def service_addresses(cfg: StackConfig) -> dict[str, str]:
+    """Compose's host:port of each service -> its native address."""
+    return {
+        "model-server:8000": f"{cfg.host}:{cfg.model_server_port}",
+        "localhost:9090": f"{cfg.host}:{cfg.prometheus_port}",
+        "alertmanager:9093": f"{cfg.host}:{cfg.alertmanager_port}",
+        "alert-receiver:9095": f"{cfg.host}:{cfg.alert_receiver_port}",
+    }
+
+
+def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
+    config = yaml.safe_load(PROMETHEUS_SOURCE.read_text())
+    mapping = service_addresses(cfg)
+    config["global"]["scrape_interval"] = cfg.scrape_interval
+    config["global"]["evaluation_interval"] = cfg.scrape_interval
+    alerts = str((candidate_dir / "alerts").resolve())
+    config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, alerts) for p in config.get("rule_files", [])]
+    static = [sc for am in config.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", [])]
+    static += [sc for job in config["scrape_configs"] for sc in job.get("static_configs", [])]
+    for sc in static:
+        sc["targets"] = [mapping.get(t, t) for t in sc["targets"]]
+    return config
+
+
+def render_alertmanager(cfg: StackConfig) -> dict:
+    config = yaml.safe_load(ALERTMANAGER_SOURCE.read_text())
+    for compose_addr, native in service_addresses(cfg).items():
+        for receiver in config.get("receivers", []):
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = hook["url"].replace(f"//{compose_addr}/", f"//{native}/")
+    return config
+
+
+def _write(path: Path, source: Path, config: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER.format(source=source.relative_to(REPO_ROOT)) + yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def write_prometheus(cfg: StackConfig, candidate_dir: Path) -> Path:
+    return _write(cfg.run_dir / "prometheus" / "prometheus.yml", PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir))
+
+
+def write_alertmanager(cfg: StackConfig) -> Path:
+    return _write(cfg.run_dir / "alertmanager" / "alertmanager.yml", ALERTMANAGER_SOURCE, render_alertmanager(cfg))
+
+
+class InvalidConfig(ValueError):
+    pass
+
+
+def _check(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        out = result.stdout + result.stderr
+        lines = [ln.strip() for ln in out.splitlines() if "FAILED" in ln or "rror" in ln]
+        raise InvalidConfig("; ".join(lines) or out.strip())
+
+
+def check_prometheus(path: Path) -> None:
+    """promtool check config (which also checks every rule file); InvalidConfig with promtool's words."""
+    _check(["promtool", "check", "config", str(path)])
+
+
+def check_alertmanager(path: Path) -> None:
+    _check(["amtool", "check-config", str(path)])
