@@ -56,7 +56,7 @@ def up(
         _fail(str(exc))
     typer.echo("\nThe sandbox is up:")
     for comp in comps:
-        typer.echo(f"  {comp.name:<13} {comp.url}")
+        typer.echo(f"  {comp.name:<15} {comp.url}")
     typer.echo(f"\nCandidate folder: {candidate.resolve()}   Run directory: {cfg.run_dir.resolve()}")
     typer.echo("Stop everything with `mlsandbox down` (or `make down`).")
 
@@ -81,7 +81,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         return
     for r in rows:
         state = "healthy" if r["healthy"] else ("running, not healthy" if r["alive"] else "stopped")
-        typer.echo(f"{r['name']:<13} pid {r['pid']:<7} {r['url']:<24} {state}")
+        typer.echo(f"{r['name']:<15} pid {r['pid']:<7} {r['url']:<24} {state}")
 
 
 @app.command()

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,11 +30,12 @@ TEST_PORTS = {
 class SandboxUnderTest:
     run_dir: Path
     candidate: Path
+    extra_env: dict = field(default_factory=dict)
 
     @property
     def env(self) -> dict:
         return {**os.environ, **TEST_PORTS, "MLSANDBOX_RUN_DIR": str(self.run_dir),
-                "MLSANDBOX_SCRAPE_INTERVAL": "1s"}
+                "MLSANDBOX_SCRAPE_INTERVAL": "1s", **self.extra_env}
 
     def url(self, component: str) -> str:
         return f"http://127.0.0.1:{TEST_PORTS[f'MLSANDBOX_{component.upper()}_PORT']}"
@@ -58,6 +59,12 @@ class SandboxUnderTest:
 
     def prom_query(self, expr: str) -> list:
         r = httpx.get(f"{self.url('prometheus')}/api/v1/query", params={"query": expr}, timeout=10)
+        r.raise_for_status()
+        return r.json()["data"]["result"]
+
+    def prom_range(self, expr: str, start: float, end: float, step: str = "1s") -> list:
+        r = httpx.get(f"{self.url('prometheus')}/api/v1/query_range",
+                      params={"query": expr, "start": start, "end": end, "step": step}, timeout=30)
         r.raise_for_status()
         return r.json()["data"]["result"]
 

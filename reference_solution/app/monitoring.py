@@ -10,8 +10,8 @@ Everything is exposed on /metrics for Prometheus.
 """
 from __future__ import annotations
 
-from fastapi import FastAPI
-from prometheus_client import REGISTRY, make_asgi_app
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from . import model_metrics
 from .drift import DriftMonitor
@@ -33,7 +33,12 @@ def setup(app: FastAPI) -> None:
         return known
 
     app.add_middleware(HttpMetricsMiddleware, known_paths=known_paths)
-    app.mount("/metrics", make_asgi_app())
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+
+
+def metrics() -> Response:
+    """The Prometheus exposition of every metric above (a plain route: no redirect, no extra app)."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def on_startup(app: FastAPI) -> None:
