@@ -15,25 +15,15 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
+from sandbox import REPO, run_dir, sandbox, url
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from load.truth import read_ledger  # noqa: E402
-
-PORTS = {"MLSANDBOX_MODEL_SERVER_PORT": "28000", "MLSANDBOX_PROMETHEUS_PORT": "29090",
-         "MLSANDBOX_ALERTMANAGER_PORT": "29093", "MLSANDBOX_MLFLOW_PORT": "25000",
-         "MLSANDBOX_LOCUST_PORT": "28089"}
-
-
-def cli(env, *args):
-    subprocess.run([sys.executable, "-m", "mlsandbox.cli", *args], env=env, cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def rss_mb(proc: psutil.Process) -> float:
@@ -45,12 +35,13 @@ def rss_mb(proc: psutil.Process) -> float:
 
 
 def play(run_dir: Path, env: dict, rate: float, seconds: float) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
     scenario = run_dir / f"bench-{rate:g}.yaml"
     scenario.write_text(
         f"name: bench-{rate:g}\ndescription: constant rate\nground_truth: {{fraction: 0.3, delay_seconds: 5}}\n"
         f"phases:\n  - {{name: r{rate:g}, duration_seconds: {seconds}, rate: {rate}}}\n")
     argv = [sys.executable, "-m", "locust", "-f", str(REPO / "load" / "locustfile.py"), "--headless",
-            "--only-summary", "--host", f"http://127.0.0.1:{PORTS['MLSANDBOX_MODEL_SERVER_PORT']}",
+            "--only-summary", "--host", url("model_server"),
             "--scenario", str(scenario), "--exit-code-on-error", "0"]
     started = time.time()
     with open(run_dir / f"locust-{rate:g}.log", "wb") as log:
@@ -82,18 +73,13 @@ def main() -> None:
     parser.add_argument("--rates", default="50,100,200")
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mlsandbox-bench-") as tmp:
-        run_dir = Path(tmp) / "run"
-        env = {**os.environ, **PORTS, "MLSANDBOX_RUN_DIR": str(run_dir)}
+    with run_dir() as (path, env):
         print("starting a sandbox for the benchmark ...", flush=True)
-        cli(env, "up", "--no-load")
-        try:
+        with sandbox(env, REPO / "starter_repo"):
             results = []
             for rate in [float(r) for r in args.rates.split(",")]:
                 print(f"playing {rate:g} req/s for {args.seconds:g} s ...", flush=True)
-                results.append(play(run_dir, env, rate, args.seconds))
-        finally:
-            cli(env, "down")
+                results.append(play(path, env, rate, args.seconds))
     print(f"\nLocust holding a constant rate for {args.seconds:g} s against the bare server, on {os.cpu_count()} cores")
     print(f"{'target/s':>9} {'sent':>7} {'planned':>8} {'held/s med':>10} {'held/s min':>10} {'ok':>6} "
           f"{'p50 ms':>7} {'RSS MB start':>12} {'end':>6} {'max':>6}")

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from .settings import ServiceSettings
 
@@ -34,7 +35,9 @@ class LoadedModel:
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
         """Churn probability for each row."""
-        return self.pipeline.predict_proba(features)[:, 1]
+        # The request schema already rejects NaN and infinity; skipping sklearn's own check saves ~10%.
+        with sklearn.config_context(assume_finite=True):
+            return self.pipeline.predict_proba(features)[:, 1]
 
 
 class ModelUnavailable(RuntimeError):
