@@ -55,7 +55,7 @@ def main() -> None:
                 selector = ",".join([f'alertname="{alert}"', 'alertstate="firing"',
                                      *[f'{k}="{v}"' for k, v in labels.items()]])
                 result = httpx.get(f"{url('prometheus')}/api/v1/query_range", params={
-                    "query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": "0.5s"}).json()
+                    "query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": 0.5}).json()
                 times = [float(t) for s in result["data"]["result"] for t, _ in s["values"]]
                 first = min((t for t in times if t >= phase["start"]), default=math.nan)
                 floor = 2 * seconds(args.scrape_interval) + seconds(rules[alert]["for"])

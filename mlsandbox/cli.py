@@ -158,5 +158,34 @@ def scenario_next(run_dir: Optional[Path] = RunDir) -> None:
     typer.echo(f"asked the player to end phase {timeline['phases'][-1]['name']!r} (within a second)")
 
 
+@app.command()
+def grade(
+    prometheus: Optional[str] = typer.Option(None, "--prometheus", help="Prometheus URL (default: the sandbox's)."),
+    grafana: Optional[str] = typer.Option(None, "--grafana", help="Grafana URL, credentials in it if needed "
+                                          "(http://user:password@127.0.0.1:3000); else dashboards come from files."),
+    run_dir: Optional[Path] = RunDir,
+    candidate: Optional[Path] = typer.Option(None, "--candidate", help="The candidate's folder (default: the one "
+                                             "the sandbox serves)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: RUN_DIR/report)."),
+    rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric file."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
+    log_to_mlflow: bool = typer.Option(False, "--log-to-mlflow", help="Log the score and report as an MLflow run."),
+) -> None:
+    """Score the session from Prometheus (and Grafana) against the scenario's hidden truth; write the report."""
+    from grading.cli import GradingFailed, run_grading
+
+    cfg = _config(run_dir)
+    try:
+        data, out_dir = run_grading(cfg, prometheus, grafana, candidate, out, rubric, log_to_mlflow, _say)
+    except GradingFailed as exc:
+        typer.echo(f"mlsandbox grade: {exc}", err=True)
+        raise typer.Exit(2)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(f"score {data['score']}% ({data['points']} of {data['max_points']}); report in {out_dir}")
+        typer.echo(f"improve: {data['improvement']['text']}")
+
+
 if __name__ == "__main__":
     app()

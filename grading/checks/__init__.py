@@ -1,0 +1,1 @@
+"""One module per rubric item; each exposes `check(ctx) -> list[CheckResult]`."""

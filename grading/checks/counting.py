@@ -1,0 +1,50 @@
+"""Shared by the counting checks: how much a counter (or a histogram's _count) grew in the session,
+in total and split by each of its labels."""
+from __future__ import annotations
+
+from ..context import Evidence, GradingContext
+
+IGNORED_LABELS = {"__name__", "instance", "job"}
+
+
+def label_names(ctx: GradingContext, series: str) -> set[str]:
+    names = set()
+    for s in ctx.prom.query(series, ctx.eval_at):
+        names |= set(s["metric"]) - IGNORED_LABELS
+    return names
+
+
+def increases(ctx: GradingContext, series: str) -> dict[tuple[str, str], float]:
+    """{("", ""): total increase, (label, value): increase of that group} over the session."""
+    out = {}
+    expr = f"sum(increase({series}[{ctx.window}]))"
+    total = ctx.prom.scalar(expr, ctx.eval_at)
+    if total == total:
+        out[("", "")] = total
+    for label in label_names(ctx, series):
+        for s in ctx.prom.query(f"sum by ({label}) (increase({series}[{ctx.window}]))", ctx.eval_at):
+            out[(label, s["metric"].get(label, ""))] = float(s["value"][1])
+    return out
+
+
+def matches(value: float, targets: list[int], tolerance: float) -> bool:
+    return any(t > 0 and abs(value - t) / t <= tolerance for t in targets)
+
+
+def find_tracking(ctx: GradingContext, series_names: list[str], targets: list[int]) -> tuple[str, tuple, float] | None:
+    """The first (series, group, increase) whose increase matches one of the ledger's counts."""
+    for series in series_names:
+        for group, value in increases(ctx, series).items():
+            if matches(value, targets, ctx.tol.count_relative):
+                return series, group, value
+    return None
+
+
+def group_selector(series: str, group: tuple[str, str]) -> str:
+    label, value = group
+    return f'{series}{{{label}="{value}"}}' if label else series
+
+
+def evidence_for(ctx: GradingContext, series: str, group: tuple, value: float, targets: dict[str, int]) -> Evidence:
+    expr = f"sum(increase({group_selector(series, group)}[{ctx.window}]))"
+    return Evidence(expr, round(value, 1), "ledger: " + ", ".join(f"{k} {v}" for k, v in targets.items()))

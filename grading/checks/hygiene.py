@@ -1,0 +1,49 @@
+"""Item 7, hygiene: `promtool check metrics` on a scrape of the candidate's /metrics, HELP text on every
+family, and label cardinality."""
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+
+from ..context import JOB, CheckResult, Evidence, GradingContext
+
+ITEM = "hygiene"
+
+
+def check(ctx: GradingContext) -> list[CheckResult]:
+    if not ctx.families:
+        return [ctx.result(ITEM, name, 0, "the candidate exposes no metrics", [])
+                for name in ("promtool_lint", "help_text", "label_cardinality")]
+    return [_lint(ctx), _help(ctx), _cardinality(ctx)]
+
+
+def _lint(ctx: GradingContext) -> CheckResult:
+    if not ctx.scrape_url:
+        return ctx.result(ITEM, "promtool_lint", 0, "the model server could not be scraped now", [])
+    try:
+        body = httpx.get(ctx.scrape_url, timeout=10, follow_redirects=True).text
+    except httpx.HTTPError as exc:
+        return ctx.result(ITEM, "promtool_lint", 0, f"the model server could not be scraped now ({type(exc).__name__})", [])
+    res = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
+    problems = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+    return ctx.result(ITEM, "promtool_lint", 1 if not problems else (0.5 if len(problems) <= 2 else 0),
+                      "promtool check metrics: clean" if not problems else f"promtool check metrics: {len(problems)} problems",
+                      [Evidence(f"promtool check metrics < {ctx.scrape_url}", problems[:10] or "clean")])
+
+
+def _help(ctx: GradingContext) -> CheckResult:
+    missing = sorted(f.name for f in ctx.families.values() if not f.help.strip())
+    return ctx.result(ITEM, "help_text", 1 - len(missing) / len(ctx.families),
+                      "every metric has HELP text" if not missing else f"no HELP on {', '.join(missing[:5])}",
+                      [Evidence("/api/v1/targets/metadata", f"{len(ctx.families) - len(missing)} of {len(ctx.families)} with HELP")])
+
+
+def _cardinality(ctx: GradingContext) -> CheckResult:
+    counts = {s["metric"]["__name__"]: int(float(s["value"][1]))
+              for s in ctx.prom.query(f'count by (__name__) ({{job="{JOB}"}})', ctx.eval_at)}
+    worst = max(counts.items(), key=lambda kv: kv[1], default=("", 0))
+    ok = worst[1] <= ctx.tol.max_series_per_family
+    return ctx.result(ITEM, "label_cardinality", 1 if ok else 0,
+                      f"at most {worst[1]} series per metric ({worst[0]})",
+                      [Evidence(f'count by (__name__) ({{job="{JOB}"}})', dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5]))])

@@ -1,0 +1,61 @@
+"""A small client for the Prometheus HTTP API, with one readable error when Prometheus cannot be reached."""
+from __future__ import annotations
+
+import math
+
+import httpx
+
+
+class PrometheusUnreachable(RuntimeError):
+    pass
+
+
+class PrometheusClient:
+    def __init__(self, url: str, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(timeout=timeout)
+
+    def _get(self, path: str, **params) -> object:
+        try:
+            response = self._http.get(f"{self.url}{path}", params=params)
+        except httpx.HTTPError as exc:
+            raise PrometheusUnreachable(f"Prometheus at {self.url} cannot be reached ({type(exc).__name__})") from None
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code != 200 or body.get("status") != "success":
+            raise ValueError(body.get("error") or f"HTTP {response.status_code} for {path}")
+        return body["data"]
+
+    def check(self) -> None:
+        """Raise PrometheusUnreachable unless Prometheus answers."""
+        self._get("/api/v1/status/buildinfo")
+
+    def query(self, expr: str, at: float) -> list[dict]:
+        return self._get("/api/v1/query", query=expr, time=at)["result"]
+
+    def scalar(self, expr: str, at: float) -> float:
+        """The single value of an instant query; NaN when it returns nothing."""
+        result = self.query(expr, at)
+        return float(result[0]["value"][1]) if result else math.nan
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
+
+    def series_values(self, expr: str, start: float, end: float, step: float) -> list[tuple[dict, list[tuple[float, float]]]]:
+        """Each series as (labels, [(time, value)...]) with NaN values left out."""
+        out = []
+        for s in self.query_range(expr, start, end, step):
+            points = [(float(t), float(v)) for t, v in s["values"] if not math.isnan(float(v))]
+            out.append((s["metric"], points))
+        return out
+
+    def targets(self) -> list[dict]:
+        return self._get("/api/v1/targets")["activeTargets"]
+
+    def target_metadata(self, job: str) -> list[dict]:
+        return self._get("/api/v1/targets/metadata", match_target=f'{{job="{job}"}}')
+
+    def rules(self) -> list[dict]:
+        return self._get("/api/v1/rules")["groups"]
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        return self._get(f"/api/v1/label/{label}/values", **{"match[]": match})
