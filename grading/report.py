@@ -79,9 +79,9 @@ def timeline_png(g: Grade) -> bytes:
             axes[1].plot([t - t0 for t, _ in pts], [v for _, v in pts], label=describe(labels), lw=1)
     axes[1].set_ylabel("performance")
     axes[1].legend(fontsize=7, loc="lower left")
-    drift_fams = sorted(ctx.roles().get("drift_indicator", set()))
-    if drift_fams:
-        for labels, pts in ctx.prom.series_values(drift_fams[0], s.start, s.end + 10, 2)[:12]:
+    drift_family = ctx.artifacts.get("drift_family")
+    if drift_family:
+        for labels, pts in ctx.prom.series_values(drift_family, s.start, s.end + 10, 2)[:12]:
             axes[2].plot([t - t0 for t, _ in pts], [v for _, v in pts], lw=1, label=describe(labels))
         axes[2].legend(fontsize=6, loc="upper left", ncol=3)
     axes[2].set_ylabel("drift")

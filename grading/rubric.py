@@ -37,6 +37,7 @@ class ItemSpec(_Strict):
 
 class Tolerances(_Strict):
     count_relative: float = Field(gt=0, lt=1)
+    count_absolute: float = Field(ge=0)
     accuracy_correlation: float = Field(gt=0, le=1)
     accuracy_window_labels: int = Field(ge=10)
     performance_drop_relative: float = Field(gt=0, lt=1)

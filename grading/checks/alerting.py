@@ -51,12 +51,24 @@ def firing_intervals(ctx: GradingContext, until: float) -> dict[tuple, list[tupl
     return out
 
 
-def _roles_of(ctx: GradingContext, rule: dict) -> set[str]:
+def _roles_of(ctx: GradingContext, rule: dict) -> tuple[set[str], bool]:
+    """The roles of the metric families a rule reads, and whether it reads any family the grader could
+    not place (then it may be about anything)."""
     read = families_in(rule["query"], ctx.families)
-    roles = {role for role, fams in ctx.roles().items() if fams & read}
-    if "up{" in rule["query"].replace(" ", "") or rule["query"].strip().startswith("up"):
+    roles, placed = set(), set()
+    for role, fams in ctx.roles().items():
+        if fams & read:
+            roles.add(role)
+            placed |= fams & read
+    if re_up(rule["query"]):
         roles.add("availability")
-    return roles
+    return roles, bool(read - placed) or not (read or roles)
+
+
+def re_up(expr: str) -> bool:
+    import re
+
+    return re.search(r"(^|[^a-zA-Z0-9_:])up\s*(\{|$|[^a-zA-Z0-9_:(])", expr) is not None
 
 
 def check(ctx: GradingContext) -> list[CheckResult]:
@@ -65,8 +77,8 @@ def check(ctx: GradingContext) -> list[CheckResult]:
     until = min(time.time(), ctx.session.end + ctx.tol.resolve_grace_seconds)
     intervals = firing_intervals(ctx, until)
     roles = {r["name"]: _roles_of(ctx, r) for r in rules}
-    results += [_incidents(ctx, intervals, roles), _false_alarms(ctx, intervals), _resolved(ctx, intervals, until),
-                _annotated(ctx, rules)]
+    results += [_incidents(ctx, intervals, roles), _false_alarms(ctx, intervals, rules),
+                _resolved(ctx, intervals, until), _annotated(ctx, rules)]
     ctx.artifacts["alert_intervals"] = intervals
     return results
 
@@ -91,37 +103,44 @@ def _valid(ctx: GradingContext, rules: list[dict]) -> CheckResult:
 def _critical(ctx: GradingContext, rules: list[dict]) -> CheckResult:
     critical_roles = {"performance_gauge", "drift_indicator", "latency_histogram", "error_counter",
                       "prediction_counter", "request_counter", "score_histogram", "class_counter"}
-    watching = [r["name"] for r in rules if _roles_of(ctx, r) & critical_roles]
+    watching = [r["name"] for r in rules if _roles_of(ctx, r)[0] & critical_roles]
     return ctx.result(ITEM, "alert_on_critical_metric", 1 if watching else 0,
                       f"alerts on critical metrics: {', '.join(sorted(set(watching)))}" if watching
                       else "no alert reads a prediction, performance, drift, latency or error metric",
-                      [Evidence("metric families each rule reads", {r["name"]: sorted(_roles_of(ctx, r)) for r in rules})])
+                      [Evidence("metric families each rule reads", {r["name"]: sorted(_roles_of(ctx, r)[0]) for r in rules})])
 
 
 def _starts(intervals) -> list[tuple[float, tuple]]:
     return sorted((start, key) for key, ivs in intervals.items() for start, _ in ivs)
 
 
+def _features(inc: Incident) -> set[str]:
+    return {f for f in [inc.params.get("feature"), *inc.params.get("features", [])] if f}
+
+
 def detections(ctx: GradingContext, intervals, roles) -> list[tuple[Incident, tuple | None, float | None]]:
-    """For each incident: the first alert that started firing during it (and could see it), and when."""
-    out = []
-    for inc in ctx.session.incidents():
-        explicit, unknown = None, None
-        target = inc.params.get("feature")
-        for start, key in _starts(intervals):
-            if not inc.start <= start <= inc.end + ctx.tol.detection_grace_seconds:
-                continue
-            labels = dict(key)
-            seen_by = roles.get(labels.get("alertname"), set())
-            names_other_feature = target and labels.get("feature") and labels["feature"] != target
-            if seen_by & SEES.get(inc.kind, set()) and not names_other_feature:
-                explicit = explicit or (key, start - inc.start)
-            elif not seen_by and not names_other_feature:
-                unknown = unknown or (key, start - inc.start)
-        # An alert on a metric that can see this kind of incident first; one the grader cannot place second.
-        hit = explicit or unknown
-        out.append((inc, hit[0] if hit else None, hit[1] if hit else None))
-    return out
+    """For each incident: the first alert that started firing for it, and how long after its onset.
+
+    Each start of an alert is given to one incident: among those under way (or just over) whose kind the
+    alert's metrics can see, and whose feature it names when it names one, the one that began last.
+    """
+    incidents = ctx.session.incidents()
+    first: dict[int, tuple[float, tuple]] = {}
+    for start, key in _starts(intervals):
+        labels = dict(key)
+        seen_by, unplaced = roles.get(labels.get("alertname"), (set(), True))
+        named = labels.get("feature")
+        fitting = [i for i, inc in enumerate(incidents)
+                   if inc.start <= start <= inc.end + ctx.tol.detection_grace_seconds
+                   and (seen_by & SEES.get(inc.kind, set()) or unplaced)
+                   and (not named or named in _features(inc))]
+        if not fitting:
+            continue
+        chosen = max(fitting, key=lambda i: incidents[i].start)
+        if chosen not in first:
+            first[chosen] = (start, key)
+    return [(inc, first[i][1] if i in first else None, first[i][0] - inc.start if i in first else None)
+            for i, inc in enumerate(incidents)]
 
 
 def _incidents(ctx: GradingContext, intervals, roles) -> CheckResult:
@@ -136,7 +155,9 @@ def _incidents(ctx: GradingContext, intervals, roles) -> CheckResult:
                       f"{len(caught)} of {len(found)} incidents caught by an alert", evidence)
 
 
-def _false_alarms(ctx: GradingContext, intervals) -> CheckResult:
+def _false_alarms(ctx: GradingContext, intervals, rules: list[dict]) -> CheckResult:
+    if not rules:
+        return ctx.result(ITEM, "no_false_alarms", 0, "no alerting rule: nothing could fire, rightly or not", [])
     quiet = ctx.session.quiet_phases()
     if not quiet:
         return ctx.result(ITEM, "no_false_alarms", 1, "the scenario has no baseline", [])

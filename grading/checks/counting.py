@@ -27,17 +27,22 @@ def increases(ctx: GradingContext, series: str) -> dict[tuple[str, str], float]:
     return out
 
 
-def matches(value: float, targets: list[int], tolerance: float) -> bool:
-    return any(t > 0 and abs(value - t) / t <= tolerance for t in targets)
+def matches(value: float, targets: list[int], ctx: GradingContext) -> bool:
+    """Within the relative tolerance, or the absolute one (a labelled series born mid-session loses the
+    counts before its first scrape)."""
+    slack = ctx.tol.count_absolute
+    return any(t > 0 and abs(value - t) <= max(ctx.tol.count_relative * t, slack) for t in targets)
 
 
-def find_tracking(ctx: GradingContext, series_names: list[str], targets: list[int]) -> tuple[str, tuple, float] | None:
-    """The first (series, group, increase) whose increase matches one of the ledger's counts."""
+def find_tracking(ctx: GradingContext, series_names: list[str], targets: list[int],
+                  grouped_only: bool = False) -> list[tuple[str, tuple, float]]:
+    """Every (series, group, increase) whose increase matches one of the ledger's counts, first found first."""
+    found = []
     for series in series_names:
         for group, value in increases(ctx, series).items():
-            if matches(value, targets, ctx.tol.count_relative):
-                return series, group, value
-    return None
+            if (group[0] or not grouped_only) and matches(value, targets, ctx):
+                found.append((series, group, value))
+    return found
 
 
 def group_selector(series: str, group: tuple[str, str]) -> str:

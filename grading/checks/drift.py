@@ -69,6 +69,7 @@ def check(ctx: GradingContext) -> list[CheckResult]:
                 ctx.result(ITEM, "right_feature", 0, "no drift indicator", []),
                 ctx.result(ITEM, "flat_in_baseline", 0, "no drift indicator", [])]
     ctx.found.setdefault("drift_indicator", []).extend(sorted({m[1] for m in standing_out} | {m[1] for m in overall}))
+    ctx.artifacts["drift_family"] = standing_out[0][1] if standing_out else overall[0][1]
     evidence = [Evidence(describe(m[2]), round(m[0], 3), "change from the baseline") for m in standing_out[:3]] + \
                [Evidence(describe(m[2]), round(m[0], 3), "change from the baseline") for m in overall[:3]]
     best = standing_out[0][2] if standing_out else overall[0][2]

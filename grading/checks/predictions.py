@@ -13,10 +13,10 @@ def check(ctx: GradingContext) -> list[CheckResult]:
     served = {"predictions served (2xx)": s.in_session("ok"),
               "prediction requests answered": s.in_session("requests") - s.in_session("failures")}
     counters = [f.sample() for f in ctx.of_type("counter")]
-    hit = find_tracking(ctx, counters, list(served.values()))
-    if hit:
-        series, group, value = hit
-        ctx.found.setdefault("prediction_counter", []).append(series)
+    hits = find_tracking(ctx, counters, list(served.values()))
+    if hits:
+        series, group, value = hits[0]
+        ctx.found.setdefault("prediction_counter", []).extend(h[0] for h in hits)
         counter = ctx.result(ITEM, "counter_tracks_predictions", 1,
                              f"{series} grew by {value:.0f}, as many as the predictions served",
                              [evidence_for(ctx, series, group, value, served)])
@@ -34,7 +34,7 @@ def _distribution(ctx: GradingContext, served: dict[str, int]) -> CheckResult:
         les = [s["metric"].get("le") for s in ctx.prom.query(fam.sample("_bucket"), ctx.eval_at)]
         bounds = [float(le) for le in les if le and le != "+Inf"]
         count = increases(ctx, fam.sample("_count")).get(("", ""), 0)
-        if bounds and 0 <= min(bounds) and max(bounds) <= 1 and matches(count, targets, ctx.tol.count_relative):
+        if bounds and 0 <= min(bounds) and max(bounds) <= 1 and matches(count, targets, ctx):
             ctx.found.setdefault("score_histogram", []).append(fam.name)
             return ctx.result(ITEM, "distribution_exposed", 1, f"{fam.name} is a histogram of scores in [0, 1]",
                               [Evidence(f"{fam.sample('_bucket')}", f"buckets {sorted(set(bounds))}", f"count {count:.0f}")])
@@ -43,7 +43,7 @@ def _distribution(ctx: GradingContext, served: dict[str, int]) -> CheckResult:
         by_group = increases(ctx, fam.sample())
         for label in {g[0] for g in by_group if g[0]}:
             groups = {v: n for (lab, v), n in by_group.items() if lab == label}
-            if 2 <= len(groups) <= 5 and matches(sum(groups.values()), targets, ctx.tol.count_relative) \
+            if 2 <= len(groups) <= 5 and matches(sum(groups.values()), targets, ctx) \
                     and sum(1 for n in groups.values() if n > 0) >= 2:
                 ctx.found.setdefault("class_counter", []).append(fam.name)
                 return ctx.result(ITEM, "distribution_exposed", 1, f"{fam.name} counts predictions by {label}",

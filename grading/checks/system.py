@@ -3,11 +3,14 @@ traffic, and errors counted."""
 from __future__ import annotations
 
 import math
+import re
 
 from ..context import CheckResult, Evidence, GradingContext
-from .counting import evidence_for, find_tracking, increases, label_names, matches
+from .counting import evidence_for, find_tracking, increases, matches
 
 ITEM = "system"
+# What a label value of an error group looks like: a 4xx/5xx status (or its class), or an error word.
+ERROR_GROUP = re.compile(r"^[45](\d\d|xx)$|error|fail|reject|invalid|exception", re.I)
 
 
 def check(ctx: GradingContext) -> list[CheckResult]:
@@ -15,10 +18,10 @@ def check(ctx: GradingContext) -> list[CheckResult]:
     sent = {"/predict answered": s.in_session("requests") - s.in_session("failures"),
             "/predict 2xx": s.in_session("ok"),
             "/predict and /feedback": s.in_session("requests") - s.in_session("failures") + s.in_session("labels_posted")}
-    hit = find_tracking(ctx, [f.sample() for f in ctx.of_type("counter")], list(sent.values()))
-    if hit:
-        series, group, value = hit
-        ctx.found.setdefault("request_counter", []).append(series)
+    hits = find_tracking(ctx, [f.sample() for f in ctx.of_type("counter")], list(sent.values()))
+    if hits:
+        series, group, value = hits[0]
+        ctx.found.setdefault("request_counter", []).extend(h[0] for h in hits)
         throughput = ctx.result(ITEM, "throughput_counter", 1, f"{series} follows the requests sent",
                                 [evidence_for(ctx, series, group, value, sent)])
     else:
@@ -43,7 +46,7 @@ def _latency(ctx: GradingContext, sent: dict[str, int]) -> CheckResult:
         groups = increases(ctx, fam.sample("_count"))
         selectors = [("", "")] + [g for g in groups if g[0]]
         for label, value in selectors:
-            if not matches(groups.get((label, value), 0), list(sent.values()), ctx.tol.count_relative):
+            if not matches(groups.get((label, value), 0), list(sent.values()), ctx):
                 continue
             selector = f'{{{label}="{value}"}}' if label else ""
             b_start, b_end = baseline[0]["start"] + 5, baseline[-1]["end"]
@@ -61,16 +64,17 @@ def _latency(ctx: GradingContext, sent: dict[str, int]) -> CheckResult:
                 ok_fault = during == during and lo * injected <= during - server <= hi * injected
                 evidence.append(Evidence("the same during the latency fault", round(during, 4),
                                          f"{injected}s were injected"))
-            tried.append(fam.name)
             if ok_unit and ok_fault:
                 ctx.found.setdefault("latency_histogram", []).append(fam.name)
                 return ctx.result(ITEM, "latency_histogram_seconds", 1,
                                   f"{fam.name} measures latency in seconds (and saw the latency fault)", evidence)
-            last = (fam.name, evidence)
+            tried.append((fam.name, evidence))
+            break
     if tried:
-        name, evidence = last
+        names = ", ".join(sorted({n for n, _ in tried}))
         return ctx.result(ITEM, "latency_histogram_seconds", 0,
-                          f"{name} counts the requests but its values are not the latency in seconds", evidence)
+                          f"histograms counting the requests ({names}) do not hold the latency in seconds",
+                          [e for _, ev in tried for e in ev])
     return ctx.result(ITEM, "latency_histogram_seconds", 0, "no histogram counts the requests served",
                       [Evidence("histograms whose _count follows the requests", "none")])
 
@@ -81,19 +85,14 @@ def _errors(ctx: GradingContext) -> CheckResult:
               "4xx and 5xx": s.in_session("client_errors") + s.in_session("server_errors")}
     if not errors["4xx and 5xx"]:
         return ctx.result(ITEM, "errors_counted", 1, "the scenario caused no errors: nothing to count", [])
-    for fam in ctx.of_type("counter"):
-        series = fam.sample()
-        for group, value in increases(ctx, series).items():
-            if group[0] and matches(value, list(errors.values()), ctx.tol.count_relative):
-                ctx.found.setdefault("error_counter", []).append(series)
-                return ctx.result(ITEM, "errors_counted", 1, f"{series} counts the errors by {group[0]}",
-                                  [evidence_for(ctx, series, group, value, errors)])
-    for fam in ctx.of_type("histogram"):
-        series = fam.sample("_count")
-        for group, value in increases(ctx, series).items():
-            if group[0] and matches(value, list(errors.values()), ctx.tol.count_relative):
-                ctx.found.setdefault("error_counter", []).append(series)
-                return ctx.result(ITEM, "errors_counted", 1, f"{series} counts the errors by {group[0]}",
-                                  [evidence_for(ctx, series, group, value, errors)])
+    # A group of some label (a status code, an error kind) that grew by as many as the errors clients saw.
+    series = [f.sample() for f in ctx.of_type("counter")] + [f.sample("_count") for f in ctx.of_type("histogram")]
+    hits = [h for h in find_tracking(ctx, series, [n for n in errors.values() if n], grouped_only=True)
+            if ERROR_GROUP.search(h[1][1])]
+    if hits:
+        name, group, value = hits[0]
+        ctx.found.setdefault("error_counter", []).extend(h[0] for h in hits)
+        return ctx.result(ITEM, "errors_counted", 1, f"{name} counts the errors by {group[0]}",
+                          [evidence_for(ctx, name, group, value, errors)])
     return ctx.result(ITEM, "errors_counted", 0, "no counter grew by as many as the errors clients saw",
                       [Evidence("sum by (<label>) (increase(<each counter>))", "no match", str(errors))])

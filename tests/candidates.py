@@ -1,0 +1,113 @@
+"""Candidate folders for grading tests: mutants of the reference solution, each breaking one rubric item,
+and a solution that names everything differently."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "reference_solution"
+
+
+def copy_reference(dest: Path) -> Path:
+    shutil.copytree(REFERENCE, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text()
+    assert text.count(old) >= count, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def _drop_rule(path: Path, alert: str) -> None:
+    """Remove one alerting rule (its whole block) from a rule file."""
+    text = path.read_text()
+    pattern = re.compile(rf"\n      - alert: {alert}\n.*?(?=\n      - alert: |\n  - name: |\Z)", re.S)
+    assert pattern.search(text), alert
+    path.write_text(pattern.sub("", text))
+
+
+def unreachable_threshold_and_ms_latency(dest: Path) -> Path:
+    """Alerting: the performance alert's threshold cannot be reached. System: latency recorded in
+    milliseconds in a metric named _seconds (buckets and latency alert in milliseconds too, consistently)."""
+    copy_reference(dest)
+    rules = dest / "alerts" / "churn-model.yml"
+    _edit(rules, "churn_model_accuracy < 0.7", "churn_model_accuracy < -1")
+    http = dest / "app" / "http_metrics.py"
+    _edit(http, "LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)",
+          "LATENCY_BUCKETS = (5, 10, 20, 40, 75, 100, 150, 250, 500, 1000, 2500, 5000)")
+    _edit(http, "LATENCY.labels(endpoint).observe(time.perf_counter() - start)",
+          "LATENCY.labels(endpoint).observe((time.perf_counter() - start) * 1000)")
+    _edit(rules, '[30s]))) > 0.25', '[30s]))) > 250')
+    return dest
+
+
+def no_drift_and_always_firing(dest: Path) -> Path:
+    """Drift: no drift metric at all (nor its alerts and panels). Alerting: an alert that always fires."""
+    copy_reference(dest)
+    _edit(dest / "app" / "monitoring.py", "    _drift.start()\n", "")
+    _edit(dest / "app" / "monitoring.py", "    _drift = DriftMonitor(settings(), model.run_id, model.version)\n", "")
+    rules = dest / "alerts" / "churn-model.yml"
+    for alert in ("FeatureDrift", "PredictionDistributionShift"):
+        _drop_rule(rules, alert)
+    _edit(rules, "  - name: churn-model-quality\n    rules:\n", "  - name: churn-model-quality\n    rules:\n"
+          "      - alert: AlwaysOn\n        expr: vector(1)\n        labels:\n          severity: warning\n"
+          "        annotations:\n          summary: Always on\n          description: Fires whatever happens.\n")
+    board = dest / "dashboards" / "churn-drift.json"
+    doc = json.loads(board.read_text())
+    doc["panels"] = [p for p in doc["panels"] if p["type"] == "row"]  # keep only the data-quality row
+    board.write_text(json.dumps(doc, indent=2))
+    return dest
+
+
+def empty_panel_dashboards(dest: Path) -> Path:
+    """Visualization: one more panel, whose query returns nothing."""
+    shutil.copytree(REFERENCE / "dashboards", dest)
+    board = dest / "churn-overview.json"
+    doc = json.loads(board.read_text())
+    doc["panels"].append({"id": 99, "type": "timeseries", "title": "Queue depth",
+                          "datasource": {"type": "prometheus", "uid": "prometheus"},
+                          "gridPos": {"x": 0, "y": 40, "w": 12, "h": 8},
+                          "targets": [{"refId": "A", "expr": "sum(model_queue_depth)"}]})
+    board.write_text(json.dumps(doc, indent=2))
+    return dest
+
+
+INSTRUMENTATOR_SETUP = '''
+def setup(app: FastAPI) -> None:
+    """HTTP metrics from prometheus-fastapi-instrumentator; it also serves /metrics."""
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    Instrumentator(should_instrument_requests_inprogress=True, excluded_handlers=["/metrics"]).instrument(app).expose(app)
+'''
+
+
+def renamed(dest: Path) -> Path:
+    """The reference's monitoring with other names: prometheus-fastapi-instrumentator for HTTP, model_*
+    instead of churn_* for the model side; alerts and dashboards follow."""
+    copy_reference(dest)
+    monitoring = dest / "app" / "monitoring.py"
+    text = monitoring.read_text()
+    start, end = text.index("def setup(app: FastAPI) -> None:"), text.index("def metrics() -> Response:")
+    text = text[:start] + INSTRUMENTATOR_SETUP.lstrip() + "\n\n" + text[end:]
+    text = text.replace("from .http_metrics import HttpMetricsMiddleware\n", "")
+    monitoring.write_text(text)
+    files = [*(dest / "app").glob("*.py"), *(dest / "alerts").rglob("*.yml"), *(dest / "dashboards").glob("*.json")]
+    for path in files:
+        text = path.read_text()
+        # Metric names only: in Python they are the quoted first arguments; in rules and dashboards, words.
+        text = text.replace('"churn_', '"model_') if path.suffix == ".py" else re.sub(r"\bchurn_", "model_", text)
+        if path.suffix in (".yml", ".json"):
+            text = (text.replace('endpoint="/predict"', 'handler="/predict"')
+                        .replace('endpoint=~\\"/predict.*\\"', 'handler=~\\"/predict.*\\"')
+                        .replace('endpoint=~"/predict.*"', 'handler=~"/predict.*"')
+                        .replace('status=~\\"5..\\"', 'status=\\"5xx\\"').replace('status=~"5.."', 'status="5xx"')
+                        .replace('status=~\\"4..\\"', 'status=\\"4xx\\"').replace('status=~"4.."', 'status="4xx"')
+                        .replace("sum by (endpoint)", "sum by (handler)").replace("{{endpoint}}", "{{handler}}")
+                        .replace("http_requests_in_flight", "http_requests_inprogress"))
+        path.write_text(text)
+    shutil.rmtree(dest / "alerts" / "tests")  # their series names are the reference's
+    return dest
