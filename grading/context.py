@@ -113,7 +113,9 @@ class GradingContext:
 
 
 def discover(prom: PrometheusClient) -> dict[str, Family]:
-    """The candidate's metric families, by type and HELP, from Prometheus's target metadata."""
+    """The candidate's metric families, by type and HELP, from Prometheus's target metadata; when there is
+    none (the server is down now and Prometheus never scraped it since it started), by the series names
+    Prometheus holds, with the type their suffixes imply and no HELP."""
     names = set(prom.label_values("__name__", f'{{job="{JOB}"}}'))
     families: dict[str, Family] = {}
     for meta in prom.target_metadata(JOB):
@@ -124,6 +126,28 @@ def discover(prom: PrometheusClient) -> dict[str, Family]:
         series = sorted(candidates & names)
         if series:
             families[name] = Family(name, kind, meta.get("help", ""), series)
+    if not families:
+        families = _from_series_names(names)
+    return families
+
+
+def _from_series_names(names: set[str]) -> dict[str, Family]:
+    families: dict[str, Family] = {}
+    for name in sorted(names):
+        if name.startswith(STANDARD_PREFIXES) or name in ("up", "ALERTS", "ALERTS_FOR_STATE") or name.startswith("scrape_"):
+            continue
+        if name.endswith("_bucket") and f"{name[:-7]}_count" in names:
+            base = name[:-7]
+            families[base] = Family(base, "histogram", "", [f"{base}{s}" for s in ("_bucket", "_count", "_sum")
+                                                               if f"{base}{s}" in names])
+        elif name.endswith(("_sum", "_count", "_created")) and any(f"{name.rsplit('_', 1)[0]}_bucket" == n for n in names):
+            continue
+        elif name.endswith("_created"):
+            continue
+        elif name.endswith("_total"):
+            families[name[:-6]] = Family(name[:-6], "counter", "", [name])
+        else:
+            families[name] = Family(name, "gauge", "", [name])
     return families
 
 

@@ -19,6 +19,7 @@ import pytest
 
 import candidates
 from load.truth import read_timeline
+from mlsandbox.processes import stop
 from stack_helpers import REPO, SandboxUnderTest, copy_candidate
 
 pytestmark = pytest.mark.stack
@@ -38,6 +39,9 @@ def play_and_grade(base, build, regrade=None):
         s.report = grade(s, candidate)
         if regrade:
             s.regraded = grade(s, regrade(candidate, base / "other-candidate"), "report-regraded")
+            server = next(c for c in s.status() if c["name"] == "model-server")
+            stop(server["pid"])  # the candidate's server dies after the session
+            s.server_down = grade(s, candidate, "report-server-down")
     finally:
         s.cli("down", check=False)
     return s
@@ -111,6 +115,14 @@ def test_reference_scores_at_least_95_percent_and_writes_every_report(reference)
     assert (out / "report.md").read_text().startswith(f"# Grade: {r['score']}%")
     assert {d["incident"] for d in r["detections"] if d["alert"]} >= {
         "covariate_drift(monthly_charges)", "concept_drift", "latency"}
+
+
+def test_a_server_down_at_grading_time_still_gets_a_report_that_says_so(reference):
+    r = reference.server_down
+    assert any("down" in n for n in r["notes"])
+    assert (r["_out"] / "report.html").exists()
+    # What Prometheus recorded during the session still counts; only the live scrape is missing.
+    assert_same(r, reference.report, ["predictions", "performance", "system", "drift", "alerting"], 0.5)
 
 
 def test_bare_starter_scores_at_most_10_percent_and_the_report_says_the_server_exposed_nothing(starter):

@@ -122,7 +122,8 @@ def detections(ctx: GradingContext, intervals, roles) -> list[tuple[Incident, tu
     """For each incident: the first alert that started firing for it, and how long after its onset.
 
     Each start of an alert is given to one incident: among those under way (or just over) whose kind the
-    alert's metrics can see, and whose feature it names when it names one, the one that began last.
+    alert's metrics can see (or, failing that, any, when it reads metrics the grader could not place), and
+    whose feature it names when it names one, the one that began last.
     """
     incidents = ctx.session.incidents()
     first: dict[int, tuple[float, tuple]] = {}
@@ -136,7 +137,9 @@ def detections(ctx: GradingContext, intervals, roles) -> list[tuple[Incident, tu
                    and (not named or named in _features(inc))]
         if not fitting:
             continue
-        chosen = max(fitting, key=lambda i: incidents[i].start)
+        # An incident its metrics can see beats one it is only given the benefit of the doubt for.
+        seeing = [i for i in fitting if seen_by & SEES.get(incidents[i].kind, set())]
+        chosen = max(seeing or fitting, key=lambda i: incidents[i].start)
         if chosen not in first:
             first[chosen] = (start, key)
     return [(inc, first[i][1] if i in first else None, first[i][0] - inc.start if i in first else None)
