@@ -40,9 +40,16 @@ class Grade:
 
 
 def _target(prom: PrometheusClient) -> tuple[bool, str | None]:
+    """Whether the model server answers a scrape now (Prometheus's last health may be seconds old)."""
+    import httpx
+
     for t in prom.targets():
-        if t["labels"].get("job") == JOB:
-            return t["health"] == "up", t.get("scrapeUrl")
+        if t["labels"].get("job") == JOB and t.get("scrapeUrl"):
+            try:
+                ok = httpx.get(t["scrapeUrl"], timeout=5, follow_redirects=True).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            return ok, t["scrapeUrl"]
     return False, None
 
 
