@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from sandbox import REPO, cli, run_dir, sandbox
 

@@ -8,7 +8,6 @@ import csv
 import json
 import math
 import os
-import time
 from collections import defaultdict
 from pathlib import Path
 

@@ -8,7 +8,7 @@ import time
 from collections import deque
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sklearn.metrics import roc_auc_score
