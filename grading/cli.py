@@ -20,7 +20,7 @@ class GradingFailed(RuntimeError):
 
 def run_grading(cfg: StackConfig, prometheus: str | None, grafana: str | None, candidate: Path | None,
                 out: Path | None, rubric_path: Path | None, log_to_mlflow: bool,
-                say: Callable[[str], None]) -> tuple[dict, Path]:
+                say: Callable[[str], None], server_address: str | None = None) -> tuple[dict, Path]:
     try:
         rubric = load_rubric(rubric_path or DEFAULT_RUBRIC)
     except RubricError as exc:
@@ -31,7 +31,7 @@ def run_grading(cfg: StackConfig, prometheus: str | None, grafana: str | None, c
     prom = PrometheusClient(prometheus or cfg.prometheus_url)
     say("grading: reading the timeline, the ledger and Prometheus ...")
     try:
-        result = grade(prom, cfg.run_dir, rubric, candidate, grafana)
+        result = grade(prom, cfg.run_dir, rubric, candidate, grafana, server_address)
     except (PrometheusUnreachable, SessionError) as exc:
         raise GradingFailed(str(exc)) from None
     out = out or cfg.run_dir / "report"

@@ -39,17 +39,25 @@ class Grade:
         return round(100 * self.points / self.max_points, 1) if self.max_points else 0.0
 
 
-def _target(prom: PrometheusClient) -> tuple[bool, str | None]:
-    """Whether the model server answers a scrape now (Prometheus's last health may be seconds old)."""
+def _target(prom: PrometheusClient, server_address: str | None) -> tuple[bool, str | None]:
+    """Whether the model server answers a scrape now (Prometheus's last health may be seconds old).
+    `server_address` (http://host:port) replaces the target's address when the grader cannot reach the one
+    Prometheus scrapes, e.g. a container's name on a Docker network."""
+    from urllib.parse import urlsplit, urlunsplit
+
     import httpx
 
     for t in prom.targets():
         if t["labels"].get("job") == JOB and t.get("scrapeUrl"):
+            url = t["scrapeUrl"]
+            if server_address:
+                parts, address = urlsplit(url), urlsplit(server_address)
+                url = urlunsplit((address.scheme, address.netloc, parts.path, parts.query, ""))
             try:
-                ok = httpx.get(t["scrapeUrl"], timeout=5, follow_redirects=True).status_code == 200
+                ok = httpx.get(url, timeout=5, follow_redirects=True).status_code == 200
             except httpx.HTTPError:
                 ok = False
-            return ok, t["scrapeUrl"]
+            return ok, url
     return False, None
 
 
@@ -67,11 +75,11 @@ def improvement(items: list[ItemResult], rubric: Rubric) -> dict:
 
 
 def grade(prom: PrometheusClient, run_dir: Path, rubric: Rubric, candidate_dir: Path | None = None,
-          grafana_url: str | None = None) -> Grade:
+          grafana_url: str | None = None, server_address: str | None = None) -> Grade:
     t0 = time.monotonic()
     session = Session.load(run_dir)
     prom.check()
-    server_up, scrape_url = _target(prom)
+    server_up, scrape_url = _target(prom, server_address)
     notes = []
     if not server_up:
         notes.append("The model server was down (or exposed no /metrics) at grading time; the grade uses what "

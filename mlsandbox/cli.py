@@ -94,6 +94,10 @@ def reload(run_dir: Optional[Path] = RunDir) -> None:
     typer.echo("rules checked and loaded")
 
 
+from .docker_cli import docker_app  # noqa: E402  (registered after the native commands)
+
+app.add_typer(docker_app, name="docker")
+
 scenario_app = typer.Typer(no_args_is_help=True, help="Scenarios: list, check, play, and the interviewer's view.")
 app.add_typer(scenario_app, name="scenario")
 

@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
 # Install the system packages the native sandbox needs, when they are missing.
 #   scripts/ensure-system-deps.sh          Prometheus, promtool, Alertmanager, Python's venv
-#   scripts/ensure-system-deps.sh --test   the same, plus docker-compose (its parser validates compose.yaml)
+#   scripts/ensure-system-deps.sh --docker the Docker path where no engine or registry is at hand: Debian's
+#                                          Docker engine, docker-compose and debootstrap (for the local base image)
+#   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths)
 set -euo pipefail
 
+native=1; docker=0
+case "${1:-}" in
+  --test) docker=1 ;;
+  --docker) native=0; docker=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--test|--docker]" >&2; exit 2 ;;
+esac
+
 packages=()
-command -v prometheus >/dev/null && command -v promtool >/dev/null || packages+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
-if [ "${1:-}" = "--test" ]; then
+if [ $native = 1 ]; then
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || packages+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
+fi
+if [ $docker = 1 ]; then
+  command -v dockerd >/dev/null || packages+=(docker.io)
+  command -v docker >/dev/null || packages+=(docker.io)
   command -v docker-compose >/dev/null || packages+=(docker-compose)
+  command -v debootstrap >/dev/null || packages+=(debootstrap)
 fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0
@@ -26,5 +41,7 @@ fi
 echo "installing system packages: ${packages[*]} ..."
 # --no-install-recommends: Debian's prometheus recommends node-exporter and friends, which the sandbox does not use.
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# sort -u: docker.io may be listed twice.
+mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 echo "installed: ${packages[*]}"

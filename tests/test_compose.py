@@ -15,6 +15,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "compose.yaml"
+LOCAL_IMAGES_FILE = REPO / "compose.local-images.yaml"
 ENV_FILE = REPO / ".env"
 DOCKERFILE = REPO / "model_service" / "Dockerfile"
 GRAFANA_PROVISIONING = REPO / "grafana" / "provisioning"
@@ -44,17 +45,19 @@ def docker_compose() -> str:
     return path
 
 
-def compose_config(**overrides: str) -> subprocess.CompletedProcess:
+def compose_config(*files: Path, **overrides: str) -> subprocess.CompletedProcess:
     """`docker-compose config` as a user gets it: .env's values, not whatever this shell has exported."""
     from_file = read_env_file()
     env = {k: v for k, v in os.environ.items() if k not in from_file and not k.startswith("COMPOSE_")}
     env.update(overrides)
-    return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), "config"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    argv = [docker_compose()]
+    for path in files or (COMPOSE_FILE,):
+        argv += ["-f", str(path)]
+    return subprocess.run([*argv, "config"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
-def resolved(**overrides: str) -> dict:
-    result = compose_config(**overrides)
+def resolved(*files: Path, **overrides: str) -> dict:
+    result = compose_config(*files, **overrides)
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     return yaml.safe_load(result.stdout)
 
@@ -277,3 +280,20 @@ def test_dashboards_refer_to_the_provisioned_datasource():
         wrong = {uid for uid in uids if uid != DATASOURCE_UID and not uid.startswith("$")
                  and uid not in {"-- Grafana --", "grafana"}}
         assert not wrong, f"{path.relative_to(REPO)} uses datasource uids {wrong}, not {DATASOURCE_UID!r}"
+
+
+def test_local_images_override_changes_only_images_and_leaves_grafana_out(config):
+    overridden = resolved(COMPOSE_FILE, LOCAL_IMAGES_FILE)
+    assert set(overridden["services"]) == set(config["services"])
+    def comparable(key, value):  # docker-compose may list a merged service's volumes in another order
+        return sorted(map(str, value)) if key == "volumes" and value else value
+
+    for name, service in config["services"].items():
+        other = overridden["services"][name]
+        differing = {key for key in set(service) | set(other)
+                     if comparable(key, service.get(key)) != comparable(key, other.get(key))}
+        assert differing <= {"image", "build", "profiles"}, f"the override changes {differing} of {name}"
+    assert overridden["services"]["grafana"]["profiles"] == ["grafana"]
+    assert [n for n, s in overridden["services"].items() if s.get("profiles")] == ["grafana"]
+    # Built here, never pulled: every image that is not Grafana's has a build section.
+    assert all("build" in s for n, s in overridden["services"].items() if n != "grafana")

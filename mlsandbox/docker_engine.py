@@ -1,0 +1,145 @@
+"""A Docker engine for the compose stack: the one that already answers, or a private `dockerd` under the run dir.
+
+Machines without a running engine (CI here, a fresh Debian box) can still run the Docker path: Debian's dockerd,
+started as root with its own data root, exec root and socket, runs containers. It is started in its own process
+group (it starts containerd as a child) and stopped as a group, so nothing is left behind.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import processes
+
+# A unix socket path longer than this is refused by the kernel (108 bytes, minus containerd's own suffixes).
+MAX_SOCKET_PATH = 90
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+def docker_cli() -> str:
+    path = shutil.which("docker")
+    if path is None:
+        raise EngineError("docker not found: install Debian's docker.io (`scripts/ensure-system-deps.sh --docker`)")
+    return path
+
+
+def answers(docker_host: str | None) -> bool:
+    """True when an engine answers at `docker_host` (None: the client's default, DOCKER_HOST or its socket)."""
+    env = dict(os.environ)
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    try:
+        result = subprocess.run([docker_cli(), "version", "--format", "{{.Server.Version}}"], env=env,
+                                capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+@dataclass(frozen=True)
+class PrivateEngine:
+    """Where a private dockerd keeps its images, its runtime state, its socket and its log."""
+    root: Path
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "exec"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "dockerd.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "dockerd.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if processes.is_alive(pid) else None
+
+    def start(self, timeout: float = 90.0) -> None:
+        dockerd = shutil.which("dockerd")
+        if dockerd is None:
+            raise EngineError("dockerd not found: install Debian's docker.io (`scripts/ensure-system-deps.sh --docker`)")
+        if os.geteuid() != 0:
+            raise EngineError("no Docker engine answers, and starting one needs root: start Docker, or run as root")
+        containerd_socket = self.exec_root / "containerd" / "containerd.sock"
+        if len(str(containerd_socket)) > MAX_SOCKET_PATH:
+            raise EngineError(f"the run directory's path is too long for the engine's sockets ({containerd_socket}); "
+                              "use a shorter --run-dir")
+        for folder in (self.data_root, self.exec_root):
+            folder.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            proc = subprocess.Popen(
+                [dockerd, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                 "--host", self.host, "--pidfile", str(self.pidfile)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if answers(self.host):
+                return
+            if proc.poll() is not None:
+                raise EngineError(f"dockerd exited with {proc.returncode} while starting; its log: {self.log}\n"
+                                  f"{processes.tail(str(self.log))}")
+            time.sleep(0.5)
+        processes.stop(proc.pid)
+        raise EngineError(f"dockerd did not answer within {timeout:.0f}s; its log: {self.log}")
+
+    def stop(self) -> None:
+        """Stop dockerd and its containerd (its process group); it stops any container still running first."""
+        pid = self.pid()
+        if pid is not None:
+            processes.stop(pid, grace_seconds=30)
+        self.socket.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine in use: its address for the docker client and compose, and whether this sandbox started it."""
+    host: str | None
+    private: PrivateEngine | None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": self.host} if self.host else {}
+
+
+def connect(root: Path, say=print) -> Engine:
+    """The engine that answers (the client's default first, then a private one under `root`), or a new private
+    engine under `root` when none does."""
+    if answers(None):
+        return Engine(None, None)
+    private = PrivateEngine(root)
+    if answers(private.host):
+        return Engine(private.host, private)
+    say(f"no Docker engine answers: starting a private dockerd (data under {private.root}) ...")
+    private.start()
+    return Engine(private.host, private)
+
+
+def find_private(root: Path) -> PrivateEngine | None:
+    """The private engine under `root`, when one runs."""
+    private = PrivateEngine(root)
+    return private if private.pid() is not None else None
