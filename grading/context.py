@@ -83,7 +83,11 @@ class GradingContext:
     @property
     def window(self) -> str:
         """A range covering the whole session, for increase()."""
-        return f"{int(self.session.end - self.session.start) + 10}s"
+        return f"{self.window_seconds}s"
+
+    @property
+    def window_seconds(self) -> int:
+        return int(self.session.end - self.session.start) + 10
 
     @property
     def eval_at(self) -> float:

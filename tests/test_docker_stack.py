@@ -149,6 +149,18 @@ def test_editing_the_mounted_candidate_folder_reloads_the_server(docker_session)
     wait_for(probe, 60, interval=1, what="the model server to reload the edited candidate file")
 
 
+def test_status_finds_a_stack_started_without_mlsandbox(docker_session, tmp_path):
+    # As after a plain `docker compose up`: no state file; the engine from DOCKER_HOST, the project from the
+    # environment (else .env).
+    sandbox = docker_session.sandbox()
+    env = {**docker_session.env, **sandbox.engine.env, "COMPOSE_PROJECT_NAME": PROJECT}
+    result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "docker", "status", "--run-dir", str(tmp_path)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    states = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
+    assert states["model-server"] == "healthy" and states["trainer"] == "done"
+
+
 def test_down_with_volumes_leaves_no_container_network_or_volume(docker_session):
     sandbox = docker_session.sandbox()
     assert sandbox.leftovers()["volumes"], "the stack should have volumes before down"
