@@ -10,7 +10,7 @@ import typer
 from dotenv import dotenv_values
 
 from .config import REPO_ROOT, StackConfig
-from .docker_engine import EngineError, PrivateEngine, answers, connect, Engine
+from .docker_engine import Engine, EngineError, answers, connect
 from .docker_stack import COMPOSE_FILE, DockerRun, DockerSandbox, DockerStackError, port_settings
 
 docker_app = typer.Typer(no_args_is_help=True, help="The sandbox on Docker (compose.yaml), started and stopped "
@@ -43,9 +43,7 @@ def _sandbox_from_state(run_dir: Path) -> tuple[DockerSandbox, DockerRun]:
     state = DockerRun.load(_state_path(run_dir)) or _plain_compose_up()
     if state is None:
         _fail(f"no Docker sandbox was started from {run_dir} (`mlsandbox docker up` starts one)")
-    private = PrivateEngine(Path(state.private_engine_root)) if state.private_engine_root else None
-    engine = Engine(private.host if private else None, private)
-    return DockerSandbox(engine, state.local_images, state.project, state.settings, typer.echo), state
+    return state.sandbox(typer.echo), state
 
 
 def _plain_compose_up() -> DockerRun | None:

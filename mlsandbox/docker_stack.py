@@ -19,7 +19,7 @@ from typing import Callable
 import yaml
 
 from .config import REPO_ROOT
-from .docker_engine import Engine, docker_cli
+from .docker_engine import Engine, PrivateEngine, docker_cli
 
 Say = Callable[[str], None]
 
@@ -270,4 +270,10 @@ class DockerRun:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
+
+    def sandbox(self, say: Say = print) -> DockerSandbox:
+        """The stack this run describes, on the engine it was started on."""
+        private = PrivateEngine(Path(self.private_engine_root)) if self.private_engine_root else None
+        return DockerSandbox(Engine(private.host if private else None, private), self.local_images, self.project,
+                             self.settings, say)
 

@@ -13,14 +13,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from load.truth import read_ledger
-from mlsandbox.docker_engine import Engine, PrivateEngine, answers
+from mlsandbox.docker_engine import PrivateEngine, answers
 from mlsandbox.docker_stack import DockerRun, DockerSandbox
 from stack_helpers import REPO, copy_candidate, wait_for
 
@@ -53,9 +52,7 @@ class DockerSession:
     def sandbox(self) -> DockerSandbox:
         state = DockerRun.load(self.run_dir / "docker-stack.json")
         assert state is not None, "mlsandbox docker up saved no state"
-        private = PrivateEngine(Path(state.private_engine_root)) if state.private_engine_root else None
-        return DockerSandbox(Engine(private.host if private else None, private), state.local_images, state.project,
-                             state.settings, say=lambda _: None)
+        return state.sandbox(say=lambda _: None)
 
     def url(self, variable: str) -> str:
         return f"http://127.0.0.1:{PORTS[variable]}"
