@@ -45,23 +45,23 @@ def main() -> None:
         with sandbox(env, REPO / "reference_solution"):
             cli(env, "scenario", "play", "smoke")
             timeline = read_timeline(path)
-            start, end = timeline["phases"][0]["start"], timeline["phases"][-1]["end"]
+            start, end = timeline.phases[0].start, timeline.phases[-1].end
             print(f"smoke, scrape and evaluation every {args.scrape_interval}")
             print(f"{'incident':<15} {'alert':<22} {'detected after':>14} {'floor':>10}")
-            for phase in timeline["phases"]:
-                if phase["name"] not in INCIDENTS:
+            for phase in timeline.phases:
+                if phase.name not in INCIDENTS:
                     continue
-                alert, labels = INCIDENTS[phase["name"]]
+                alert, labels = INCIDENTS[phase.name]
                 selector = ",".join([f'alertname="{alert}"', 'alertstate="firing"',
                                      *[f'{k}="{v}"' for k, v in labels.items()]])
                 result = httpx.get(f"{url('prometheus')}/api/v1/query_range", params={
                     "query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": 0.5}).json()
                 times = [float(t) for s in result["data"]["result"] for t, _ in s["values"]]
-                first = min((t for t in times if t >= phase["start"]), default=math.nan)
+                first = min((t for t in times if t >= phase.start), default=math.nan)
                 floor = 2 * seconds(args.scrape_interval) + seconds(rules[alert]["for"])
                 # A drift alert waits for the next drift pass too: from no time to a whole interval.
                 upper = floor + (drift_interval if alert == "FeatureDrift" else 0)
-                print(f"{phase['name']:<15} {alert:<22} {first - phase['start']:>13.1f}s {floor:>4.0f}-{upper:.0f}s")
+                print(f"{phase.name:<15} {alert:<22} {first - phase.start:>13.1f}s {floor:>4.0f}-{upper:.0f}s")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def main() -> None:
                 print(f"playing {scenario} at {speed:g}x ...", flush=True)
                 cli(env, "scenario", "play", scenario, "--speed", str(speed))
                 timeline = read_timeline(path)
-                span = timeline["phases"][-1]["end"] - timeline["phases"][0]["start"]
+                span = timeline.phases[-1].end - timeline.phases[0].start
                 times, inside, score = [], [], None
                 for _ in range(3):
                     t0 = time.monotonic()

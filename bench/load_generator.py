@@ -51,17 +51,17 @@ def play(run_dir: Path, env: dict, rate: float, seconds: float) -> dict:
         while proc.poll() is None:
             samples.append(rss_mb(ps))
             time.sleep(1)
-    rows = [r for r in read_ledger(run_dir) if r["phase"] == f"r{rate:g}" and int(r["second"]) >= int(started)]
-    full = [int(r["requests"]) for r in rows][1:-1]  # first and last seconds are partial
+    rows = [r for r in read_ledger(run_dir) if r.phase == f"r{rate:g}" and r.second >= int(started)]
+    full = [r.requests for r in rows][1:-1]  # first and last seconds are partial
     samples = [s for s in samples if s == s]
-    sent = sum(int(r["requests"]) for r in rows)
+    sent = sum(r.requests for r in rows)
     return {
         "rate": rate, "sent": sent, "planned": int(rate * seconds),
         "held_median": statistics.median(full) if full else 0.0,
         "held_min": min(full) if full else 0,
-        "ok_share": sum(int(r["ok"]) for r in rows) / max(1, sent),
-        "p50_latency_ms": 1000 * statistics.median(float(r["latency_mean_seconds"]) for r in rows
-                                                   if r["latency_mean_seconds"]),
+        "ok_share": sum(r.ok for r in rows) / max(1, sent),
+        "p50_latency_ms": 1000 * statistics.median(r.latency_mean_seconds for r in rows
+                                                   if r.latency_mean_seconds is not None),
         "rss_first_mb": samples[2] if len(samples) > 2 else float("nan"),
         "rss_last_mb": samples[-1] if samples else float("nan"),
         "rss_max_mb": max(samples) if samples else float("nan"),

@@ -1,16 +1,15 @@
-"""`mlsandbox grade`: resolve the inputs, grade, write the report, optionally log it to MLflow."""
+"""Grade a session and write its report: the one entry point for every caller (the `mlsandbox grade` command,
+the Docker stack, calibration). Callers resolve where things are; this module knows nothing of how the
+sandbox was started."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-from mlsandbox.config import StackConfig
-from mlsandbox.processes import load_state
-
 from . import report
-from .grade import grade
+from .grade import Grade, grade
 from .prometheus import PrometheusClient, PrometheusUnreachable
-from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+from .rubric import DEFAULT_RUBRIC, Rubric, RubricError, load_rubric
 from .session import SessionError
 
 
@@ -18,33 +17,38 @@ class GradingFailed(RuntimeError):
     """Grading could not start; str() is one readable line (the CLI exits 2)."""
 
 
-def run_grading(cfg: StackConfig, prometheus: str | None, grafana: str | None, candidate: Path | None,
-                out: Path | None, rubric_path: Path | None, log_to_mlflow: bool,
-                say: Callable[[str], None], server_address: str | None = None) -> tuple[dict, Path]:
+def rubric_or_fail(path: Path | None) -> Rubric:
     try:
-        rubric = load_rubric(rubric_path or DEFAULT_RUBRIC)
+        return load_rubric(path or DEFAULT_RUBRIC)
     except RubricError as exc:
         raise GradingFailed(str(exc)) from None
-    if candidate is None:
-        _, extra = load_state(cfg.state_path)
-        candidate = Path(extra["candidate_dir"]) if extra.get("candidate_dir") else None
-    prom = PrometheusClient(prometheus or cfg.prometheus_url)
+
+
+def run_grading(run_dir: Path, prometheus_url: str, *, candidate: Path | None = None, grafana: str | None = None,
+                out: Path | None = None, rubric: Rubric | Path | None = None, mlflow_url: str | None = None,
+                say: Callable[[str], None] = print, server_address: str | None = None,
+                metrics_body: str | None = None) -> tuple[Grade, dict, Path]:
+    """Grade the session in `run_dir` against the Prometheus at `prometheus_url`; write the report to `out`
+    (default run_dir/report); log it to MLflow when `mlflow_url` is given."""
+    if not isinstance(rubric, Rubric):
+        rubric = rubric_or_fail(rubric)
     say("grading: reading the timeline, the ledger and Prometheus ...")
     try:
-        result = grade(prom, cfg.run_dir, rubric, candidate, grafana, server_address)
+        result = grade(PrometheusClient(prometheus_url), Path(run_dir), rubric, candidate, grafana, server_address,
+                       metrics_body)
     except (PrometheusUnreachable, SessionError) as exc:
         raise GradingFailed(str(exc)) from None
-    out = out or cfg.run_dir / "report"
+    out = out or Path(run_dir) / "report"
     data = report.write(result, out)
-    if log_to_mlflow:
-        _log(cfg, data, out)
-    return data, out
+    if mlflow_url:
+        _log(mlflow_url, data, out)
+    return result, data, out
 
 
-def _log(cfg: StackConfig, data: dict, out: Path) -> None:
+def _log(mlflow_url: str, data: dict, out: Path) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.mlflow_url)
+    mlflow.set_tracking_uri(mlflow_url)
     mlflow.set_experiment("grading")
     with mlflow.start_run(run_name=f"grade-{data['session']['scenario']}"):
         mlflow.log_params({"scenario": data["session"]["scenario"], "seed": data["session"]["seed"]})

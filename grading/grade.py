@@ -1,28 +1,59 @@
-"""Grade a session: discover the candidate's metrics, run every check of the rubric, pick the improvement."""
+"""Grade a session: read what the candidate built (families, rules, dashboards, signals), find which signal fills
+each role, run every applicable check of the rubric, pick the one improvement."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+import numpy as np
+
+from . import dashboards as dashboards_mod
+from . import expected as expected_mod
 from .checks import alerting, drift, hygiene, performance, predictions, system, visualization
-from .context import JOB, CheckResult, GradingContext, ItemResult, discover
+from .checks.alerting import AlertOutcome
+from .context import CheckResult, Context, ItemResult
+from .families import JOB, Exposition, Family, from_metadata, from_series_names, parse_exposition
+from .findings import Findings, find
 from .prometheus import PrometheusClient
-from .rubric import Rubric
+from .roles import Role
+from .rubric import CONDITIONS, Needs, Rubric
 from .session import Session
+from .signals import SignalSet, loaded_rules
 
-# Order matters: later checks use what earlier ones found (performance before drift, roles before alerting).
-CHECKS = {"predictions": predictions, "system": system, "performance": performance, "drift": drift,
-          "alerting": alerting, "visualization": visualization, "hygiene": hygiene}
+MODULES = {"predictions": predictions, "performance": performance, "system": system, "drift": drift,
+           "alerting": alerting, "visualization": visualization, "hygiene": hygiene}
+
+
+@dataclass(frozen=True)
+class Improvement:
+    item: str | None
+    check: str | None
+    points_at_stake: float
+    text: str
+
+
+@dataclass
+class PlotSeries:
+    label: str
+    times: np.ndarray
+    values: np.ndarray
 
 
 @dataclass
 class Grade:
     session: Session
     items: list[ItemResult]
-    improvement: dict
+    improvement: Improvement
     notes: list[str]
-    context: GradingContext
+    findings: Findings
+    alerts: AlertOutcome
+    dashboards: list[str]
+    server_up: bool
+    performance_plot: list[PlotSeries] = field(default_factory=list)
+    drift_plot: list[PlotSeries] = field(default_factory=list)
     graded_at: float = field(default_factory=time.time)
     duration_seconds: float = 0.0
 
@@ -38,15 +69,15 @@ class Grade:
     def score(self) -> float:
         return round(100 * self.points / self.max_points, 1) if self.max_points else 0.0
 
+    @property
+    def not_applicable(self) -> list[tuple[str, CheckResult]]:
+        return [(i.key, c) for i in self.items for c in i.not_applicable]
 
-def _target(prom: PrometheusClient, server_address: str | None) -> tuple[bool, str | None]:
-    """Whether the model server answers a scrape now (Prometheus's last health may be seconds old).
+
+def scrape(prom: PrometheusClient, server_address: str | None) -> tuple[str | None, str | None]:
+    """(/metrics body, its URL) scraped from the model server now; (None, url) when it does not answer.
     `server_address` (http://host:port) replaces the target's address when the grader cannot reach the one
     Prometheus scrapes, e.g. a container's name on a Docker network."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import httpx
-
     for t in prom.targets():
         if t["labels"].get("job") == JOB and t.get("scrapeUrl"):
             url = t["scrapeUrl"]
@@ -54,47 +85,118 @@ def _target(prom: PrometheusClient, server_address: str | None) -> tuple[bool, s
                 parts, address = urlsplit(url), urlsplit(server_address)
                 url = urlunsplit((address.scheme, address.netloc, parts.path, parts.query, ""))
             try:
-                ok = httpx.get(url, timeout=5, follow_redirects=True).status_code == 200
+                response = httpx.get(url, timeout=10, follow_redirects=True)
             except httpx.HTTPError:
-                ok = False
-            return ok, url
-    return False, None
+                return None, url
+            return (response.text if response.status_code == 200 else None), url
+    return None, None
 
 
-def improvement(items: list[ItemResult], rubric: Rubric) -> dict:
-    """The failing check that loses the most points (ties: the rubric's priority), phrased for the candidate."""
+def _families(prom: PrometheusClient, exposition: Exposition | None) -> dict[str, Family]:
+    held = set(prom.label_values("__name__", f'{{job="{JOB}"}}'))
+    if exposition is not None and exposition.families:
+        fams = parse_exposition(exposition.text, held).families
+        return {k: f for k, f in fams.items() if f.series}
+    return from_metadata(prom.target_metadata(JOB), held) or from_series_names(held)
+
+
+def unmet(needs: Needs, session: Session, rubric: Rubric) -> list[str]:
+    """What a check needs that the session has not (yet) given: [] when the check applies."""
+    kinds = session.played_kinds()
+    missing = []
+    if needs.any_of and not kinds & set(needs.any_of):
+        missing.append(f"no {' or '.join(k.replace('_', ' ') for k in needs.any_of)} was played")
+    facts = {
+        "baseline": session.baseline() is not None,
+        "labels": len(session.labelled()) >= 20,
+        "errors": session.total("client_errors") + session.total("server_errors") > 0,
+        "incident": bool(kinds),
+        "finished": session.finished and session.now >= session.end + rubric.tolerances.resolve_grace_seconds,
+    }
+    missing += [f"not yet: {CONDITIONS[c]}" if c == "finished" else f"needs: {CONDITIONS[c]}"
+                for c in needs.conditions if not facts[c]]
+    return missing
+
+
+def improvement(items: list[ItemResult], rubric: Rubric) -> Improvement:
+    """The applicable failing check that loses the most points (ties: the rubric's priority), for the candidate."""
     order = {key: i for i, key in enumerate(rubric.improvement_priority)}
     failing = [(c.max_points - c.points, -order.get(item.key, 99), item, c)
-               for item in items for c in item.checks if c.points < c.max_points]
+               for item in items for c in item.checks if c.applicable and c.points < c.max_points]
     if not failing:
-        return {"item": None, "check": None,
-                "text": "Nothing failed. Ask the candidate which alert they would trust least in production, and why."}
-    _, _, item, check = max(failing, key=lambda f: (f[0], f[1]))
-    return {"item": item.key, "check": check.name, "points_at_stake": round(check.max_points - check.points, 2),
-            "text": f"{item.title}: {check.advice} (What the grader saw: {check.summary}.)"}
+        return Improvement(None, None, 0.0, "Nothing failed. Ask the candidate which alert they would trust least in "
+                                            "production, and why.")
+    lost, _, item, check = max(failing, key=lambda f: (f[0], f[1]))
+    return Improvement(item.key, check.name, round(lost, 2),
+                       f"{item.title}: {check.advice} (What the grader saw: {check.summary}.)")
+
+
+def _plots(ctx: Context, found: Findings) -> tuple[list[PlotSeries], list[PlotSeries]]:
+    times = ctx.expected.grid
+    truth = [c for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
+             if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")]
+    perf = [PlotSeries(f"grader: {c.variant}", times, c.values) for c in truth]
+    perf += [PlotSeries(v.name, times, v.series.values) for v in found.taken(Role.PERFORMANCE)[:2]]
+    drifted = next((i for i in ctx.session.incidents() if i.kind in drift.DRIFTS), None)
+    feature = sorted(drifted.features)[0] if drifted else None
+    chosen = next((v for v in found.taken(Role.DRIFT) if feature and v.feature == feature), None) or \
+        next(iter(found.taken(Role.DRIFT)), None)
+    drift_plot = []
+    if chosen is not None:
+        drift_plot = [PlotSeries(s.describe(chosen.signal.expr), times, s.values) for s in chosen.signal.series[:12]]
+    return perf, drift_plot
 
 
 def grade(prom: PrometheusClient, run_dir: Path, rubric: Rubric, candidate_dir: Path | None = None,
-          grafana_url: str | None = None, server_address: str | None = None) -> Grade:
+          grafana_url: str | None = None, server_address: str | None = None, metrics_body: str | None = None,
+          now: float | None = None) -> Grade:
+    """Grade the session in `run_dir`. `metrics_body`: the /metrics text archived at the end of a session, used
+    instead of scraping the server now (re-grading an archive)."""
     t0 = time.monotonic()
-    session = Session.load(run_dir)
+    session = Session.load(run_dir, now)
     prom.check()
-    server_up, scrape_url = _target(prom, server_address)
+    scrape_url = None
+    if metrics_body is None:
+        metrics_body, scrape_url = scrape(prom, server_address)
+    exposition = parse_exposition(metrics_body) if metrics_body is not None else None
+    server_up = metrics_body is not None
     notes = []
-    if not server_up:
+    if exposition is None:
         notes.append("The model server was down (or exposed no /metrics) at grading time; the grade uses what "
                      "Prometheus recorded during the session.")
-    ctx = GradingContext(prom, session, rubric, discover(prom), candidate_dir, grafana_url, server_up,
-                         scrape_url if server_up else None)
-    if not ctx.families:
+    families = _families(prom, exposition)
+    if not families:
         notes.append("Prometheus holds no metric from the model server for this session.")
-    items = []
-    for key, module in CHECKS.items():
+    boards, boards_from = dashboards_mod.load(candidate_dir, grafana_url)
+    rules = loaded_rules(prom)
+    expected = expected_mod.build(session, tail_seconds=10)
+    panels = [(b.title, title, q) for b in boards if b.error is None for title, q in b.queries()]
+    signals = SignalSet(prom, expected.grid, families, rules, panels)
+    signals.evaluate()
+    ctx = Context(prom, session, rubric, families, exposition, rules, boards, boards_from, signals, expected,
+                  candidate_dir, server_up, scrape_url if server_up else None)
+    found = find(ctx)
+    items, outcome = [], AlertOutcome()
+    for key, module in MODULES.items():
         if key not in rubric.items:
             continue
-        wanted = rubric.items[key].checks
-        results: list[CheckResult] = [r for r in module.check(ctx) if r.name in wanted]
-        items.append(ItemResult(key, rubric.items[key].title, results))
-    result = Grade(session, items, improvement(items, rubric), notes, ctx)
+        spec = rubric.items[key]
+        if key == "alerting":
+            results, outcome = module.check(ctx, found)
+        else:
+            results = module.check(ctx, found)
+        checks = []
+        for r in results:
+            if r.name not in spec.checks:
+                continue
+            missing = unmet(spec.checks[r.name].needs, session, rubric)
+            if missing:
+                r = CheckResult(r.name, 0.0, r.max_points, False, "not applicable: " + "; ".join(missing),
+                                applicable=False)
+            checks.append(r)
+        items.append(ItemResult(key, spec.title, checks))
+    perf_plot, drift_plot = _plots(ctx, found)
+    result = Grade(session, items, improvement(items, rubric), notes, found, outcome,
+                   [b.title for b in boards if b.error is None], server_up, perf_plot, drift_plot)
     result.duration_seconds = round(time.monotonic() - t0, 2)
     return result

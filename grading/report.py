@@ -1,5 +1,5 @@
-"""The report: report.json for machines, report.md and a self-contained report.html (with a timeline
-picture) for people."""
+"""The report, drawn from the Grade alone: report.json for machines, report.md and a self-contained report.html
+(with a timeline picture) for people."""
 from __future__ import annotations
 
 import base64
@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
+import numpy as np
 
-from .checks.series import describe
 from .grade import Grade
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -21,79 +21,94 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).wit
 def _plain(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, (np.floating, np.integer)):
+        return _plain(value.item())
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set)):
         return [_plain(v) for v in value]
     return value
 
 
 def to_dict(g: Grade) -> dict:
     s = g.session
-    ctx = g.context
-    found = ctx.artifacts.get("detections", [])
     return _plain({
         "score": g.score, "points": g.points, "max_points": g.max_points,
         "graded_at": g.graded_at, "grading_seconds": g.duration_seconds,
-        "session": {"scenario": s.timeline["scenario"], "seed": s.timeline["seed"], "speed": s.timeline["speed"],
-                    "start": s.start, "end": s.end, "phases": [p["name"] for p in s.phases],
+        "session": {"scenario": s.timeline.scenario, "seed": s.timeline.seed, "speed": s.timeline.speed,
+                    "status": s.timeline.status, "start": s.start, "end": s.end, "phases": [p.name for p in s.phases],
                     "incidents": [{"kind": i.kind, "target": i.label, "start": i.start, "end": i.end}
                                   for i in s.incidents()]},
-        "server_up": ctx.server_up, "notes": g.notes, "dashboards": ctx.artifacts.get("dashboards", []),
-        "metrics_found": {k: sorted(v) for k, v in ctx.roles().items()},
-        "detections": [{"incident": inc.label, "alert": dict(key)["alertname"] if key else None,
-                        "detection_seconds": lat} for inc, key, lat in found],
-        "items": [{"key": i.key, "title": i.title, "points": round(i.points, 2), "max_points": i.max_points,
+        "server_up": g.server_up, "notes": g.notes, "dashboards": g.dashboards,
+        "roles": g.findings.summary(),
+        "alerts": [{"alert": r.name, "watches": [x.value for x in r.roles], "how": r.how,
+                    "can_fire": not r.dead and not r.broken} for r in g.alerts.rules],
+        "detections": [{"incident": d.incident.label, "alert": d.firing.key if d.firing else None,
+                        "detection_seconds": d.latency} for d in g.alerts.detections],
+        "items": [{"key": i.key, "title": i.title, "points": i.points, "max_points": i.max_points,
                    "checks": [{**asdict(c), "evidence": [asdict(e) for e in c.evidence]} for c in i.checks]}
                   for i in g.items],
-        "improvement": g.improvement,
+        "not_applicable": [{"item": k, "check": c.name, "why": c.summary} for k, c in g.not_applicable],
+        "improvement": asdict(g.improvement),
     })
 
 
 def timeline_png(g: Grade) -> bytes:
-    """Phases shaded; requests sent; the candidate's performance and drift metrics; alert firing intervals."""
+    """Phases shaded; requests sent; the performance and drift signals taken; alert firing intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s, ctx = g.session, g.context
+    s = g.session
     t0 = s.start
     fig, axes = plt.subplots(4, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [1, 1, 1, 1.3]})
     colors = ["#f2f2f2", "#fde2e2", "#e2ecfd", "#e5f6e0", "#fff1d6", "#efe2fd"]
     for ax in axes:
         for k, p in enumerate(s.phases):
-            ax.axvspan(p["start"] - t0, (p["end"] or p["planned_end"]) - t0, color=colors[k % len(colors)], lw=0)
-    for p in s.phases:
-        axes[0].text((p["start"] - t0) + 0.5, 1.02, p["name"], transform=axes[0].get_xaxis_transform(), fontsize=8)
-    rows = [r for r in s.ledger if s.start - 1 <= int(r["second"]) <= s.end + 1]
-    axes[0].plot([int(r["second"]) - t0 for r in rows], [int(r["requests"]) for r in rows], label="sent /s")
-    axes[0].plot([int(r["second"]) - t0 for r in rows], [int(r["ok"]) for r in rows], label="answered 2xx /s")
+            ax.axvspan(p.start - t0, s.phase_end(p) - t0, color=colors[k % len(colors)], lw=0)
+    for k, p in enumerate(s.phases):  # names staggered: short phases sit side by side
+        axes[0].text(p.start - t0 + 0.5, 1.02 + 0.12 * (k % 2), p.name, transform=axes[0].get_xaxis_transform(),
+                     fontsize=8)
+    rows = s.rows(s.start - 1, s.end + 2)
+    axes[0].plot([r.second - t0 for r in rows], [r.requests for r in rows], label="sent /s")
+    axes[0].plot([r.second - t0 for r in rows], [r.ok for r in rows], label="answered 2xx /s")
     axes[0].set_ylabel("traffic")
     axes[0].legend(fontsize=7, loc="lower left")
-    acc = s.rolling_accuracy(ctx.tol.accuracy_window_labels)
-    if acc:
-        axes[1].plot([t - t0 for t, _ in acc], [v for _, v in acc], color="black", lw=1, label="grader: accuracy")
-    for fam in ctx.roles().get("performance_gauge", set()):
-        for labels, pts in ctx.prom.series_values(fam, s.start, s.end + 10, 2)[:4]:
-            axes[1].plot([t - t0 for t, _ in pts], [v for _, v in pts], label=describe(labels), lw=1)
+    for k, ps in enumerate(g.performance_plot):
+        axes[1].plot(ps.times - t0, ps.values, label=ps.label[:60], lw=1.4 if k == 0 else 1,
+                     color="black" if k == 0 else None)
     axes[1].set_ylabel("performance")
-    axes[1].legend(fontsize=7, loc="lower left")
-    drift_family = ctx.artifacts.get("drift_family")
-    if drift_family:
-        for labels, pts in ctx.prom.series_values(drift_family, s.start, s.end + 10, 2)[:12]:
-            axes[2].plot([t - t0 for t, _ in pts], [v for _, v in pts], lw=1, label=describe(labels))
+    if g.performance_plot:
+        axes[1].legend(fontsize=7, loc="lower left")
+    # Each drift series in its own units (a mean in dollars, a p-value, a distance): drawn as its departure from
+    # its baseline level in multiples of its baseline noise, on a symmetric log scale, the movers only.
+    base_end = (s.baseline() or (s.start, s.start + 10))[1]
+    movers = []
+    for ps in g.drift_plot:
+        v = ps.values
+        base = v[np.isfinite(v) & (ps.times < base_end)]
+        if len(base) < 3:
+            base = v[np.isfinite(v)][:10]
+        if not len(base):
+            continue
+        ref = float(np.median(base))
+        noise = max(float(1.4826 * np.median(np.abs(base - ref))), 1e-6 * max(abs(ref), 1e-9))
+        z = (v - ref) / noise
+        movers.append((float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0, ps, z))
+    for _, ps, z in sorted(movers, key=lambda m: -m[0])[:6]:
+        axes[2].plot(ps.times - t0, z, lw=1, label=ps.label[:50])
+    if movers:
+        axes[2].set_yscale("symlog", linthresh=3)
         axes[2].legend(fontsize=6, loc="upper left", ncol=3)
-    axes[2].set_ylabel("drift")
-    intervals = ctx.artifacts.get("alert_intervals", {})
-    names = sorted({dict(k)["alertname"] + ("/" + dict(k)["feature"] if "feature" in dict(k) else "") for k in intervals})
-    for key, ivs in intervals.items():
-        d = dict(key)
-        y = names.index(d["alertname"] + ("/" + d["feature"] if "feature" in d else ""))
-        axes[3].broken_barh([(a - t0, max(b - a, 1)) for a, b in ivs], (y - 0.35, 0.7), color="#d9534f")
+    axes[2].set_ylabel("drift\n(baseline noises)")
+    names = sorted({f.key for f in g.alerts.firings})
+    for f in g.alerts.firings:
+        y = names.index(f.key)
+        axes[3].broken_barh([(f.start - t0, max(f.end - f.start, 1))], (y - 0.35, 0.7), color="#d9534f")
     axes[3].set_yticks(range(len(names)), names, fontsize=7)
     axes[3].set_ylabel("alerts firing")
-    axes[3].set_xlabel(f"seconds since the scenario started ({s.timeline['scenario']}, seed {s.timeline['seed']})")
+    axes[3].set_xlabel(f"seconds since the scenario started ({s.timeline.scenario}, seed {s.timeline.seed})")
     axes[3].set_xlim(-5, s.end - t0 + 30)
     fig.tight_layout()
     buf = io.BytesIO()

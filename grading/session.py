@@ -2,12 +2,19 @@
 sent, and the prediction log with its labels (from which the grader computes accuracy itself)."""
 from __future__ import annotations
 
-import sqlite3
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from load.truth import read_ledger, read_timeline
+from load.scenario import Injection
+from load.truth import LedgerRow, PhaseRecord, TimelineRecord, TruthError, read_ledger, read_timeline
+from model_service.prediction_log import read_labelled, read_predictions
+from model_service.settings import ServiceSettings
+
+# What an incident's identity leaves out: how it ramps up, so that a gradual onset and the held drift
+# that follows it are one incident.
+_ONSET_FIELDS = {"onset"}
 
 
 class SessionError(ValueError):
@@ -16,103 +23,139 @@ class SessionError(ValueError):
 
 @dataclass(frozen=True)
 class Incident:
-    """One injection held over consecutive phases: its kind, parameters, onset and end (wall clock)."""
+    """One injection held over consecutive phases: what it was, its onset and its end (wall clock)."""
 
-    kind: str
-    params: dict
+    injection: Injection
     start: float
     end: float
 
     @property
+    def kind(self) -> str:
+        return self.injection.kind
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The features it touches (none for concept drift and service faults)."""
+        one = getattr(self.injection, "feature", None)
+        return frozenset([one] if one else getattr(self.injection, "features", []))
+
+    @property
     def label(self) -> str:
-        target = self.params.get("feature") or ",".join(self.params.get("features", [])) or ""
+        target = ",".join(sorted(self.features))
         return f"{self.kind}({target})" if target else self.kind
+
+
+def _identity(inj: Injection) -> str:
+    return inj.model_dump_json(exclude=_ONSET_FIELDS)
 
 
 @dataclass
 class Session:
     run_dir: Path
-    timeline: dict
-    ledger: list[dict]
+    timeline: TimelineRecord
+    ledger: list[LedgerRow]
+    now: float = field(default_factory=time.time)
 
     @classmethod
-    def load(cls, run_dir: Path) -> "Session":
-        timeline = read_timeline(run_dir)
-        if timeline is None or not timeline.get("phases"):
+    def load(cls, run_dir: Path, now: float | None = None) -> "Session":
+        try:
+            timeline = read_timeline(run_dir)
+            ledger = read_ledger(run_dir)
+        except TruthError as exc:
+            raise SessionError(str(exc)) from None
+        if timeline is None or not timeline.phases:
             raise SessionError(f"{run_dir} has no scenario timeline (scenario/timeline.json): play a scenario first")
-        return cls(Path(run_dir), timeline, read_ledger(run_dir))
+        return cls(Path(run_dir), timeline, ledger, time.time() if now is None else now)
 
     @property
-    def phases(self) -> list[dict]:
-        return self.timeline["phases"]
+    def phases(self) -> list[PhaseRecord]:
+        return self.timeline.phases
 
     @property
     def start(self) -> float:
-        return self.phases[0]["start"]
+        return self.phases[0].start
 
     @property
     def end(self) -> float:
+        """When the scenario ended; while it plays, now."""
         last = self.phases[-1]
-        return last["end"] or last["planned_end"]
+        return last.end if last.end is not None else min(self.now, last.planned_end)
 
-    def phase(self, name: str) -> dict | None:
-        return next((p for p in self.phases if p["name"] == name), None)
+    @property
+    def finished(self) -> bool:
+        return self.timeline.status != "running"
 
-    def quiet_phases(self) -> list[dict]:
+    def phase(self, name: str) -> PhaseRecord | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def phase_end(self, phase: PhaseRecord) -> float:
+        return phase.end if phase.end is not None else self.end
+
+    def quiet_phases(self) -> list[PhaseRecord]:
         """Phases before any injection: the baseline, where nothing should fire."""
         quiet = []
         for p in self.phases:
-            if p["injections"]:
+            if p.injections or p.outage or p.faults.added_latency_seconds or p.faults.error_rate:
                 break
             quiet.append(p)
         return quiet
 
+    def baseline(self) -> tuple[float, float] | None:
+        quiet = self.quiet_phases()
+        return (quiet[0].start, self.phase_end(quiet[-1])) if quiet else None
+
     def incidents(self) -> list[Incident]:
-        """Each injection, merged over the consecutive phases that hold it."""
-        open_: dict[tuple, Incident] = {}
+        """Each injection, merged over the consecutive phases that hold it, in order of onset."""
+        open_: dict[str, Incident] = {}
         done: list[Incident] = []
         for p in self.phases:
-            end = p["end"] or p["planned_end"]
+            end = self.phase_end(p)
             seen = set()
-            for inj in p["injections"]:
-                params = {k: v for k, v in inj.items() if k not in ("kind", "start", "end", "onset", "shift", "scale")}
-                key = (inj["kind"], tuple(sorted((k, str(v)) for k, v in params.items())))
+            for inj in p.injections:
+                key = _identity(inj)
                 seen.add(key)
-                if key in open_:
-                    open_[key] = Incident(inj["kind"], params, open_[key].start, end)
-                else:
-                    open_[key] = Incident(inj["kind"], params, p["start"], end)
+                first = open_.get(key)
+                open_[key] = Incident(first.injection if first else inj, first.start if first else p.start, end)
             for key in [k for k in open_ if k not in seen]:
                 done.append(open_.pop(key))
         return sorted(done + list(open_.values()), key=lambda i: i.start)
 
-    # --- the ledger ------------------------------------------------------------------------------------
-    def _sum(self, column: str, start: float = -1, end: float = 1e18) -> int:
-        return sum(int(r[column] or 0) for r in self.ledger if start <= int(r["second"]) < end)
+    def played_kinds(self) -> set[str]:
+        return {i.kind for i in self.incidents()}
 
-    def in_session(self, column: str) -> int:
-        return self._sum(column, int(self.start), int(self.end) + 1)
+    # --- the ledger ------------------------------------------------------------------------------------
+    def rows(self, start: float, end: float) -> list[LedgerRow]:
+        return [r for r in self.ledger if start <= r.second < end]
+
+    def total(self, column: str, start: float | None = None, end: float | None = None) -> int:
+        """The sum of a ledger column (a LedgerRow field or property) between two times (default: the session)."""
+        lo = int(self.start) if start is None else start
+        hi = int(self.end) + 1 if end is None else end
+        return sum(getattr(r, column) for r in self.rows(lo, hi))
 
     def client_latency(self, start: float, end: float) -> float:
         """Mean /predict latency the client saw between start and end."""
-        rows = [r for r in self.ledger if start <= int(r["second"]) < end and r["latency_mean_seconds"]]
-        n = sum(int(r["requests"]) for r in rows)
-        return sum(float(r["latency_mean_seconds"]) * int(r["requests"]) for r in rows) / n if n else float("nan")
+        rows = [r for r in self.rows(start, end) if r.latency_mean_seconds is not None]
+        n = sum(r.requests for r in rows)
+        return sum(r.latency_mean_seconds * r.requests for r in rows) / n if n else float("nan")
 
     # --- the prediction log ----------------------------------------------------------------------------
+    @property
+    def prediction_log(self) -> Path:
+        return ServiceSettings(run_dir=self.run_dir).prediction_log_path
+
+    def labelled(self):
+        """Every labelled prediction whose label arrived in the session (or in the minute after it)."""
+        return read_labelled(self.prediction_log, self.start, self.end + 60)
+
     def rolling_accuracy(self, window: int) -> list[tuple[float, float]]:
         """(label arrival time, accuracy over the last `window` labels) for every label in the session."""
-        path = self.run_dir / "predictions.sqlite"
-        if not path.exists():
-            return []
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        rows = db.execute("SELECT label_ts, predicted_label = true_label FROM labelled_predictions "
-                          "WHERE true_label IS NOT NULL AND label_ts BETWEEN ? AND ? ORDER BY label_ts",
-                          (self.start, self.end + 60)).fetchall()
-        db.close()
         recent: deque[int] = deque(maxlen=window)
         out = []
-        for ts, correct in rows:
-            recent.append(int(correct))
-            out.append((ts, sum(recent) / len(recent)))
+        for lp in self.labelled():
+            recent.append(int(lp.predicted_label == lp.true_label))
+            out.append((lp.label_ts, sum(recent) / len(recent)))
         return out
+
+    def predictions(self, start: float, end: float):
+        return read_predictions(self.prediction_log, start, end)

@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 import gevent
-from locust import HttpUser, LoadTestShape, constant, events, task
+from locust import FastHttpUser, LoadTestShape, constant, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when run from a checkout
 
 from load.player import REQUEST_TIMEOUT_SECONDS, ScenarioPlayer  # noqa: E402
 from load.scenario import ScenarioError, load_scenario  # noqa: E402
+from load.targets import Target, TargetsError, read_targets  # noqa: E402
 
 log = logging.getLogger("load")
 _player: ScenarioPlayer | None = None
@@ -42,16 +43,28 @@ def _options(parser):
                         help="Where the hidden timeline and ledger are written.")
     parser.add_argument("--faults-file", default=os.environ.get("MLSANDBOX_FAULTS_FILE") or None,
                         include_in_web_ui=False, help="The model server's fault switch (default: in the run dir).")
+    parser.add_argument("--targets", default=None, include_in_web_ui=False,
+                        help="A JSON file of several model servers to play to at once (each with its own run "
+                             "directory); replaces --host, --run-dir and --faults-file.")
 
 
 @events.init.add_listener
 def _check_scenario(environment, **_):
-    # A broken scenario stops Locust before any traffic, with one readable line.
+    # A broken scenario (or targets file) stops Locust before any traffic, with one readable line.
     try:
         load_scenario(environment.parsed_options.scenario)
-    except ScenarioError as exc:
+        targets(environment)
+    except (ScenarioError, TargetsError) as exc:
         print(f"scenario error: {exc}", file=sys.stderr, flush=True)
         os._exit(2)
+
+
+def targets(environment) -> list[Target]:
+    opts = environment.parsed_options
+    if opts.targets:
+        return read_targets(Path(opts.targets))
+    return [Target(name="model-server", url=environment.host or opts.host, run_dir=Path(opts.run_dir),
+                   faults_path=Path(opts.faults_file) if opts.faults_file else None)]
 
 
 def player(environment) -> ScenarioPlayer:
@@ -61,8 +74,7 @@ def player(environment) -> ScenarioPlayer:
         scenario = load_scenario(opts.scenario)
         seed = opts.seed if opts.seed is not None else (
             random.SystemRandom().randrange(2**31) if opts.surprise else scenario.seed)
-        _player = ScenarioPlayer(scenario, seed, opts.speed, Path(opts.run_dir), surprise=opts.surprise,
-                                 faults_path=Path(opts.faults_file) if opts.faults_file else None)
+        _player = ScenarioPlayer(scenario, seed, opts.speed, targets=targets(environment), surprise=opts.surprise)
         _player.start()
     return _player
 
@@ -75,8 +87,17 @@ def _stop(environment, **_):
         _player = None
 
 
-class CustomerTraffic(HttpUser):
+class CustomerTraffic(FastHttpUser):
+    """Sends what the plan says when it says it; to several targets at once, each request goes to every one
+    in parallel (so that each sees it at the same time) and each outcome goes to that target's ledger.
+
+    FastHttpUser (geventhttpclient) costs a few times less CPU per request than HttpUser (requests): with several
+    targets, the load generator shares two cores with every server it plays to.
+    """
+
     wait_time = constant(0)  # the plan sets the pace
+    network_timeout = connection_timeout = REQUEST_TIMEOUT_SECONDS
+    concurrency = 64  # connections per user: one per target it sends to at once
 
     @task
     def act(self):
@@ -90,36 +111,52 @@ class CustomerTraffic(HttpUser):
             gevent.sleep(delay)
         try:
             if action.kind == "predict":
-                self._predict(p, action)
+                ids = self._each_target(p, lambda t: self._predict(p, t, action))
+                if action.request.feedback_delay_seconds is not None:
+                    answered = {name: rid for name, rid in ids.items() if rid}
+                    p.schedule_feedback(answered, bool(action.request.true_label),
+                                        time.time() + action.request.feedback_delay_seconds)
             elif action.kind == "feedback":
-                self._feedback(p, action)
+                self._each_target(p, lambda t: self._feedback(p, t, action), only=set(action.request_ids))
         finally:
             p.done(action)
 
-    def _predict(self, p: ScenarioPlayer, action) -> None:
+    def _each_target(self, p: ScenarioPlayer, send, only: set[str] | None = None) -> dict:
+        chosen = [t for t in p.targets if only is None or t.name in only]
+        if len(chosen) == 1:
+            return {chosen[0].name: send(chosen[0])}
+        jobs = {t.name: gevent.spawn(send, t) for t in chosen}
+        gevent.joinall(list(jobs.values()))
+        return {name: job.value for name, job in jobs.items()}
+
+    def _predict(self, p: ScenarioPlayer, target: Target, action) -> str | None:
+        """Send one prediction; its request id when answered with a 2xx."""
         req = action.request
-        outcome = "failures"
+        outcome, request_id = "failures", None
         sent = time.perf_counter()
-        with self.client.post("/predict", data=req.body, headers={"content-type": "application/json"},
-                              name="/predict", timeout=REQUEST_TIMEOUT_SECONDS, catch_response=True) as resp:
+        with self.client.post(f"{target.url}/predict", data=req.body, headers={"content-type": "application/json"},
+                              name="/predict", catch_response=True) as resp:
             code = resp.status_code or 0
             if 200 <= code < 300:
                 outcome = "ok"
-                if req.feedback_delay_seconds is not None:
-                    p.schedule_feedback(resp.json()["request_id"], bool(req.true_label),
-                                        time.time() + req.feedback_delay_seconds)
+                try:
+                    request_id = resp.json()["request_id"]
+                except (ValueError, KeyError, TypeError):
+                    request_id = None
             elif 400 <= code < 500:
                 outcome = "client_errors"
             elif code >= 500:
                 outcome = "server_errors"
-        p.ledger.record_request(time.time(), action.phase, json.loads(req.body), outcome,
-                                time.perf_counter() - sent)
+        p.ledgers[target.name].record_request(time.time(), action.phase, json.loads(req.body), outcome,
+                                              time.perf_counter() - sent)
+        return request_id
 
-    def _feedback(self, p: ScenarioPlayer, action) -> None:
-        resp = self.client.post("/feedback", json={"request_id": action.request_id, "churned": action.churned},
-                                name="/feedback", timeout=REQUEST_TIMEOUT_SECONDS)
+    def _feedback(self, p: ScenarioPlayer, target: Target, action) -> None:
+        resp = self.client.post(f"{target.url}/feedback",
+                                json={"request_id": action.request_ids[target.name], "churned": action.churned},
+                                name="/feedback")
         if resp.status_code == 200:
-            p.ledger.record_label(time.time(), action.phase)
+            p.ledgers[target.name].record_label(time.time(), action.phase)
 
 
 class ScenarioShape(LoadTestShape):

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from model_service.faults import FaultState, write_fault_state
-from model_service.settings import ServiceSettings
 
 from .scenario import Scenario
 from .surprise import apply_surprise
 from .traffic import PlannedPhase, PlannedRequest, plan_phase
+from .targets import Target
 from .truth import Ledger, Timeline, control_path
 
 log = logging.getLogger("load.player")
@@ -32,21 +32,30 @@ class Action:
     due: float
     phase: str
     request: PlannedRequest | None = None
-    request_id: str | None = None
+    request_ids: dict[str, str] | None = None  # feedback: each target's id for the prediction
     churned: bool | None = None
 
 
 class ScenarioPlayer:
-    def __init__(self, scenario: Scenario, seed: int, speed: float, run_dir: Path, *, surprise: bool = False,
-                 faults_path: Path | None = None, clock: Callable[[], float] = time.time):
+    """Plays to one model server (`run_dir`) or to several at once (`targets`): every target gets the same
+    requests at the same time, its own fault switch, its own ledger and a copy of the timeline."""
+
+    def __init__(self, scenario: Scenario, seed: int, speed: float, run_dir: Path | None = None, *,
+                 targets: list[Target] | None = None, surprise: bool = False, faults_path: Path | None = None,
+                 clock: Callable[[], float] = time.time):
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if targets is None:
+            if run_dir is None:
+                raise ValueError("give a run directory or targets")
+            targets = [Target(name="model-server", url="http://unused", run_dir=Path(run_dir),
+                              faults_path=faults_path)]
         self.scenario = apply_surprise(scenario, seed) if surprise else scenario
-        self.seed, self.speed, self.run_dir = seed, speed, Path(run_dir)
-        self.faults_path = faults_path or ServiceSettings(run_dir=self.run_dir).faults_path
+        self.seed, self.speed, self.targets = seed, speed, targets
+        self.run_dir = targets[0].run_dir  # where `mlsandbox scenario next` asks for skips
         self.clock = clock
-        self.timeline = Timeline(self.run_dir, self.scenario, seed, speed, surprise)
-        self.ledger = Ledger(self.run_dir)
+        self.timeline = Timeline([t.run_dir for t in targets], self.scenario, seed, speed, surprise)
+        self.ledgers = {t.name: Ledger(t.run_dir) for t in targets}
         self.current: PlannedPhase | None = None
         self.phase_start = 0.0
         self._cursor = 0
@@ -59,6 +68,11 @@ class ScenarioPlayer:
         self._users = 2
         self.finished = False
 
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger of the first (usually the only) target."""
+        return self.ledgers[self.targets[0].name]
+
     # --- phases ---------------------------------------------------------------------------------------
     def start(self) -> None:
         self._enter(0, self.clock())
@@ -66,7 +80,7 @@ class ScenarioPlayer:
     def _enter(self, index: int, now: float) -> None:
         planned = plan_phase(self.scenario, index, self.seed, self.speed)
         self.current, self.phase_start, self._cursor = planned, now, 0
-        write_fault_state(self.faults_path, planned.faults)
+        self._write_faults(planned.faults)
         notes = self._set_outage(planned.outage)
         self.timeline.phase_started(planned, now, notes)
         log.info("phase %d/%d started", index + 1, len(self.scenario.phases))
@@ -95,7 +109,8 @@ class ScenarioPlayer:
         if self.current is None and not self._feedback and not self._in_flight and not self.finished:
             self.finished = True
             self.timeline.finish(now, "finished")
-        self.ledger.flush(now)
+        for ledger in self.ledgers.values():
+            ledger.flush(now)
 
     def _read_skips(self) -> int:
         try:
@@ -130,9 +145,9 @@ class ScenarioPlayer:
             req = self.current.requests[self._cursor]
             next_request = (self.phase_start + req.offset_seconds, req)
         if self._feedback and (next_request is None or self._feedback[0][0] <= next_request[0]):
-            due, _, rid, churned = heapq.heappop(self._feedback)
+            due, _, ids, churned = heapq.heappop(self._feedback)
             self._in_flight += 1
-            return Action("feedback", due, self.phase_name, request_id=rid, churned=churned)
+            return Action("feedback", due, self.phase_name, request_ids=ids, churned=churned)
         if next_request is not None:
             self._cursor += 1
             self._in_flight += 1
@@ -148,13 +163,23 @@ class ScenarioPlayer:
         if action.kind != "wait":
             self._in_flight -= 1
 
-    def schedule_feedback(self, request_id: str, churned: bool, due: float) -> None:
+    def schedule_feedback(self, request_ids: dict[str, str] | str, churned: bool, due: float) -> None:
+        """Post the true label at `due` to every target that answered the prediction (target -> its id;
+        a plain id when there is one target)."""
+        if isinstance(request_ids, str):
+            request_ids = {self.targets[0].name: request_ids}
+        if not request_ids:
+            return
         self._seq += 1
-        heapq.heappush(self._feedback, (due, self._seq, request_id, churned))
+        heapq.heappush(self._feedback, (due, self._seq, request_ids, churned))
 
     # --- faults ---------------------------------------------------------------------------------------
+    def _write_faults(self, state: FaultState) -> None:
+        for target in self.targets:
+            write_fault_state(target.fault_switch, state)
+
     def _clear_faults(self) -> None:
-        write_fault_state(self.faults_path, FaultState())
+        self._write_faults(FaultState())
         self._set_outage(False)
 
     def _set_outage(self, on: bool) -> list[str]:
@@ -184,7 +209,8 @@ class ScenarioPlayer:
         if not self.finished:
             self.finished = True
             self.timeline.finish(now, status)
-        self.ledger.close()
+        for ledger in self.ledgers.values():
+            ledger.close()
 
 
 # A client gives up after this long; the fastest requests take milliseconds, a latency fault adds under a second.

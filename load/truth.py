@@ -1,22 +1,33 @@
 """The hidden truth of a played scenario: a timeline of what was injected and a per-second ledger of what
 was sent. Both live in the run directory's `scenario/` folder, which the candidate's code never sees and
 which never reaches the candidate's Prometheus; the grader and the interviewer read them.
+
+Both are typed here, for writing and for reading: `TimelineRecord` (timeline.json) and `LedgerRow`
+(one row of ledger.csv). A scenario played to several servers at once (`mlsandbox calibrate`) writes the
+same timeline into each server's run directory and a ledger of its own to each.
 """
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from model_service.faults import FaultState
 from model_service.spec import default_spec
 
-from .scenario import Scenario
+from .scenario import Injection, Scenario
 from .traffic import PlannedPhase
 
 OUTCOMES = ("ok", "client_errors", "server_errors", "failures")
+
+
+class TruthError(ValueError):
+    """A timeline or ledger file that cannot be read; str() is one readable line."""
 
 
 def scenario_dir(run_dir: Path) -> Path:
@@ -35,78 +46,159 @@ def control_path(run_dir: Path) -> Path:
     return scenario_dir(run_dir) / "control.json"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` in one step: a reader sees the old file or the new one, never half of either."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
-class Timeline:
-    """Each phase and its injections with wall-clock start and end, the parameters played, the seed."""
+# --- the timeline ---------------------------------------------------------------------------------------
 
-    def __init__(self, run_dir: Path, scenario: Scenario, seed: int, speed: float, surprise: bool):
-        self.path = timeline_path(run_dir)
-        self.doc = {
-            "scenario": scenario.name, "seed": seed, "speed": speed, "surprise": surprise,
-            "status": "running", "started_at": None, "finished_at": None, "phases": [],
-            "planned_phases": [p.name for p in scenario.phases],
-        }
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlayedGroundTruth(_Record):
+    fraction: float
+    delay_seconds: float  # scenario seconds
+    wall_delay_seconds: float  # as played (divided by the speed)
+
+
+class PhaseRecord(_Record):
+    """One phase as played: wall-clock start and end, what was injected, the faults switched on."""
+
+    index: int
+    name: str
+    start: float
+    end: float | None = None  # None while it plays
+    planned_end: float
+    rate: float
+    requests_planned: int
+    ground_truth: PlayedGroundTruth
+    faults: FaultState
+    outage: bool = False
+    injections: list[Injection] = []
+    notes: list[str] = []
+    skipped: bool = False
+
+    @property
+    def finish(self) -> float:
+        """When the phase ended, or is planned to end while it plays."""
+        return self.end if self.end is not None else self.planned_end
+
+
+class TimelineRecord(_Record):
+    """timeline.json: the scenario, its seed and speed, and each phase played so far."""
+
+    scenario: str
+    seed: int
+    speed: float
+    surprise: bool
+    status: Literal["running", "finished", "stopped"] = "running"
+    started_at: float | None = None
+    finished_at: float | None = None
+    planned_phases: list[str]
+    phases: list[PhaseRecord] = []
+
+    @property
+    def current(self) -> PhaseRecord | None:
+        """The phase playing now (None before the first and after the last)."""
+        if self.status == "running" and self.phases and self.phases[-1].end is None:
+            return self.phases[-1]
+        return None
+
+
+class Timeline:
+    """Writes the timeline as phases start and end, to each of `run_dirs` (the same document)."""
+
+    def __init__(self, run_dirs: Path | list[Path], scenario: Scenario, seed: int, speed: float, surprise: bool):
+        dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+        self.paths = [timeline_path(d) for d in dirs]
+        self.record = TimelineRecord(scenario=scenario.name, seed=seed, speed=speed, surprise=surprise,
+                                     planned_phases=[p.name for p in scenario.phases])
 
     def phase_started(self, planned: PlannedPhase, now: float, notes: list[str] | None = None) -> None:
-        p = planned.phase
-        truth = planned.ground_truth
-        if self.doc["started_at"] is None:
-            self.doc["started_at"] = now
-        self.doc["phases"].append({
-            "index": planned.index, "name": p.name, "start": now, "end": None,
-            "planned_end": now + planned.wall_seconds, "rate": p.rate,
-            "requests_planned": len(planned.requests),
-            "ground_truth": {"fraction": truth.fraction, "delay_seconds": truth.delay_seconds,
-                             "wall_delay_seconds": truth.delay_seconds / self.doc["speed"]},
-            "faults": planned.faults.model_dump(), "outage": planned.outage,
-            "injections": [{**i.model_dump(), "start": now, "end": None} for i in p.injections],
-            "notes": notes or [],
-        })
+        p, truth = planned.phase, planned.ground_truth
+        if self.record.started_at is None:
+            self.record.started_at = now
+        self.record.phases.append(PhaseRecord(
+            index=planned.index, name=p.name, start=now, planned_end=now + planned.wall_seconds, rate=p.rate,
+            requests_planned=len(planned.requests),
+            ground_truth=PlayedGroundTruth(fraction=truth.fraction, delay_seconds=truth.delay_seconds,
+                                           wall_delay_seconds=truth.delay_seconds / self.record.speed),
+            faults=planned.faults, outage=planned.outage, injections=list(p.injections), notes=notes or []))
         self._write()
 
     def phase_ended(self, now: float, skipped: bool = False) -> None:
-        phase = self.doc["phases"][-1]
-        phase["end"] = now
-        phase["skipped"] = skipped
-        for inj in phase["injections"]:
-            inj["end"] = now
+        phase = self.record.phases[-1]
+        phase.end, phase.skipped = now, skipped
         self._write()
 
-    def finish(self, now: float, status: str) -> None:
-        self.doc["status"] = status
-        self.doc["finished_at"] = now
+    def finish(self, now: float, status: Literal["finished", "stopped"]) -> None:
+        self.record.status, self.record.finished_at = status, now
         self._write()
 
     def _write(self) -> None:
-        _atomic_write(self.path, json.dumps(self.doc, indent=2))
+        text = self.record.model_dump_json(indent=2)
+        for path in self.paths:
+            atomic_write(path, text)
 
 
-def read_timeline(run_dir: Path) -> dict | None:
+def read_timeline(run_dir: Path) -> TimelineRecord | None:
+    """The run directory's timeline; None when no scenario has played there."""
     path = timeline_path(run_dir)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return TimelineRecord.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise TruthError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+# --- the ledger -----------------------------------------------------------------------------------------
+
+class LedgerRow(_Record):
+    """One wall-clock second as the client saw it: requests sent, their outcomes, labels posted, the
+    latency of /predict, and the mean of each numeric feature sent (None when none was)."""
+
+    second: int
+    phase: str
+    requests: int
+    ok: int
+    client_errors: int
+    server_errors: int
+    failures: int
+    labels_posted: int
+    latency_mean_seconds: float | None
+    latency_max_seconds: float | None
+    means: dict[str, float | None]
+
+    @property
+    def answered(self) -> int:
+        """Requests the server answered (any status), as opposed to time-outs and refused connections."""
+        return self.requests - self.failures
+
+
+def _columns(features: list[str]) -> list[str]:
+    return ["second", "phase", "requests", *OUTCOMES, "labels_posted", "latency_mean_seconds",
+            "latency_max_seconds", *[f"mean_{f}" for f in features]]
 
 
 class Ledger:
-    """Per wall-clock second: requests sent, their outcomes as the client saw them, labels posted, and the
-    mean of each numeric feature over what was sent (nulls and non-numbers left out)."""
+    """Writes ledger.csv: a row per completed wall-clock second (see LedgerRow)."""
 
     def __init__(self, run_dir: Path):
         self.path = ledger_path(run_dir)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.features = list(default_spec().numeric)
-        self.columns = ["second", "phase", "requests", *OUTCOMES, "labels_posted",
-                        "latency_mean_seconds", "latency_max_seconds", *[f"mean_{f}" for f in self.features]]
         new = not self.path.exists()
         self._fh = open(self.path, "a", newline="")
         self._csv = csv.writer(self._fh)
         if new:
-            self._csv.writerow(self.columns)
+            self._csv.writerow(_columns(self.features))
             self._fh.flush()
         self._rows: dict[int, dict] = {}
 
@@ -152,9 +244,25 @@ class Ledger:
         self._fh.close()
 
 
-def read_ledger(run_dir: Path) -> list[dict]:
+def _number(text: str) -> float | None:
+    return float(text) if text != "" else None
+
+
+def read_ledger(run_dir: Path) -> list[LedgerRow]:
+    """Every row of the run directory's ledger, typed; [] when there is none."""
     path = ledger_path(run_dir)
     if not path.exists():
         return []
+    rows = []
     with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+        for line, raw in enumerate(csv.DictReader(fh), start=2):
+            try:
+                rows.append(LedgerRow(
+                    second=int(raw["second"]), phase=raw["phase"],
+                    **{k: int(raw[k]) for k in ("requests", *OUTCOMES, "labels_posted")},
+                    latency_mean_seconds=_number(raw["latency_mean_seconds"]),
+                    latency_max_seconds=_number(raw["latency_max_seconds"]),
+                    means={k.removeprefix("mean_"): _number(v) for k, v in raw.items() if k.startswith("mean_")}))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise TruthError(f"{path}:{line}: not a ledger row ({type(exc).__name__}: {exc})") from None
+    return rows

@@ -9,7 +9,8 @@ import typer
 
 from .config import REPO_ROOT, StackConfig
 from .components import ScenarioPlay
-from .stack import Stack, StackError
+from .processes import load_state
+from .stack import Stack, StackError, check_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
@@ -145,7 +146,7 @@ def scenario_status(as_json: bool = typer.Option(False, "--json"), run_dir: Opti
     timeline = read_timeline(_config(run_dir).run_dir)
     if timeline is None:
         _fail("no scenario has played in this run directory")
-    typer.echo(json.dumps(timeline, indent=2) if as_json else describe(timeline))
+    typer.echo(timeline.model_dump_json(indent=2) if as_json else describe(timeline))
 
 
 @scenario_app.command("next")
@@ -156,10 +157,10 @@ def scenario_next(run_dir: Optional[Path] = RunDir) -> None:
 
     cfg = _config(run_dir)
     timeline = read_timeline(cfg.run_dir)
-    if timeline is None or timeline["status"] != "running":
+    if timeline is None or timeline.current is None:
         _fail("no scenario is playing")
     request_skip(cfg.run_dir)
-    typer.echo(f"asked the player to end phase {timeline['phases'][-1]['name']!r} (within a second)")
+    typer.echo(f"asked the player to end phase {timeline.current.name!r} (within a second)")
 
 
 @app.command()
@@ -179,8 +180,13 @@ def grade(
     from grading.cli import GradingFailed, run_grading
 
     cfg = _config(run_dir)
+    if candidate is None:
+        _, extra = load_state(cfg.state_path)
+        candidate = Path(extra["candidate_dir"]) if extra.get("candidate_dir") else None
     try:
-        data, out_dir = run_grading(cfg, prometheus, grafana, candidate, out, rubric, log_to_mlflow, _say)
+        _, data, out_dir = run_grading(cfg.run_dir, prometheus or cfg.prometheus_url, candidate=candidate,
+                                       grafana=grafana, out=out, rubric=rubric,
+                                       mlflow_url=cfg.mlflow_url if log_to_mlflow else None, say=_say)
     except GradingFailed as exc:
         typer.echo(f"mlsandbox grade: {exc}", err=True)
         raise typer.Exit(2)
@@ -189,6 +195,50 @@ def grade(
     else:
         typer.echo(f"score {data['score']}% ({data['points']} of {data['max_points']}); report in {out_dir}")
         typer.echo(f"improve: {data['improvement']['text']}")
+
+
+@app.command()
+def calibrate(
+    candidates: list[Path] = typer.Argument(..., help="Candidate folders (app/, alerts/, dashboards/)."),
+    scenario: str = typer.Option("smoke", "--scenario", help="A shipped scenario or a file."),
+    seed: Optional[int] = SeedOpt,
+    speed: float = SpeedOpt,
+    surprise: bool = SurpriseOpt,
+    out: Path = typer.Option(REPO_ROOT / "run" / "calibration", "--out", help="Where each room's data and report go."),
+    rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric file."),
+    base_port: int = typer.Option(31000, "--base-port", help="First of the ports used (shared services, then "
+                                  "two per candidate)."),
+    scrape_interval: Optional[str] = typer.Option(None, "--scrape-interval",
+                                                  help="Prometheus's interval (smoke wants 1s)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Play one scenario to several candidates at once (each with its own server and Prometheus), grade each,
+    and show the points per rubric item side by side: a rubric change's effect on a corpus of solutions."""
+    from grading.cli import GradingFailed, rubric_or_fail
+
+    from .calibrate import Calibration, side_by_side
+
+    try:
+        rules = rubric_or_fail(rubric)
+        check_scenario(scenario)
+        cal = Calibration(candidates, out, base_port, scrape_interval, _say)
+    except (GradingFailed, StackError) as exc:
+        typer.echo(f"mlsandbox calibrate: {exc}", err=True)
+        raise typer.Exit(2)
+    try:
+        with cal:
+            cal.play(ScenarioPlay(scenario, seed, speed, surprise))
+            cal.wait_after_play(rules.tolerances.resolve_grace_seconds)
+            cal.save_metrics()
+            _say("grading ...")
+            grades = cal.grade(rules)
+    except (StackError, GradingFailed) as exc:
+        _fail(str(exc))
+    summary = {name: {"score": g.score, "items": {i.key: i.points for i in g.items},
+                      "report": str(cal.out_dir / name / "report")} for name, g in grades.items()}
+    (cal.out_dir / "calibration.json").write_text(json.dumps(summary, indent=2))
+    typer.echo(json.dumps(summary, indent=2) if as_json else side_by_side(grades))
+    typer.echo(f"reports: {cal.out_dir}/<candidate>/report/  summary: {cal.out_dir / 'calibration.json'}")
 
 
 if __name__ == "__main__":

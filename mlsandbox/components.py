@@ -100,8 +100,10 @@ class ScenarioPlay:
     surprise: bool = False
 
 
-def load_generator(cfg: StackConfig, play: ScenarioPlay, headless: bool = False) -> ComponentSpec:
-    """Locust playing a scenario: with its web UI on the Locust port (started at once), or headless."""
+def load_generator(cfg: StackConfig, play: ScenarioPlay, headless: bool = False,
+                   targets_file: Path | None = None) -> ComponentSpec:
+    """Locust playing a scenario: with its web UI on the Locust port (started at once), or headless; to the
+    sandbox's model server, or to each server a targets file lists (`mlsandbox calibrate`)."""
     argv = [
         PYTHON, "-m", "locust", "-f", str(REPO_ROOT / "load" / "locustfile.py"),
         "--host", cfg.url(cfg.model_server_port),
@@ -113,6 +115,8 @@ def load_generator(cfg: StackConfig, play: ScenarioPlay, headless: bool = False)
         argv += ["--seed", str(play.seed)]
     if play.surprise:
         argv += ["--surprise"]
+    if targets_file is not None:
+        argv += ["--targets", str(targets_file.resolve())]
     if headless:
         argv += ["--headless", "--only-summary"]
     else:

@@ -155,8 +155,8 @@ def docker_grade(
     except DockerStackError as exc:
         _fail(str(exc))
     try:
-        data, out_dir = run_grading(StackConfig(run_dir=session_dir), prometheus, grafana,
-                                    Path(state.settings["CANDIDATE_DIR"]), out, None, False, typer.echo, server)
+        _, data, out_dir = run_grading(session_dir, prometheus, candidate=Path(state.settings["CANDIDATE_DIR"]),
+                                       grafana=grafana, out=out, say=typer.echo, server_address=server)
     except GradingFailed as exc:
         typer.echo(f"mlsandbox docker grade: {exc}", err=True)
         raise typer.Exit(2)

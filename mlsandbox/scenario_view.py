@@ -4,36 +4,38 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from load.scenario import Injection
+from load.truth import TimelineRecord
+
 
 def _clock(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "--:--:--"
 
 
-def _injection(inj: dict) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in inj.items() if k not in ("kind", "start", "end"))
-    return f"{inj['kind']}({params})" if params else inj["kind"]
+def _injection(inj: Injection) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in inj.model_dump().items() if k != "kind")
+    return f"{inj.kind}({params})" if params else inj.kind
 
 
-def describe(timeline: dict, now: float | None = None) -> str:
+def describe(timeline: TimelineRecord, now: float | None = None) -> str:
     now = time.time() if now is None else now
-    lines = [f"scenario {timeline['scenario']}  seed {timeline['seed']}  speed {timeline['speed']}x"
-             f"{'  surprise' if timeline['surprise'] else ''}  status {timeline['status']}"]
-    phases = timeline["phases"]
-    if timeline["status"] == "running" and phases:
-        cur = phases[-1]
-        left = max(0.0, cur["planned_end"] - now)
-        lines.append(f"NOW: phase {cur['index'] + 1}/{len(timeline['planned_phases'])} {cur['name']!r}, "
-                     f"{left:.0f}s left, {cur['rate']:g} req/s, labels {cur['ground_truth']['fraction']:.0%} "
-                     f"after {cur['ground_truth']['wall_delay_seconds']:g}s")
-        injected = [_injection(i) for i in cur["injections"]]
+    lines = [f"scenario {timeline.scenario}  seed {timeline.seed}  speed {timeline.speed}x"
+             f"{'  surprise' if timeline.surprise else ''}  status {timeline.status}"]
+    cur = timeline.current
+    if cur is not None:
+        left = max(0.0, cur.planned_end - now)
+        lines.append(f"NOW: phase {cur.index + 1}/{len(timeline.planned_phases)} {cur.name!r}, "
+                     f"{left:.0f}s left, {cur.rate:g} req/s, labels {cur.ground_truth.fraction:.0%} "
+                     f"after {cur.ground_truth.wall_delay_seconds:g}s")
+        injected = [_injection(i) for i in cur.injections]
         lines.append("  injected: " + ("; ".join(injected) if injected else "nothing"))
-        if cur["notes"]:
-            lines.append("  note: " + "; ".join(cur["notes"]))
-        upcoming = timeline["planned_phases"][cur["index"] + 1:]
+        if cur.notes:
+            lines.append("  note: " + "; ".join(cur.notes))
+        upcoming = timeline.planned_phases[cur.index + 1:]
         lines.append("  next: " + (", ".join(upcoming) if upcoming else "end of scenario"))
     lines.append("played:")
-    for p in phases:
-        injected = "; ".join(_injection(i) for i in p["injections"]) or "nothing"
-        lines.append(f"  {_clock(p['start'])}-{_clock(p['end'])}  {p['name']:<16} {injected}"
-                     f"{'  (skipped ahead)' if p.get('skipped') else ''}")
+    for p in timeline.phases:
+        injected = "; ".join(_injection(i) for i in p.injections) or "nothing"
+        lines.append(f"  {_clock(p.start)}-{_clock(p.end)}  {p.name:<16} {injected}"
+                     f"{'  (skipped ahead)' if p.skipped else ''}")
     return "\n".join(lines)

@@ -10,13 +10,15 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import sklearn
 
+from .churn_data import records_to_frame
+from .fast_scorer import LinearScorer
 from .settings import ServiceSettings
 
 log = logging.getLogger("model_service.model_store")
@@ -31,12 +33,24 @@ class LoadedModel:
     run_id: str | None
     threshold: float
     source: Literal["mlflow", "local-copy"]
+    # The pipeline folded into weights (see fast_scorer.py); None when the pipeline is not one it knows.
+    scorer: LinearScorer | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:
+            object.__setattr__(self, "scorer", LinearScorer.from_pipeline(self.pipeline))
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
-        """Churn probability for each row."""
+        """Churn probability for each row of a frame, through the pipeline."""
         # The request schema already rejects NaN and infinity; skipping sklearn's own check saves ~10%.
         with sklearn.config_context(assume_finite=True):
             return self.pipeline.predict_proba(features)[:, 1]
+
+    def score_records(self, records: list[dict], path: Literal["fast", "dataframe"] = "fast") -> np.ndarray:
+        """Churn probability for each customer dict: by the folded weights, or through a frame and the pipeline."""
+        if path == "fast" and self.scorer is not None:
+            return self.scorer.score(records)
+        return self.score(records_to_frame(records))
 
 
 class ModelUnavailable(RuntimeError):

@@ -13,7 +13,6 @@ from typing import Sequence
 
 from pydantic import BaseModel
 
-from .churn_data import records_to_frame
 from .faults import FaultSwitch, ServiceFault
 from .model_store import LoadedModel, load_champion
 from .prediction_log import LabelledPrediction, PredictionLog, PredictionRecord, UnknownRequestId
@@ -35,17 +34,20 @@ class Prediction:
 
 
 class ChurnService:
-    def __init__(self, model: LoadedModel, prediction_log: PredictionLog, faults: FaultSwitch):
+    def __init__(self, model: LoadedModel, prediction_log: PredictionLog, faults: FaultSwitch,
+                 scoring: str = "fast"):
         self.model = model
         self.prediction_log = prediction_log
         self.faults = faults
+        self.scoring = scoring
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings | None = None) -> "ChurnService":
         settings = settings or get_settings()
         model = load_champion(settings)
         log.info("serving %s version %s (from %s)", model.name, model.version, model.source)
-        return cls(model, PredictionLog(settings.prediction_log_path), FaultSwitch(settings.faults_path))
+        return cls(model, PredictionLog(settings.prediction_log_path), FaultSwitch(settings.faults_path),
+                   settings.scoring)
 
     @property
     def model_version(self) -> str:
@@ -60,7 +62,7 @@ class ChurnService:
         """Score customers and log each prediction. Raises ServiceFault when a fault is injected."""
         self.faults.apply()
         rows = [c.model_dump() for c in customers]
-        scores = self.model.score(records_to_frame(rows))
+        scores = self.model.score_records(rows, self.scoring)
         now = time.time()
         predictions = [
             Prediction(uuid.uuid4().hex, float(s), bool(s >= self.model.threshold), self.model.version, row)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,9 @@ class ServiceSettings(BaseSettings):
     max_batch_size: int = Field(100, ge=1, le=10_000)
     # Seconds to wait for MLflow before serving the local copy of the model.
     mlflow_timeout_seconds: float = Field(5.0, gt=0)
+    # How /predict scores: the pipeline folded into weights (fast), or a DataFrame through the pipeline itself
+    # (the benchmark compares both; the scores are the same).
+    scoring: Literal["fast", "dataframe"] = "fast"
 
     @property
     def prediction_log_path(self) -> Path:

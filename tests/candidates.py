@@ -30,12 +30,32 @@ def _drop_rule(path: Path, alert: str) -> None:
     path.write_text(pattern.sub("", text))
 
 
+BROKEN_RULES = """
+      - alert: AccuracyTypo
+        expr: churn_model_acuracy < 0.7
+        for: 10s
+        labels:
+          severity: critical
+        annotations:
+          summary: Accuracy is low (but the metric's name is misspelled)
+      - alert: ManyToMany
+        expr: http_requests_total / on() churn_predictions_total > 1
+        for: 10s
+        labels:
+          severity: warning
+        annotations:
+          summary: Fails at every evaluation (many-to-many matching)
+"""
+
+
 def unreachable_threshold_and_ms_latency(dest: Path) -> Path:
-    """Alerting: the performance alert's threshold cannot be reached. System: latency recorded in
-    milliseconds in a metric named _seconds (buckets and latency alert in milliseconds too, consistently)."""
+    """Alerting: the performance alert's threshold cannot be reached, and two more rules can never work: one
+    reads a misspelled metric, one fails at every evaluation. System: latency recorded in milliseconds in a
+    metric named _seconds (buckets and latency alert in milliseconds too, consistently)."""
     copy_reference(dest)
     rules = dest / "alerts" / "churn-model.yml"
     _edit(rules, "churn_model_accuracy < 0.7", "churn_model_accuracy < -1")
+    rules.write_text(rules.read_text().rstrip("\n") + "\n" + BROKEN_RULES.lstrip("\n"))
     http = dest / "app" / "http_metrics.py"
     _edit(http, "LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)",
           "LATENCY_BUCKETS = (5, 10, 20, 40, 75, 100, 150, 250, 500, 1000, 2500, 5000)")
@@ -46,19 +66,25 @@ def unreachable_threshold_and_ms_latency(dest: Path) -> Path:
 
 
 def no_drift_and_always_firing(dest: Path) -> Path:
-    """Drift: no drift metric at all (nor its alerts and panels). Alerting: an alert that always fires."""
+    """Drift: nothing watches the inputs' distribution (no drift scores, and no out-of-range counts either,
+    which a drift past the training range would move just as well), nor its alerts and panels. Alerting: an
+    alert that always fires."""
     copy_reference(dest)
     _edit(dest / "app" / "monitoring.py", "    _drift.start()\n", "")
     _edit(dest / "app" / "monitoring.py", "    _drift = DriftMonitor(settings(), model.run_id, model.version)\n", "")
+    _edit(dest / "app" / "model_metrics.py", "                _out_of_range[name].inc()", "                pass")
     rules = dest / "alerts" / "churn-model.yml"
-    for alert in ("FeatureDrift", "PredictionDistributionShift"):
+    for alert in ("FeatureDrift", "PredictionDistributionShift", "InputOutOfRange"):
         _drop_rule(rules, alert)
     _edit(rules, "  - name: churn-model-quality\n    rules:\n", "  - name: churn-model-quality\n    rules:\n"
           "      - alert: AlwaysOn\n        expr: vector(1)\n        labels:\n          severity: warning\n"
           "        annotations:\n          summary: Always on\n          description: Fires whatever happens.\n")
     board = dest / "dashboards" / "churn-drift.json"
     doc = json.loads(board.read_text())
-    doc["panels"] = [p for p in doc["panels"] if p["type"] == "row"]  # keep only the data-quality row
+    doc["panels"] = [p for p in doc["panels"] if p["type"] == "row"]  # keep only the data-quality row ...
+    for row in doc["panels"]:  # ... without its out-of-range panel
+        row["panels"] = [p for p in row.get("panels", [])
+                         if not any("out_of_range" in t.get("expr", "") for t in p.get("targets", []))]
     board.write_text(json.dumps(doc, indent=2))
     return dest
 

@@ -64,3 +64,11 @@ def starter_client(tmp_path, loaded_model):
     with_client.faults_path = tmp_path / "faults.json"
     yield with_client
     svc.prediction_log.close()
+
+
+@pytest.fixture(scope="session")
+def main_play(tmp_path_factory):
+    """One smoke play (seed 7) to the reference, the starter, the mutants and the corpus at once (tests/plays.py)."""
+    from plays import main_play_extras, play_in_process
+
+    return play_in_process(tmp_path_factory.mktemp("main-play"), seed=7, with_mutants=True, extras=main_play_extras)

@@ -105,7 +105,7 @@ def test_prometheus_scrapes_the_model_server_and_saw_the_scenarios_traffic(docke
     sandbox = docker_session.sandbox()
     session = sandbox.collect_session(docker_session.run_dir / "collected")
     ledger = read_ledger(session)
-    sent = sum(int(r["requests"]) for r in ledger)
+    sent = sum(r.requests for r in ledger)
     served = docker_session.prom_query('sum(http_requests_total{endpoint=~"/predict.*"})')
     assert sent > 1000
     assert served and float(served[0]["value"][1]) == pytest.approx(sent, abs=2), (sent, served)

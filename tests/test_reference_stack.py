@@ -27,8 +27,8 @@ def session(tmp_path_factory):
     try:
         s.cli("scenario", "play", "smoke", "--seed", "7")
         s.timeline = read_timeline(s.run_dir)
-        s.phase = {p["name"]: (p["start"], p["end"]) for p in s.timeline["phases"]}
-        s.start, s.end = s.timeline["phases"][0]["start"], s.timeline["phases"][-1]["end"]
+        s.phase = {p.name: (p.start, p.end) for p in s.timeline.phases}
+        s.start, s.end = s.timeline.phases[0].start, s.timeline.phases[-1].end
         yield s
     finally:
         s.cli("down", check=False)

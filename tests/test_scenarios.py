@@ -190,12 +190,12 @@ def test_player_switches_phases_and_faults_and_writes_the_timeline(tmp_path):
     player.advance()
     assert player.phase_name == "latency-fault" and json.loads(faults.read_text())["added_latency_seconds"] == 0.3
     timeline = read_timeline(tmp_path)
-    assert [p["name"] for p in timeline["phases"]][-1] == "latency-fault"
-    assert timeline["phases"][1]["start"] == 1_000_025.0 and timeline["phases"][1]["end"] == 1_000_037.0
-    assert timeline["phases"][1]["injections"][0]["feature"] == "monthly_charges"
+    assert [p.name for p in timeline.phases][-1] == "latency-fault"
+    assert timeline.phases[1].start == 1_000_025.0 and timeline.phases[1].end == 1_000_037.0
+    assert timeline.phases[1].injections[0].feature == "monthly_charges"
     clock.t += 100
     player.advance()
-    assert player.finished and read_timeline(tmp_path)["status"] == "finished"
+    assert player.finished and read_timeline(tmp_path).status == "finished"
     assert json.loads(faults.read_text())["added_latency_seconds"] == 0
 
 
@@ -222,7 +222,7 @@ def test_scenario_next_ends_the_current_phase(tmp_path):
     clock.t += 1
     player.advance()
     assert player.phase_name == "feature-drift"
-    assert read_timeline(tmp_path)["phases"][0]["skipped"] is True
+    assert read_timeline(tmp_path).phases[0].skipped is True
 
 
 def test_ledger_rows_per_second(tmp_path):
@@ -233,7 +233,7 @@ def test_ledger_rows_per_second(tmp_path):
     player.ledger.record_label(11.1, "baseline")
     player.ledger.close()
     rows = read_ledger(tmp_path)
-    assert rows[0]["second"] == "10" and rows[0]["requests"] == "2" and rows[0]["server_errors"] == "1"
-    assert float(rows[0]["mean_monthly_charges"]) == 60 and rows[0]["mean_tenure_months"] == ""
-    assert float(rows[0]["latency_mean_seconds"]) == pytest.approx(0.02)
-    assert rows[1]["labels_posted"] == "1"
+    assert rows[0].second == 10 and rows[0].requests == 2 and rows[0].server_errors == 1
+    assert rows[0].means["monthly_charges"] == 60 and rows[0].means["tenure_months"] is None
+    assert rows[0].latency_mean_seconds == pytest.approx(0.02)
+    assert rows[1].labels_posted == 1

@@ -27,10 +27,10 @@ def played(tmp_path_factory):
     s = SandboxUnderTest(run_dir=base / "run", candidate=copy_candidate(REPO / "starter_repo", base / "candidate"))
     s.up_result = s.up("--scenario", "smoke", "--seed", "7")
     try:
-        wait_for(lambda: (read_timeline(s.run_dir) or {}).get("phases"), 30, what="the scenario to start")
+        wait_for(lambda: getattr(read_timeline(s.run_dir), "phases", None), 30, what="the scenario to start")
         s.status_during_play = s.cli("scenario", "status").stdout
         s.locust_ui = httpx.get(s.url("locust"), timeout=10).status_code
-        wait_for(lambda: read_timeline(s.run_dir)["status"] == "finished", 150, interval=2,
+        wait_for(lambda: read_timeline(s.run_dir).status == "finished", 150, interval=2,
                  what="smoke to finish")
         yield s
     finally:
@@ -42,8 +42,8 @@ def _log(stack):
 
 
 def _window(timeline, name):
-    p = next(p for p in timeline["phases"] if p["name"] == name)
-    return p["start"], p["end"]
+    p = next(p for p in timeline.phases if p.name == name)
+    return p.start, p.end
 
 
 def _features_in(stack, timeline, name):
@@ -59,19 +59,18 @@ def test_interviewer_sees_the_current_phase_and_locust_ui_answers(played):
 
 def test_timeline_has_every_phase_with_wall_clock_times_and_the_seed(played):
     timeline = read_timeline(played.run_dir)
-    assert timeline["seed"] == 7 and timeline["scenario"] == "smoke"
-    assert [p["name"] for p in timeline["phases"]] == [p.name for p in load_scenario("smoke").phases]
-    for a, b in zip(timeline["phases"], timeline["phases"][1:]):
-        assert a["end"] == b["start"]
-    assert [i["kind"] for i in timeline["phases"][2]["injections"]] == ["covariate_drift", "unit_change",
-                                                                        "renamed_category"]
+    assert timeline.seed == 7 and timeline.scenario == "smoke"
+    assert [p.name for p in timeline.phases] == [p.name for p in load_scenario("smoke").phases]
+    for a, b in zip(timeline.phases, timeline.phases[1:]):
+        assert a.end == b.start
+    assert [i.kind for i in timeline.phases[2].injections] == ["covariate_drift", "unit_change", "renamed_category"]
 
 
 def test_ledger_request_counts_match_the_servers_prediction_log(played):
     ledger = read_ledger(played.run_dir)
-    sent = sum(int(r["requests"]) for r in ledger)
-    ok = sum(int(r["ok"]) for r in ledger)
-    rejected = sum(int(r["client_errors"]) for r in ledger)
+    sent = sum(r.requests for r in ledger)
+    ok = sum(r.ok for r in ledger)
+    rejected = sum(r.client_errors for r in ledger)
     plans = [plan_phase(load_scenario("smoke"), k, 7).requests for k in range(6)]
     renamed = sum('"payment_method": "card"' in r.body for plan in plans for r in plan)
     received = _log(played).execute("SELECT count(*) FROM predictions").fetchone()[0]
@@ -120,10 +119,9 @@ def test_labels_arrive_for_the_configured_fraction_after_the_configured_delay(pl
 def test_latency_fault_shows_in_client_latency_for_its_phase_only(played):
     timeline = read_timeline(played.run_dir)
     start, end = _window(timeline, "latency-fault")
-    ledger = [r for r in read_ledger(played.run_dir) if r["latency_mean_seconds"]]
-    inside = [float(r["latency_mean_seconds"]) for r in ledger if start + 1 <= int(r["second"]) < end - 1]
-    outside = [float(r["latency_mean_seconds"]) for r in ledger
-               if not (start - 1 <= int(r["second"]) < end + 1)]
+    ledger = [r for r in read_ledger(played.run_dir) if r.latency_mean_seconds is not None]
+    inside = [r.latency_mean_seconds for r in ledger if start + 1 <= r.second < end - 1]
+    outside = [r.latency_mean_seconds for r in ledger if not (start - 1 <= r.second < end + 1)]
     assert min(inside) >= 0.3
     assert statistics.median(outside) < 0.1
 
@@ -148,12 +146,12 @@ def test_outage_freezes_the_server_then_it_recovers(played, tmp_path):
     ledger = read_ledger(played.run_dir)
     by_phase = {}
     for r in ledger:
-        by_phase.setdefault(r["phase"], []).append(r)
-    sent = sum(int(r["requests"]) for r in by_phase["outage"])
+        by_phase.setdefault(r.phase, []).append(r)
+    sent = sum(r.requests for r in by_phase["outage"])
     # Requests sent in the outage's last seconds are answered once the server thaws; the others time out.
-    assert sum(int(r["failures"]) for r in by_phase["outage"]) >= sent / 3
-    assert all(int(r["failures"]) == 0 for r in by_phase["before"])
-    assert sum(int(r["ok"]) for r in by_phase["after"]) > 0
+    assert sum(r.failures for r in by_phase["outage"]) >= sent / 3
+    assert all(r.failures == 0 for r in by_phase["before"])
+    assert sum(r.ok for r in by_phase["after"]) > 0
     assert httpx.get(f"{played.url('model_server')}/health", timeout=5).status_code == 200
     with open(f"/proc/{_model_server_pgid(played.run_dir)}/stat") as fh:
         assert fh.read().rsplit(")", 1)[1].split()[0] != "T"  # not left stopped
@@ -169,10 +167,10 @@ def test_surprise_plays_hidden_parameters_and_prints_none(played, tmp_path):
     )
     result = played.cli("scenario", "play", str(scenario), "--surprise")
     timeline = read_timeline(played.run_dir)
-    assert timeline["surprise"] is True
-    drifted = timeline["phases"][1]["injections"][0]["feature"]
+    assert timeline.surprise is True
+    drifted = timeline.phases[1].injections[0].feature
     assert drifted in ("tenure_months", "age_years")
     log = (played.run_dir / "logs" / "load-headless.log").read_text()
     printed = result.stdout + result.stderr + log
-    for hidden in (*default_spec().features, "covariate_drift", str(timeline["seed"])):
+    for hidden in (*default_spec().features, "covariate_drift", str(timeline.seed)):
         assert hidden not in printed, hidden

@@ -1,198 +1,264 @@
-"""Item 5, alerting: rules load and are valid; an alert watches a critical metric; each injected incident
-is caught (with its detection latency); nothing fires in the baseline; alerts resolve after recovery;
-every alert has a severity and a summary."""
+"""Item 5, alerting: rules load, evaluate and read something the server exposed; an alert watches a critical
+metric; each injected incident is caught (with its detection latency) by an alert whose signal can see it;
+nothing fires in the baseline; alerts resolve after recovery; every alert has a severity and a summary.
+
+What an alert watches is found from its condition's value side (judged like any signal: an alert on a recorded
+accuracy is a performance alert) or, failing that, from the scraped metrics it reads through recording rules.
+"""
 from __future__ import annotations
 
 import subprocess
-import time
+from dataclasses import dataclass, field
 
-from ..context import CheckResult, Evidence, GradingContext, families_in
+from .. import promql
+from ..context import CheckResult, Context, Evidence
+from ..findings import Findings
+from ..roles import CRITICAL, SEES, Role
 from ..session import Incident
+from ..signals import RuleInfo
 
 ITEM = "alerting"
 STEP = 1.0
-# Which roles of metric can see which kind of incident. An alert reading none of the roles the grader
-# recognised gets the benefit of the doubt for any incident.
-SEES = {
-    "covariate_drift": {"drift_indicator", "score_histogram", "class_counter"},
-    "category_mix": {"drift_indicator", "score_histogram", "class_counter"},
-    "unit_change": {"drift_indicator", "score_histogram", "class_counter"},
-    "stuck_value": {"drift_indicator", "score_histogram", "class_counter"},
-    "renamed_category": {"error_counter", "request_counter", "prediction_counter", "latency_histogram"},
-    "missing_values": {"drift_indicator"},
-    "out_of_range": {"drift_indicator"},
-    "concept_drift": {"performance_gauge"},
-    "latency": {"latency_histogram"},
-    "errors": {"error_counter", "request_counter", "prediction_counter", "latency_histogram"},
-    "outage": {"availability", "request_counter", "prediction_counter", "latency_histogram"},
-}
 
 
-def alerting_rules(ctx: GradingContext) -> list[dict]:
-    return [r for g in ctx.prom.rules() for r in g.get("rules", []) if r.get("type") == "alerting"]
+@dataclass
+class AlertRule:
+    info: RuleInfo
+    reads: set[str]  # the metric names it reads, through recording rules
+    missing: set[str]  # of those, the ones Prometheus never held
+    roles: list[Role]  # what it watches, the role that explains its condition best first
+    how: str  # how its roles were found
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def dead(self) -> bool:
+        """It reads metrics, and none of them ever existed: it can never fire (or always does, on absent())."""
+        return bool(self.reads) and self.missing == self.reads
+
+    @property
+    def broken(self) -> bool:
+        return self.info.health == "err"
 
 
-def firing_intervals(ctx: GradingContext, until: float) -> dict[tuple, list[tuple[float, float]]]:
-    """(alertname, labels...) -> the intervals it was firing, from Prometheus's ALERTS series."""
-    out = {}
+@dataclass(frozen=True)
+class Firing:
+    alert: str
+    labels: tuple[tuple[str, str], ...]
+    start: float
+    end: float
+
+    @property
+    def key(self) -> str:
+        feature = dict(self.labels).get("feature")
+        return f"{self.alert}/{feature}" if feature else self.alert
+
+
+@dataclass(frozen=True)
+class Detection:
+    incident: Incident
+    firing: Firing | None
+    pending: bool = False  # mid-session: not caught yet, but still under way (or within the grace)
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.firing is None else self.firing.start - self.incident.start
+
+
+@dataclass
+class AlertOutcome:
+    rules: list[AlertRule] = field(default_factory=list)
+    firings: list[Firing] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+
+
+def describe_rules(ctx: Context, found: Findings) -> list[AlertRule]:
+    held = set(ctx.prom.label_values("__name__", "{__name__=~\".+\"}"))
+    records = ctx.signals.records
+    out = []
+    for r in (r for r in ctx.rules if r.kind == "alerting"):
+        reads = promql.resolve(promql.selected(r.query), records)
+        roles: list[Role] = []
+        how = ""
+        for side in promql.value_sides(r.query):
+            sig = ctx.signals.of_expr(side)
+            if sig is None:
+                continue
+            judged = sorted((v for v in found.verdicts if v.signal is sig and v.passed),
+                            key=lambda v: (not v.primary, -abs(v.rho)))
+            for v in judged:
+                if v.role not in roles:
+                    roles.append(v.role)
+            if judged:
+                how = f"its condition {side} follows " + ", ".join(dict.fromkeys(v.role.title for v in judged))
+        if not roles:
+            roles = sorted(found.roles_of_families(reads), key=lambda x: x.value)
+            if roles:
+                how = "it reads " + ", ".join(x.title for x in roles) + " metrics"
+        if "up" in reads and Role.AVAILABILITY not in roles:
+            roles.append(Role.AVAILABILITY)
+            how = how or "it reads the scrape target's up"
+        out.append(AlertRule(r, reads, {n for n in reads if n not in held}, roles, how))
+    return out
+
+
+def firing_intervals(ctx: Context, until: float) -> list[Firing]:
+    """When each alert (and label set) was firing, from Prometheus's ALERTS series."""
+    out = []
     for labels, points in ctx.prom.series_values('ALERTS{alertstate="firing"}', ctx.session.start - 60, until, STEP):
         key = tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", "alertstate")))
-        intervals, open_start, last = [], None, None
+        name = labels.get("alertname", "?")
+        open_start, last = None, None
         for t, _ in points:
             if open_start is None:
                 open_start = t
             elif t - last > STEP * 1.5:
-                intervals.append((open_start, last))
+                out.append(Firing(name, key, open_start, last))
                 open_start = t
             last = t
         if open_start is not None:
-            intervals.append((open_start, last))
-        out[key] = intervals
-    return out
+            out.append(Firing(name, key, open_start, last))
+    return sorted(out, key=lambda f: f.start)
 
 
-def _roles_of(ctx: GradingContext, rule: dict) -> tuple[set[str], bool]:
-    """The roles of the metric families a rule reads, and whether it reads any family the grader could
-    not place (then it may be about anything)."""
-    read = families_in(rule["query"], ctx.families)
-    roles, placed = set(), set()
-    for role, fams in ctx.roles().items():
-        if fams & read:
-            roles.add(role)
-            placed |= fams & read
-    if re_up(rule["query"]):
-        roles.add("availability")
-    return roles, bool(read - placed) or not (read or roles)
+def detections(ctx: Context, rules: list[AlertRule], firings: list[Firing]) -> list[Detection]:
+    """For each incident, the first alert that started firing for it.
+
+    A firing belongs to an incident under way (or just over: within the grace) that what the alert watches can
+    see, and whose feature it names when it names one; among those, the latest to begin. An alert whose roles the
+    grader could not find gets the benefit of the doubt for any incident.
+    """
+    incidents = ctx.session.incidents()
+    by_name = {r.name: r for r in rules}
+    first: dict[int, Firing] = {}
+    features = set(ctx.signals.features)
+    for f in firings:
+        rule = by_name.get(f.alert)
+        roles = rule.roles if rule else []
+        named = {v for _, v in f.labels if v in features}
+        fitting = [i for i, inc in enumerate(incidents)
+                   if inc.start <= f.start <= inc.end + ctx.tol.detection_grace_seconds
+                   and (not roles or set(roles) & SEES.get(inc.kind, frozenset()))
+                   and (not named or not inc.features or named & inc.features)]
+        if not fitting:
+            continue
+
+        def rank(i: int) -> tuple[int, float]:
+            """Incidents seen by the alert's first role first, then by later ones; then the latest to begin."""
+            seen = SEES.get(incidents[i].kind, frozenset())
+            order = next((k for k, role in enumerate(roles) if role in seen), len(roles))
+            return -order, incidents[i].start
+
+        first.setdefault(max(fitting, key=rank), f)
+    s = ctx.session
+    return [Detection(inc, first.get(i), pending=first.get(i) is None and not s.finished
+                      and inc.end + ctx.tol.detection_grace_seconds > s.now)
+            for i, inc in enumerate(incidents)]
 
 
-def re_up(expr: str) -> bool:
-    import re
-
-    return re.search(r"(^|[^a-zA-Z0-9_:])up\s*(\{|$|[^a-zA-Z0-9_:(])", expr) is not None
-
-
-def check(ctx: GradingContext) -> list[CheckResult]:
-    rules = alerting_rules(ctx)
-    results = [_valid(ctx, rules), _critical(ctx, rules)]
-    until = min(time.time(), ctx.session.end + ctx.tol.resolve_grace_seconds)
-    intervals = firing_intervals(ctx, until)
-    roles = {r["name"]: _roles_of(ctx, r) for r in rules}
-    results += [_incidents(ctx, intervals, roles), _false_alarms(ctx, intervals, rules),
-                _resolved(ctx, intervals, until), _annotated(ctx, rules)]
-    ctx.artifacts["alert_intervals"] = intervals
-    return results
+def check(ctx: Context, found: Findings) -> tuple[list[CheckResult], AlertOutcome]:
+    rules = describe_rules(ctx, found)
+    until = min(ctx.session.now, ctx.session.end + ctx.tol.resolve_grace_seconds)
+    firings = firing_intervals(ctx, until)
+    live = [r for r in rules if not r.dead and not r.broken]
+    outcome = AlertOutcome(rules, firings, detections(ctx, live, firings) if live else
+                           [Detection(i, None) for i in ctx.session.incidents()])
+    results = [_valid(ctx, rules), _critical(ctx, live), _incidents(ctx, outcome),
+               _false_alarms(ctx, live, outcome), _resolved(ctx, live, outcome, until), _annotated(ctx, live, rules)]
+    return results, outcome
 
 
-def _valid(ctx: GradingContext, rules: list[dict]) -> CheckResult:
-    unhealthy = [r["name"] for r in rules if r.get("health") not in ("ok", "unknown")]
-    evidence = [Evidence("/api/v1/rules", f"{len(rules)} alerting rules loaded", f"unhealthy: {unhealthy}" if unhealthy else "")]
+def _valid(ctx: Context, rules: list[AlertRule]) -> CheckResult:
+    evidence = []
+    recording_errors = [r for r in ctx.rules if r.kind == "recording" and r.health == "err"]
+    for r in [*[x.info for x in rules if x.broken], *recording_errors]:
+        evidence.append(Evidence(f"{r.kind} rule {r.name}", "fails at evaluation", r.last_error[:300]))
+    for r in rules:
+        if r.dead:
+            evidence.append(Evidence(f"alert {r.name}", "can never see anything",
+                                     f"reads {', '.join(sorted(r.missing))}, which the server never exposed"))
     lint_ok = True
     if ctx.candidate_dir is not None:
-        files = sorted((ctx.candidate_dir / "alerts").glob("*.y*ml"))
+        files = sorted(p for pattern in ("*.yml", "*.yaml") for p in (ctx.candidate_dir / "alerts").glob(pattern))
         if files:
             res = subprocess.run(["promtool", "check", "rules", *map(str, files)], capture_output=True, text=True)
             lint_ok = res.returncode == 0
             evidence.append(Evidence("promtool check rules alerts/*.yml", "SUCCESS" if lint_ok else "FAILED",
                                      "" if lint_ok else (res.stdout + res.stderr).strip()[-300:]))
-    ok = bool(rules) and not unhealthy and lint_ok
-    return ctx.result(ITEM, "rules_valid", 1 if ok else 0,
-                      f"{len(rules)} alerting rules loaded and valid" if ok else
-                      ("no alerting rule is loaded" if not rules else "some rules are invalid or fail to evaluate"), evidence)
-
-
-def _critical(ctx: GradingContext, rules: list[dict]) -> CheckResult:
-    critical_roles = {"performance_gauge", "drift_indicator", "latency_histogram", "error_counter",
-                      "prediction_counter", "request_counter", "score_histogram", "class_counter"}
-    watching = [r["name"] for r in rules if _roles_of(ctx, r)[0] & critical_roles]
-    return ctx.result(ITEM, "alert_on_critical_metric", 1 if watching else 0,
-                      f"alerts on critical metrics: {', '.join(sorted(set(watching)))}" if watching
-                      else "no alert reads a prediction, performance, drift, latency or error metric",
-                      [Evidence("metric families each rule reads", {r["name"]: sorted(_roles_of(ctx, r)[0]) for r in rules})])
-
-
-def _starts(intervals) -> list[tuple[float, tuple]]:
-    return sorted((start, key) for key, ivs in intervals.items() for start, _ in ivs)
-
-
-def _features(inc: Incident) -> set[str]:
-    return {f for f in [inc.params.get("feature"), *inc.params.get("features", [])] if f}
-
-
-def detections(ctx: GradingContext, intervals, roles) -> list[tuple[Incident, tuple | None, float | None]]:
-    """For each incident: the first alert that started firing for it, and how long after its onset.
-
-    Each start of an alert is given to one incident: among those under way (or just over) whose kind the
-    alert's metrics can see (or, failing that, any, when it reads metrics the grader could not place), and
-    whose feature it names when it names one, the one that began last.
-    """
-    incidents = ctx.session.incidents()
-    first: dict[int, tuple[float, tuple]] = {}
-    for start, key in _starts(intervals):
-        labels = dict(key)
-        seen_by, unplaced = roles.get(labels.get("alertname"), (set(), True))
-        named = labels.get("feature")
-        fitting = [i for i, inc in enumerate(incidents)
-                   if inc.start <= start <= inc.end + ctx.tol.detection_grace_seconds
-                   and (seen_by & SEES.get(inc.kind, set()) or unplaced)
-                   and (not named or named in _features(inc))]
-        if not fitting:
-            continue
-        # An incident its metrics can see beats one it is only given the benefit of the doubt for.
-        seeing = [i for i in fitting if seen_by & SEES.get(incidents[i].kind, set())]
-        chosen = max(seeing or fitting, key=lambda i: incidents[i].start)
-        if chosen not in first:
-            first[chosen] = (start, key)
-    return [(inc, first[i][1] if i in first else None, first[i][0] - inc.start if i in first else None)
-            for i, inc in enumerate(incidents)]
-
-
-def _incidents(ctx: GradingContext, intervals, roles) -> CheckResult:
-    found = detections(ctx, intervals, roles)
-    ctx.artifacts["detections"] = found
-    if not found:
-        return ctx.result(ITEM, "incidents_detected", 1, "the scenario injected no incident", [])
-    caught = [f for f in found if f[1] is not None]
-    evidence = [Evidence('ALERTS{alertstate="firing"}', f"{dict(key)['alertname']} after {lat:.0f}s" if key else "no alert",
-                         inc.label) for inc, key, lat in found]
-    return ctx.result(ITEM, "incidents_detected", len(caught) / len(found),
-                      f"{len(caught)} of {len(found)} incidents caught by an alert", evidence)
-
-
-def _false_alarms(ctx: GradingContext, intervals, rules: list[dict]) -> CheckResult:
     if not rules:
-        return ctx.result(ITEM, "no_false_alarms", 0, "no alerting rule: nothing could fire, rightly or not", [])
-    quiet = ctx.session.quiet_phases()
-    if not quiet:
-        return ctx.result(ITEM, "no_false_alarms", 1, "the scenario has no baseline", [])
-    start, end = quiet[0]["start"], quiet[-1]["end"]
-    false = sorted({dict(k)["alertname"] for k, ivs in intervals.items() for a, b in ivs if a < end and b >= start})
+        return ctx.result(ITEM, "rules_valid", 0, "no alerting rule is loaded", evidence)
+    good = [r for r in rules if not r.dead and not r.broken]
+    fraction = 0.0 if not lint_ok else (len(good) - len(recording_errors)) / len(rules)
+    summary = (f"{len(rules)} alerting rules loaded, all evaluate and read what the server exposes"
+               if fraction >= 0.999 else
+               "promtool rejects the rule files" if not lint_ok else
+               f"{len(good)} of {len(rules)} alerting rules evaluate and read what the server exposes" +
+               (f"; {len(recording_errors)} recording rules fail" if recording_errors else ""))
+    return ctx.result(ITEM, "rules_valid", fraction, summary, evidence)
+
+
+def _critical(ctx: Context, live: list[AlertRule]) -> CheckResult:
+    watching = sorted({r.name for r in live if set(r.roles) & CRITICAL})
+    return ctx.result(ITEM, "alert_on_critical_metric", 1 if watching else 0,
+                      f"alerts on what matters: {', '.join(watching)}" if watching
+                      else "no alert watches performance, drift, data quality, latency, errors or traffic",
+                      [Evidence(f"alert {r.name}", [x.value for x in r.roles] or "nothing the grader recognised",
+                                r.how) for r in live])
+
+
+def _incidents(ctx: Context, outcome: AlertOutcome) -> CheckResult:
+    judged = [d for d in outcome.detections if not d.pending]
+    if not judged:
+        return ctx.not_applicable(ITEM, "incidents_detected", "no incident can be judged yet (each is still under way)"
+                                  if outcome.detections else "the scenario injected no incident")
+    caught = [d for d in judged if d.firing is not None]
+    evidence = [Evidence('ALERTS{alertstate="firing"}', f"{d.firing.key} after {d.latency:.0f} s" if d.firing else
+                         ("not yet" if d.pending else "no alert"), d.incident.label) for d in outcome.detections]
+    pending = len(outcome.detections) - len(judged)
+    return ctx.result(ITEM, "incidents_detected", len(caught) / len(judged),
+                      f"{len(caught)} of {len(judged)} incidents caught by an alert that watches what they change"
+                      + (f" ({pending} still under way, not judged yet)" if pending else ""), evidence)
+
+
+def _false_alarms(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) -> CheckResult:
+    if not live:
+        return ctx.result(ITEM, "no_false_alarms", 0, "no alert can fire: quiet proves nothing", [])
+    judged = [d for d in outcome.detections if not d.pending]
+    if judged and not any(d.firing for d in judged):
+        return ctx.result(ITEM, "no_false_alarms", 0,
+                          "no alert caught any incident either: quiet in the baseline proves nothing", [])
+    base = ctx.session.baseline()
+    if base is None:
+        return ctx.result(ITEM, "no_false_alarms", 0, "the scenario has no baseline", [])
+    false = sorted({f.key for f in outcome.firings if f.start < base[1] and f.end >= base[0]})
     return ctx.result(ITEM, "no_false_alarms", 0 if false else 1,
                       f"{len(false)} alerts fired during the baseline: {', '.join(false)}" if false
                       else "nothing fired during the baseline",
                       [Evidence('ALERTS{alertstate="firing"} during the baseline', false or "none")])
 
 
-def _resolved(ctx: GradingContext, intervals, until: float) -> CheckResult:
-    first_incident = min((i.start for i in ctx.session.incidents()), default=None)
-    if first_incident is None:
-        return ctx.result(ITEM, "resolved_after_recovery", 1, "no incident to recover from", [])
-    started = {k: ivs for k, ivs in intervals.items() if any(a >= first_incident for a, _ in ivs)}
-    if not started:
-        return ctx.result(ITEM, "resolved_after_recovery", 0, "no alert fired for the incidents", [])
-    still = sorted({dict(k)["alertname"] for k, ivs in started.items() if ivs[-1][1] >= until - 2 * STEP})
-    fraction = 1 - len(still) / len({dict(k)["alertname"] for k in started})
-    return ctx.result(ITEM, "resolved_after_recovery", fraction,
+def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until: float) -> CheckResult:
+    if not any(d.firing for d in outcome.detections):
+        return ctx.result(ITEM, "resolved_after_recovery", 0, "no alert caught an incident: nothing to resolve", [])
+    first_incident = min(i.start for i in ctx.session.incidents())
+    started = [f for f in outcome.firings if f.end >= first_incident]
+    still = sorted({f.key for f in started if f.end >= until - 2 * STEP})
+    return ctx.result(ITEM, "resolved_after_recovery", 0 if still else 1,
                       "every alert resolved after recovery" if not still else f"still firing: {', '.join(still)}",
                       [Evidence('ALERTS{alertstate="firing"}', still or "none firing",
-                                f"at {until - ctx.session.end:.0f}s after the scenario ended")])
+                                f"at {until - ctx.session.end:.0f} s after the scenario ended")])
 
 
-def _annotated(ctx: GradingContext, rules: list[dict]) -> CheckResult:
-    if not rules:
-        return ctx.result(ITEM, "severity_and_summary", 0, "no alerting rule", [])
-    good = [r["name"] for r in rules if r.get("labels", {}).get("severity")
-            and (r.get("annotations", {}).get("summary") or r.get("annotations", {}).get("description"))]
-    missing = sorted({r["name"] for r in rules} - set(good))
-    return ctx.result(ITEM, "severity_and_summary", len(good) / len(rules),
+def _annotated(ctx: Context, live: list[AlertRule], rules: list[AlertRule]) -> CheckResult:
+    if not live:
+        return ctx.result(ITEM, "severity_and_summary", 0,
+                          "no alert that can fire" if rules else "no alerting rule", [])
+    good = [r for r in live if r.info.labels.get("severity")
+            and (r.info.annotations.get("summary") or r.info.annotations.get("description"))]
+    missing = sorted({r.name for r in live} - {r.name for r in good})
+    return ctx.result(ITEM, "severity_and_summary", len(good) / len(live),
                       "every alert has a severity and a summary" if not missing else f"missing on {', '.join(missing)}",
-                      [Evidence("/api/v1/rules labels.severity, annotations.summary", f"{len(good)} of {len(rules)}")])
+                      [Evidence("/api/v1/rules labels.severity, annotations.summary", f"{len(good)} of {len(live)}")])
+

@@ -1,57 +1,69 @@
-"""Item 2, performance from ground truth: some gauge follows the accuracy the grader computes from the
-prediction log's labels, and it falls during concept drift."""
+"""Item 2, performance from ground truth: a signal that fills the performance role (it follows the accuracy the
+grader computes from the labels, moves at concept drift, stays put elsewhere), and how far it falls across
+concept drift compared with the labels' own accuracy."""
 from __future__ import annotations
 
-import math
+import numpy as np
 
-from ..context import CheckResult, Evidence, GradingContext
-from .series import between, correlation, describe, gauge_series, mean, step_function_at
+from ..context import CheckResult, Context, Evidence
+from ..findings import Findings
+from ..judge import AFTER_INCIDENT_SECONDS, Verdict
+from ..roles import Role
 
 ITEM = "performance"
 
 
-def check(ctx: GradingContext) -> list[CheckResult]:
-    truth = ctx.session.rolling_accuracy(ctx.tol.accuracy_window_labels)
+def verdict_evidence(v: Verdict) -> list[Evidence]:
+    return [Evidence(v.name, "passed" if t.passed else "failed", f"{t.name}: {t.detail}") for t in v.tests]
+
+
+def check(ctx: Context, found: Findings) -> list[CheckResult]:
+    taken = found.taken(Role.PERFORMANCE)
+    if not taken:
+        tried = found.tried(Role.PERFORMANCE)[:3]
+        evidence = [e for v in tried for e in verdict_evidence(v) if e.seen == "failed"] or \
+            [Evidence("each gauge and expression against the labels' accuracy", "none came near")]
+        note = f"; closest: {tried[0].name} ({tried[0].signal.where})" if tried else ""
+        return [ctx.result(ITEM, "tracks_accuracy", 0, "no signal follows the accuracy of the labelled predictions" + note,
+                           evidence),
+                ctx.result(ITEM, "falls_in_concept_drift", 0, "no performance signal to judge", [])]
+    v = taken[0]
+    tracks = ctx.result(ITEM, "tracks_accuracy", 1, v.summary(), verdict_evidence(v))
+    return [tracks, _falls(ctx, v)]
+
+
+def relative_move(times: np.ndarray, values: np.ndarray, start: float, end: float, sign: float) -> tuple[float, float, float]:
+    """(level before, extreme after, move relative to the level before) in direction `sign` (-1: a fall)."""
+    before = values[(times >= start - 10) & (times < start) & np.isfinite(values)]
+    after = values[(times >= start) & (times <= end) & np.isfinite(values)]
+    if not len(before) or not len(after):
+        return np.nan, np.nan, np.nan
+    pre = float(np.median(before))
+    extreme = float(after.min() if sign < 0 else after.max())
+    return pre, extreme, sign * (extreme - pre) / max(abs(pre), 1e-9)
+
+
+def _falls(ctx: Context, v: Verdict) -> CheckResult:
     concept = next((i for i in ctx.session.incidents() if i.kind == "concept_drift"), None)
-    if len(truth) < 20:
-        return [ctx.result(ITEM, "tracks_accuracy", 0, "too few labels arrived in the session to judge", []),
-                ctx.result(ITEM, "falls_in_concept_drift", 0, "too few labels arrived in the session to judge", [])]
-    first_label = truth[0][0]
-    times = [t for t in _grid(first_label + 10, ctx.session.end + 10)]
-    grader = step_function_at(truth, times)
-    best = None
-    for fam, labels, points in gauge_series(ctx):
-        r = correlation(step_function_at(points, times), grader)
-        if math.isfinite(r) and (best is None or abs(r) > abs(best[0])):
-            best = (r, fam, labels, points)
-    if best is None or abs(best[0]) < ctx.tol.accuracy_correlation:
-        seen = f"best |r| = {abs(best[0]):.2f} ({describe(best[2])})" if best else "no gauge with values"
-        return [ctx.result(ITEM, "tracks_accuracy", 0, "no metric follows the accuracy of the labelled predictions",
-                           [Evidence("correlation of each gauge with the grader's rolling accuracy", seen)]),
-                ctx.result(ITEM, "falls_in_concept_drift", 0, "no performance metric to judge", [])]
-    r, fam, labels, points = best
-    ctx.found.setdefault("performance_gauge", []).append(fam)
-    tracks = ctx.result(ITEM, "tracks_accuracy", 1, f"{describe(labels)} follows the labels' accuracy (r = {r:.2f})",
-                        [Evidence(describe(labels), f"r = {r:.2f}",
-                                  f"against the accuracy of the last {ctx.tol.accuracy_window_labels} labels")])
-    return [tracks, _falls(ctx, concept, r, labels, points)]
-
-
-def _grid(start: float, end: float, step: float = 2.0):
-    t = start
-    while t <= end:
-        yield t
-        t += step
-
-
-def _falls(ctx: GradingContext, concept, r: float, labels: dict, points) -> CheckResult:
     if concept is None:
-        return ctx.result(ITEM, "falls_in_concept_drift", 1, "the scenario had no concept drift", [])
-    before = mean(between(points, concept.start - 15, concept.start))
-    after = mean(between(points, concept.end - 5, concept.end + 15))
-    # A metric that follows accuracy falls; one that follows the error rate (r < 0) rises.
-    change = (before - after) if r > 0 else (after - before)
-    enough = before == before and after == after and change >= ctx.tol.performance_drop_relative * max(abs(before), 1e-9)
-    return ctx.result(ITEM, "falls_in_concept_drift", 1 if enough else 0,
-                      f"{describe(labels)} went from {before:.3f} to {after:.3f} across the concept drift",
-                      [Evidence(describe(labels), {"before": round(before, 3), "at its end": round(after, 3)})])
+        return ctx.result(ITEM, "falls_in_concept_drift", 0, "no concept drift was played", [])
+    times = ctx.expected.grid
+    end = concept.end + v.lag + AFTER_INCIDENT_SECONDS
+    truth = next((c for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
+                  if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")), None)
+    if truth is None:
+        return ctx.result(ITEM, "falls_in_concept_drift", 0, "too few labels to judge", [])
+    t_pre, t_low, t_rel = relative_move(times, truth.values, concept.start, end, -1)
+    sign = -1.0 if v.rho >= 0 else 1.0  # an accuracy-like signal falls, an error-like one rises
+    s_pre, s_ext, s_rel = relative_move(times, v.series.values, concept.start, end, sign)
+    if not np.isfinite(s_rel) or not np.isfinite(t_rel) or t_rel <= 0:
+        return ctx.result(ITEM, "falls_in_concept_drift", 0, f"{v.name} has no values around the concept drift", [])
+    needed = max(ctx.tol.performance_drop_relative, 0.5 * t_rel)
+    fraction = s_rel / needed if s_rel > 0 else 0.0
+    way = "fell" if sign < 0 else "rose"
+    return ctx.result(ITEM, "falls_in_concept_drift", fraction,
+                      f"{v.name} {way} from {s_pre:.3g} to {s_ext:.3g} across the concept drift ({s_rel:+.0%} of its level; "
+                      f"the labels' accuracy fell {t_rel:.0%})",
+                      [Evidence(v.name, {"before": round(s_pre, 4), "extreme": round(s_ext, 4)},
+                                f"{way} by {s_rel:.0%} of its level; {needed:.0%} earns full marks"),
+                       Evidence(truth.variant, {"before": round(t_pre, 4), "lowest": round(t_low, 4)}, "the grader's")])

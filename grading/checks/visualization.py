@@ -1,109 +1,67 @@
 """Item 6, visualization: dashboards (from Grafana's API when it answers, else the candidate's JSON files),
-panels covering what the candidate measures, and panels whose queries return data over the session."""
+panels covering what the candidate measures, and panel queries that return data over the session."""
 from __future__ import annotations
 
-import json
-import re
-from urllib.parse import urlsplit, urlunsplit
-
-import httpx
-
-from ..context import CheckResult, Evidence, GradingContext, families_in
+from ..context import CheckResult, Context, Evidence
+from ..findings import Findings
+from ..roles import CATEGORIES, CATEGORY_ORDER, Role
+from ..signals import Source
 
 ITEM = "visualization"
-CATEGORIES = {
-    "predictions": {"prediction_counter", "score_histogram", "class_counter"},
-    "performance": {"performance_gauge"},
-    "system": {"latency_histogram", "request_counter", "error_counter"},
-    "drift": {"drift_indicator"},
-}
-# Grafana's own variables, replaced by what they would be on a dashboard showing this session.
-BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m", "interval": "1m"}
 
 
-def panels(node: dict):
-    """Every panel, rows' nested panels included."""
-    for panel in node.get("panels", []) or []:
-        yield panel
-        yield from panels(panel)
+def _panel_signals(ctx: Context):
+    return ctx.signals.by_origin(Source.PANEL)
 
 
-def queries(dashboard: dict) -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every visible target."""
-    out = []
-    for panel in panels(dashboard):
-        for target in panel.get("targets", []) or []:
-            if target.get("expr") and not target.get("hide"):
-                out.append((panel.get("title", ""), target["expr"]))
+def _measured(found: Findings) -> dict[str, set[str]]:
+    """category -> the metric names that measure it (what a panel may draw). A family that fills several
+    counting roles belongs to one category (a latency histogram's _count counts predictions too: it is latency)."""
+    home: dict[str, Role] = {}
+    for role in CATEGORY_ORDER:
+        for f in found.counted(role):
+            home.setdefault(f.family, role)
+    out: dict[str, set[str]] = {}
+    for cat, roles in CATEGORIES.items():
+        names: set[str] = set()
+        for family, role in home.items():
+            if role in roles:
+                names |= {family, f"{family}_total", f"{family}_sum", f"{family}_count", f"{family}_bucket"}
+        for role in roles:
+            for v in found.taken(role):
+                names |= v.signal.reads
+        if names:
+            out[cat] = names
     return out
 
 
-def resolve_variables(expr: str) -> str:
-    for name, value in BUILTINS.items():
-        expr = expr.replace(f"${{{name}}}", value).replace(f"${name}", value)
-    # Dashboard variables: match anything (a label matcher "=" becomes "=~").
-    expr = re.sub(r'(\w+)\s*=\s*"\$\{?\w+\}?"', r'\1=~".*"', expr)
-    return re.sub(r"\$\{?\w+\}?", ".*", expr)
-
-
-def from_grafana(url: str) -> tuple[list[dict], str] | None:
-    """Dashboards from Grafana's API (credentials may be in the URL); None when Grafana does not answer."""
-    parts = urlsplit(url)
-    auth = (parts.username, parts.password or "") if parts.username else None
-    base = urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
-    try:
-        with httpx.Client(base_url=base.rstrip("/"), auth=auth, timeout=10) as client:
-            found = client.get("/api/search", params={"type": "dash-db"})
-            if found.status_code != 200:
-                return None
-            boards = [client.get(f"/api/dashboards/uid/{d['uid']}").json()["dashboard"] for d in found.json()]
-    except (httpx.HTTPError, ValueError, KeyError):
-        return None
-    return boards, f"Grafana at {base}"
-
-
-def from_files(ctx: GradingContext) -> tuple[list[dict], str]:
-    if ctx.candidate_dir is None:
-        return [], "no candidate folder given"
-    boards = []
-    for path in sorted((ctx.candidate_dir / "dashboards").glob("*.json")):
-        try:
-            doc = json.loads(path.read_text())
-        except ValueError:
-            continue
-        boards.append(doc.get("dashboard", doc))  # an export may wrap the dashboard
-    return boards, f"{ctx.candidate_dir / 'dashboards'}"
-
-
-def check(ctx: GradingContext) -> list[CheckResult]:
-    source = from_grafana(ctx.grafana_url) if ctx.grafana_url else None
-    boards, where = source if source else from_files(ctx)
-    all_queries = [(b.get("title", "?"), title, expr) for b in boards for title, expr in queries(b)]
-    ctx.artifacts["dashboards"] = [b.get("title", "?") for b in boards]
-    has = ctx.result(ITEM, "has_dashboard", 1 if all_queries else 0,
-                     f"{len(boards)} dashboards with {len(all_queries)} queries, from {where}" if all_queries
-                     else f"no dashboard with a query, from {where}",
-                     [Evidence("dashboards", [b.get("title", "?") for b in boards])])
-    if not all_queries:
+def check(ctx: Context, found: Findings) -> list[CheckResult]:
+    boards = [b for b in ctx.dashboards if b.error is None]
+    broken = [b for b in ctx.dashboards if b.error is not None]
+    queries = [(b.title, title, q) for b in boards for title, q in b.queries()]
+    notes = [Evidence(b.source, "unreadable", b.error) for b in broken]
+    has = ctx.result(ITEM, "has_dashboard", 1 if queries else 0,
+                     f"{len(boards)} dashboards with {len(queries)} queries, from {ctx.dashboards_from}" if queries
+                     else f"no dashboard with a query, from {ctx.dashboards_from}",
+                     [Evidence("dashboards", [b.title for b in boards])] + notes)
+    if not queries:
         return [has, ctx.result(ITEM, "covers_categories", 0, "no dashboard", []),
                 ctx.result(ITEM, "panels_return_data", 0, "no dashboard", [])]
-    roles = ctx.roles()
-    present = {cat for cat, rs in CATEGORIES.items() if any(roles.get(r) for r in rs)}
-    read = set().union(*(families_in(e, ctx.families) for _, _, e in all_queries))
-    covered = {cat for cat in present if any(roles.get(r, set()) & read for r in CATEGORIES[cat])}
-    covers = ctx.result(ITEM, "covers_categories", len(covered) / len(present) if present else 0,
-                        f"panels cover {', '.join(sorted(covered)) or 'nothing'} of what is measured "
-                        f"({', '.join(sorted(present)) or 'nothing'})",
-                        [Evidence("categories measured / with a panel", {"measured": sorted(present), "panels": sorted(covered)})])
+    measured = _measured(found)
+    panel_signals = _panel_signals(ctx)
+    read = set().union(*(s.reads for s in panel_signals)) if panel_signals else set()
+    covered = sorted(cat for cat, names in measured.items() if names & read)
+    covers = ctx.result(ITEM, "covers_categories", len(covered) / len(measured) if measured else 0,
+                        f"panels cover {', '.join(covered) or 'nothing'} of what is measured "
+                        f"({', '.join(sorted(measured)) or 'nothing'})",
+                        [Evidence("categories measured / with a panel", {"measured": sorted(measured), "panels": covered})])
     empty = []
-    for board, title, expr in all_queries:
-        try:
-            result = ctx.prom.series_values(resolve_variables(expr), ctx.session.start, ctx.session.end + 10, 5)
-        except ValueError:
-            result = []
-        if not any(points for _, points in result):
-            empty.append(f"{board} / {title}: {expr}")
-    data = ctx.result(ITEM, "panels_return_data", 1 - len(empty) / len(all_queries),
-                      f"{len(all_queries) - len(empty)} of {len(all_queries)} panel queries return data over the session",
-                      [Evidence(e.split(": ", 1)[1], "no data", e.split(": ", 1)[0]) for e in empty[:10]])
+    for sig in panel_signals:
+        if not sig.series:
+            where = next(o.where for o in sig.origins if o.source == Source.PANEL)
+            empty.append((where, sig.expr, sig.error or "no data"))
+    n_panel_queries = len(panel_signals)
+    data = ctx.result(ITEM, "panels_return_data", 1 - len(empty) / n_panel_queries if n_panel_queries else 0,
+                      f"{n_panel_queries - len(empty)} of {n_panel_queries} panel queries return data over the session",
+                      [Evidence(expr, why, where) for where, expr, why in empty[:10]])
     return [has, covers, data]

@@ -1,0 +1,387 @@
+"""Role tests: does a signal's series behave like the role says it must, against the hidden timeline?
+
+For each shape role a series is held against the grader's own curves for that role (grading/expected.py), in
+four tests, all of which it must pass to fill the role:
+
+1. follows: it follows the role's curve over the session (the best of the curve's windows, and of a few
+   seconds' lag), both in level (rank correlation) and in change (correlation of its changes over half the
+   shortest phase, which is what tells apart two incidents that overlap in time), the same way for both. Either
+   direction counts, and the verdict says which it took: an accuracy-like signal falls with accuracy, an
+   error-like one rises; a distance rises with drift, a p-value falls (a signal spread over orders of
+   magnitude, like a p-value, is judged on a log scale).
+2. moves: at each incident the role must see (concept drift for performance, a drift of the feature for drift,
+   the latency fault for latency ...), it moves away from where it was, the way the curve says, by more than its
+   noise and by a good part of its whole range.
+3. stays put: where the role's curve stays at its normal level (other incidents included), so does the signal.
+4. explained best by this role: no other role's curve follows its changes better. An input mean that moved
+   while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
+   of out-of-range values may well be both.
+
+A series that names a feature (a label value, or a metric name with the feature's name in it) is only about that
+feature's drift or data quality. With labels but no incident that moves accuracy, a performance signal is judged
+by its level instead: it stays near the accuracy (or 1 - accuracy) the grader computes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.stats import rankdata
+
+from .expected import SCORE, Curve, Expected
+from .roles import SEES, Role
+from .rubric import Tolerances
+from .session import Incident, Session
+from .signals import Series, Signal
+
+LAGS_SECONDS = (0, 2, 5)
+CHANGE_FIT = 0.4  # least correlation of changes (on top of the tolerance's level correlation)
+INPUT_ROLES = frozenset({Role.DRIFT, Role.DATA_QUALITY})  # siblings: one signal may well be both
+FLAT_SHARE = 0.2  # the curve is "at its normal level" within this share of its range ...
+SIGNAL_FLAT_SHARE = 0.35  # ... and the signal must then be within this share of its own range
+STAY_PUT_FRACTION = 0.8
+MOVE_SHARE = 0.3  # a move at an incident is at least this share of the signal's range ...
+NOISE_MULTIPLE = 3.0  # ... and this many times its baseline noise
+AFTER_INCIDENT_SECONDS = 15  # windows and scrapes lag: a move may show up this long after the incident
+LOG_SPAN = 100.0  # positive values spread over more than this factor are judged on a log scale too
+
+
+@dataclass(frozen=True)
+class Test:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a series follows one of the grader's curves: correlation of levels, correlation of changes."""
+
+    curve: Curve
+    lag: float
+    level: float
+    change: float
+    column: int = -1  # of the judge's matrix
+
+    @property
+    def score(self) -> float:
+        return (abs(self.level) + abs(self.change)) / 2 if np.sign(self.level) == np.sign(self.change) else 0.0
+
+
+@dataclass
+class Verdict:
+    role: Role
+    signal: Signal
+    series: Series
+    curve: Curve | None  # the grader's curve it follows best (its feature: what it is about)
+    lag: float
+    rho: float  # how it follows that curve (sign: which way)
+    values: np.ndarray  # the series as judged (on a log scale when `log`)
+    log: bool = False
+    primary: bool = True  # the role that explains it best
+    tests: list[Test] = field(default_factory=list)
+    moves: dict[str, float] = field(default_factory=dict)  # incident label -> the signal's move there
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.tests) and all(t.passed for t in self.tests)
+
+    @property
+    def feature(self) -> str | None:
+        """The feature the candidate's series names (a label value or its metric name), if any."""
+        return self.series.feature
+
+    @property
+    def about(self) -> str | None:
+        """The input the curve it follows is about (a feature, or the model's scores)."""
+        return self.curve.feature if self.curve else None
+
+    @property
+    def name(self) -> str:
+        return self.series.describe(self.signal.expr)
+
+    @property
+    def sense(self) -> str:
+        if self.role == Role.PERFORMANCE:
+            return "accuracy-like (falls when accuracy falls)" if self.rho >= 0 else \
+                "error-like (rises when accuracy falls)"
+        return "rises with it" if self.rho >= 0 else "falls as it rises (like a p-value)"
+
+    def summary(self) -> str:
+        curve = self.curve.variant if self.curve else "the grader's curve"
+        lag = f", {self.lag:g} s behind" if self.lag else ""
+        scale = ", on a log scale" if self.log else ""
+        return f"{self.name} follows {curve} (rho {self.rho:+.2f}{lag}{scale}; {self.sense}); {self.signal.where}"
+
+    def test(self, name: str) -> Test | None:
+        return next((t for t in self.tests if t.name == name), None)
+
+
+def _centred(a: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit length, so that a dot product is their correlation."""
+    a = a - a.mean(axis=0)
+    norm = np.sqrt((a * a).sum(axis=0))
+    return a / np.where(norm > 0, norm, np.inf)
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    return _centred(rankdata(a, axis=0))
+
+
+def _shifted(values: np.ndarray, steps: int) -> np.ndarray:
+    if steps <= 0:
+        return values
+    return np.concatenate([np.full(steps, values[0]), values[:-steps]])
+
+
+def _robust_noise(values: np.ndarray) -> float:
+    v = values[np.isfinite(values)]
+    if len(v) < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+def log_scale(values: np.ndarray) -> np.ndarray | None:
+    """log10 of a positive series spread over orders of magnitude (zeros floored below its smallest positive
+    value); None for any other series."""
+    finite = values[np.isfinite(values)]
+    positive = finite[finite > 0]
+    if len(finite) < 3 or (finite < 0).any() or not len(positive) or positive.max() / positive.min() < LOG_SPAN:
+        return None
+    floor = positive.min() / 10
+    return np.log10(np.where(np.isfinite(values), np.maximum(values, floor), np.nan))
+
+
+class Judge:
+    """Judges series against `expected`. `limits(signal)` may say which shape roles a signal can fill at all
+    (from the counting roles of the metrics it reads); None: any."""
+
+    def __init__(self, session: Session, expected: Expected, tol: Tolerances,
+                 limits: Callable[[Signal], frozenset[Role] | None] = lambda _: None):
+        self.session, self.expected, self.tol, self.limits = session, expected, tol, limits
+        self.times = expected.grid
+        self.step = float(self.times[1] - self.times[0]) if len(self.times) > 1 else 1.0
+        base = session.baseline()
+        self.base_mask = (self.times >= base[0]) & (self.times < base[1]) if base else \
+            self.times < self.times[0] + 0.2 * (self.times[-1] - self.times[0])
+        # The baseline's second half: windows have filled up (the first labels make a noisy accuracy).
+        self.settled = self.base_mask & (self.times >= (base[0] + base[1]) / 2 if base else self.base_mask)
+        self.incidents = session.incidents()
+        # Changes are taken over half the shortest phase: fine enough to tell which incident a move follows.
+        shortest = min((session.phase_end(p) - p.start for p in session.phases), default=10.0)
+        self.change_steps = max(2, int(round(shortest / 2 / self.step)))
+        self.columns: list[tuple[Curve, float]] = []
+        stacked = []
+        for curves in expected.curves.values():
+            for c in curves:
+                for lag in LAGS_SECONDS:
+                    self.columns.append((c, lag))
+                    stacked.append(_shifted(c.values, int(round(lag / self.step))))
+        self.matrix = np.stack(stacked, axis=1) if stacked else np.zeros((len(self.times), 0))
+        self.changes = self._change(self.matrix)
+        self.rows = np.all(np.isfinite(self.matrix), axis=1) if stacked else np.zeros(len(self.times), bool)
+        self.change_rows = self.rows & np.all(np.isfinite(self.changes), axis=1) if stacked else self.rows
+        self._cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self.accuracy_moves = bool(self._must_move(Role.PERFORMANCE, None))
+
+    def _change(self, a: np.ndarray) -> np.ndarray:
+        out = np.full(a.shape, np.nan)
+        k = self.change_steps
+        if len(a) > k:
+            out[k:] = a[k:] - a[:-k]
+        return out
+
+    # --- fitting --------------------------------------------------------------------------------------
+    def _correlations(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For every (curve, lag) column: the correlation of levels (rank or linear, whichever is stronger: ranks
+        for a signal that saturates, linear for one that sits still and then spikes) and of changes."""
+        n = len(self.columns)
+        mask = self.rows & np.isfinite(values)
+        changes = self._change(values[:, None])[:, 0]
+        cmask = mask & self.change_rows & np.isfinite(changes)
+        if mask.sum() < 10 or np.nanstd(values[mask]) == 0 or cmask.sum() < 5 or np.std(changes[cmask]) == 0:
+            return np.zeros(n), np.zeros(n)
+        key = mask.tobytes() + cmask.tobytes()
+        if key not in self._cache:
+            self._cache[key] = (_ranks(self.matrix[mask]), _centred(self.matrix[mask]), _centred(self.changes[cmask]))
+        level_ranks, level_cols, change_cols = self._cache[key]
+        ranked, linear = level_ranks.T @ _ranks(values[mask]), level_cols.T @ _centred(values[mask])
+        levels = np.where(np.abs(linear) > np.abs(ranked), linear, ranked)
+        return levels, change_cols.T @ _centred(changes[cmask])
+
+    def _allowed(self, curve: Curve, series: Series) -> bool:
+        if series.feature is None:
+            return True
+        return curve.role in INPUT_ROLES and curve.feature == series.feature
+
+    def fits(self, series: Series, values: np.ndarray | None = None) -> dict[Role, Fit]:
+        """The best fit of each role the series may fill (best by level and change together)."""
+        levels, changes = self._correlations(series.values if values is None else values)
+        best: dict[Role, Fit] = {}
+        for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
+            if not self._allowed(curve, series) or not (np.isfinite(rl) and np.isfinite(rc)):
+                continue
+            fit = Fit(curve, lag, float(rl), float(rc), k)
+            if curve.role not in best or fit.score > best[curve.role].score:
+                best[curve.role] = fit
+        return best
+
+    def _partial(self, values: np.ndarray, fit: Fit, rival: Fit) -> tuple[float, float]:
+        """How much of the series' changes each of two curves explains that the other does not: the partial
+        correlations (fit | rival) and (rival | fit). Two curves that move together all session cannot be told
+        apart: both get 1."""
+        changes = self._change(values[:, None])[:, 0]
+        mask = self.change_rows & np.isfinite(values) & np.isfinite(changes)
+        a, b = self.changes[mask, fit.column], self.changes[mask, rival.column]
+        if mask.sum() < 5 or np.std(a) == 0 or np.std(b) == 0:
+            return abs(fit.change), abs(rival.change)
+        r_ab = float(np.corrcoef(a, b)[0, 1])
+        if abs(r_ab) > 0.95:
+            return 1.0, 1.0
+        r_a, r_b = abs(fit.change), abs(rival.change)
+        r_ab = r_ab * np.sign(fit.change) * np.sign(rival.change)  # in the directions each is followed
+        denominator_a = np.sqrt(max(1e-12, (1 - r_b ** 2) * (1 - r_ab ** 2)))
+        denominator_b = np.sqrt(max(1e-12, (1 - r_a ** 2) * (1 - r_ab ** 2)))
+        return (r_a - r_b * r_ab) / denominator_a, (r_b - r_a * r_ab) / denominator_b
+
+    # --- judging --------------------------------------------------------------------------------------
+    def judge(self, signal: Signal, series: Series) -> list[Verdict]:
+        """A verdict for each shape role this series comes near enough to be worth testing."""
+        values, log = series.values, False
+        allowed = self.limits(signal)
+        fits = self.fits(series)
+        logged = log_scale(series.values)
+        if logged is not None:
+            fits_log = self.fits(series, logged)
+            if max((f.score for f in fits_log.values()), default=0) > max((f.score for f in fits.values()), default=0):
+                values, log, fits = logged, True, fits_log
+        if allowed is not None:
+            fits = {role: f for role, f in fits.items() if role in allowed}
+        verdicts: list[Verdict] = []
+        for role, fit in fits.items():
+            if fit.score < self.tol.role_fit - 0.25:
+                continue
+            rivals = [f for r, f in fits.items() if r != role and not ({r, role} <= INPUT_ROLES) and f.score > 0]
+            rival = max(rivals, key=lambda f: abs(f.change), default=None)
+            verdicts.append(self._verdict(role, signal, series, fit, values, log, rival))
+        if not self.accuracy_moves and series.feature is None and (allowed is None or Role.PERFORMANCE in allowed):
+            level = self._accuracy_level(signal, series)
+            if level is not None:
+                verdicts = [v for v in verdicts if v.role != Role.PERFORMANCE] + [level]
+        return verdicts
+
+    def _verdict(self, role: Role, signal: Signal, series: Series, fit: Fit, values: np.ndarray, log: bool,
+                 rival: Fit | None) -> Verdict:
+        curve, lag = fit.curve, fit.lag
+        if rival is None:
+            mine, theirs = abs(fit.change), 0.0
+        else:
+            mine, theirs = self._partial(values, fit, rival)
+        better = theirs - mine
+        v = Verdict(role, signal, series, curve, lag, fit.level, values, log, primary=better <= 0)
+        x = _shifted(curve.values, int(round(lag / self.step)))
+        same_sense = np.sign(fit.level) == np.sign(fit.change)
+        v.tests.append(Test("follows", abs(fit.level) >= self.tol.role_fit and abs(fit.change) >= CHANGE_FIT
+                            and bool(same_sense),
+                            f"levels: correlation {fit.level:+.2f} (at least {self.tol.role_fit} needed); "
+                            f"changes over {self.change_steps * self.step:g} s: correlation {fit.change:+.2f} "
+                            f"(at least {CHANGE_FIT} needed, the same way) with {curve.variant}"
+                            f"{f', {lag:g} s behind' if lag else ''}{', on a log scale' if log else ''}"))
+        v.tests.append(self._moves(v, values, x))
+        v.tests.append(self._stays_put(values, x))
+        rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
+        v.tests.append(Test("explained best by this role", better <= self.tol.role_margin,
+                            "no other role explains its changes" if rival is None else
+                            f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
+                            f"one {theirs:.2f} that this role does not (partial correlations)"))
+        return v
+
+    def _reference(self, values: np.ndarray) -> float:
+        base = values[self.settled & np.isfinite(values)]
+        if len(base) >= 3:
+            return float(np.median(base))
+        finite = values[np.isfinite(values)]
+        return float(np.median(finite[: max(3, len(finite) // 5)])) if len(finite) else np.nan
+
+    def _must_move(self, role: Role, feature: str | None) -> list[Incident]:
+        out = []
+        for inc in self.incidents:
+            if role not in SEES.get(inc.kind, frozenset()):
+                continue
+            if role in INPUT_ROLES and feature is not None and inc.features and feature not in inc.features:
+                continue
+            out.append(inc)
+        return out
+
+    def _range(self, values: np.ndarray, ref: float) -> float:
+        """How far a series gets from its normal level, once settled (not counting a noisy start)."""
+        after = values[(self.settled | ~self.base_mask) & np.isfinite(values)]
+        return float(np.max(np.abs(after - ref))) if len(after) else 0.0
+
+    def _moves(self, v: Verdict, s: np.ndarray, x: np.ndarray) -> Test:
+        s_ref, x_ref = self._reference(s), self._reference(x)
+        s_range, x_range = self._range(s, s_ref), self._range(x, x_ref)
+        noise = _robust_noise(s[self.settled])
+        results = []
+        about = v.about if v.about != SCORE else None
+        for inc in self._must_move(v.role, about):
+            window = (self.times >= inc.start) & (self.times <= inc.end + v.lag + AFTER_INCIDENT_SECONDS)
+            before = (self.times >= inc.start - 10) & (self.times < inc.start)
+            x_pre = np.nanmedian(x[before]) if np.isfinite(x[before]).any() else x_ref
+            s_pre = np.nanmedian(s[before]) if np.isfinite(s[before]).any() else s_ref
+            xw, sw = x[window], s[window]
+            if not np.isfinite(xw).any() or not np.isfinite(sw).any():
+                continue
+            x_move = xw[np.nanargmax(np.abs(xw - x_pre))] - x_pre
+            if abs(x_move) < FLAT_SHARE * x_range:
+                continue  # the grader's own curve hardly moved here: nothing to expect
+            sign = np.sign(v.rho) * np.sign(x_move)
+            move = float(np.nanmax(sign * (sw - s_pre)))
+            v.moves[inc.label] = move
+            ok = move > 0 and move >= MOVE_SHARE * s_range and move > NOISE_MULTIPLE * noise
+            results.append((inc, ok, move))
+        if not results:
+            return Test("moves", False, "no incident played where it should have moved")
+        failed = [inc for inc, ok, _ in results if not ok]
+        detail = "; ".join(f"{'moved' if ok else 'did not move enough at'} {inc.label}"
+                           f" ({m:+.3g}{', the right way' if ok else ''})" for inc, ok, m in results)
+        return Test("moves", not failed, detail + f"; its normal level {s_ref:.3g}, noise {noise:.2g}")
+
+    def _stays_put(self, s: np.ndarray, x: np.ndarray) -> Test:
+        s_ref, x_ref = self._reference(s), self._reference(x)
+        if not np.isfinite(s_ref) or not np.isfinite(x_ref):
+            return Test("stays put", False, "no normal level to compare with")
+        x_dev, s_dev = np.abs(x - x_ref), np.abs(s - s_ref)
+        x_range, s_range = self._range(x, x_ref), self._range(s, s_ref)
+        flat = (x_dev <= FLAT_SHARE * x_range) & np.isfinite(s_dev) & (self.settled | ~self.base_mask)
+        if flat.sum() < 5:
+            return Test("stays put", True, "the curve is never at its normal level long enough to tell")
+        share = float(np.mean(s_dev[flat] <= SIGNAL_FLAT_SHARE * max(s_range, 1e-12)))
+        return Test("stays put", share >= STAY_PUT_FRACTION,
+                    f"at its normal level {share:.0%} of the time the grader's curve was at its own")
+
+    def _accuracy_level(self, signal: Signal, series: Series) -> Verdict | None:
+        """No incident moved accuracy: a performance signal stays near the accuracy (or error rate) of the labels."""
+        curves = [c for c in self.expected.curves.get((Role.PERFORMANCE, None), [])
+                  if c.variant.endswith(f"the last {self.tol.accuracy_window_labels} labels")]
+        if not curves:
+            return None
+        x, s = curves[0].values, series.values
+        both = np.isfinite(x) & np.isfinite(s)
+        if both.sum() < 10 or np.std(s[both]) == 0:
+            return None  # a constant is a setting, not a measurement
+        truth, level = float(np.median(x[both])), float(np.median(s[both]))
+        if not 0 <= level <= 1:
+            return None
+        rho = 1.0 if abs(level - truth) <= abs(level - (1 - truth)) else -1.0
+        target = truth if rho > 0 else 1 - truth
+        if abs(level - target) > 0.15:
+            return None
+        v = Verdict(Role.PERFORMANCE, signal, series, curves[0], 0.0, rho, s)
+        v.tests.append(Test("level", abs(level - target) <= 0.05,
+                            f"median {level:.3f} against the labels' {'accuracy' if rho > 0 else 'error rate'} "
+                            f"{target:.3f} (within 0.05 needed)"))
+        spread = float(np.percentile(np.abs(s[both] - level), 90))
+        v.tests.append(Test("steady", spread <= 0.1, f"90% of the time within {spread:.3f} of its median"))
+        return v

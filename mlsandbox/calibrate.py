@@ -1,0 +1,255 @@
+"""`mlsandbox calibrate DIR...`: one scenario play whose requests go to several candidate servers at once.
+
+Each candidate gets a room of its own: its model server, its Prometheus (a candidate's rules never see
+another candidate's series), its run directory (prediction log, fault switch, ledger, a copy of the timeline).
+MLflow, Alertmanager and the alert receiver are shared. Locust plays the scenario once to every room in
+parallel; then each room is graded on its own, and the points per item are shown side by side.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import components
+from .config import StackConfig
+from .native_config import InvalidConfig, check_alertmanager, check_prometheus, write_alertmanager, write_prometheus
+from .processes import RunningComponent, StartError, port_is_free, start, stop, tail, wait_healthy
+from .stack import StackError, champion_exists, check_scenario, require_binaries, train_model
+
+Say = Callable[[str], None]
+# From the base port: the shared MLflow, Alertmanager and alert receiver, then room k's model server at
+# base + 10 + 2k and its Prometheus at base + 11 + 2k.
+ROOMS_OFFSET = 10
+PORTS_PER_ROOM = 2
+DEFAULT_BASE_PORT = 31000
+
+
+@dataclass
+class Room:
+    """One candidate's own model server and Prometheus."""
+
+    name: str
+    candidate_dir: Path
+    cfg: StackConfig
+    components: list[RunningComponent] = field(default_factory=list)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
+
+    @property
+    def server_url(self) -> str:
+        return self.cfg.url(self.cfg.model_server_port)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.cfg.prometheus_url
+
+
+def room_names(candidates: list[Path]) -> list[str]:
+    """A short unique name per candidate folder (its folder name, numbered when two share one)."""
+    names: list[str] = []
+    for path in candidates:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.resolve().name).strip("-") or "candidate"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+class Calibration:
+    """Rooms for several candidates around one shared MLflow and Alertmanager, under `out_dir`, on ports from
+    `base_port` (see ROOMS_OFFSET)."""
+
+    def __init__(self, candidates: list[Path], out_dir: Path, base_port: int = DEFAULT_BASE_PORT,
+                 scrape_interval: str | None = None, say: Say = print, names: list[str] | None = None):
+        if not candidates:
+            raise StackError("give at least one candidate folder")
+        for c in candidates:
+            if not (Path(c) / "app" / "main.py").exists():
+                raise StackError(f"{c} is not a candidate folder: it has no app/main.py")
+        self.out_dir = out_dir.resolve()
+        self.say = say
+        settings = {"run_dir": self.out_dir / "shared", "mlflow_port": base_port,
+                    "alertmanager_port": base_port + 1, "alert_receiver_port": base_port + 2,
+                    "locust_port": base_port + 3}
+        if scrape_interval:
+            settings["scrape_interval"] = scrape_interval
+        self.shared = StackConfig(**settings)
+        names = names or room_names(candidates)
+        self.rooms = [
+            Room(name, Path(c).resolve(), self.shared.model_copy(update={
+                "run_dir": self.out_dir / name,
+                "model_server_port": base_port + ROOMS_OFFSET + PORTS_PER_ROOM * k,
+                "prometheus_port": base_port + ROOMS_OFFSET + PORTS_PER_ROOM * k + 1,
+            }))
+            for k, (name, c) in enumerate(zip(names, candidates))
+        ]
+        self._shared: list[RunningComponent] = []
+
+    # --- start and stop -------------------------------------------------------------------------------
+    def up(self) -> None:
+        """Shared services first (training the model when MLflow has none), then every room; stops what was
+        started when anything fails."""
+        require_binaries()
+        busy = [p for p in self._ports() if not port_is_free(self.shared.host, p)]
+        if busy:
+            raise StackError(f"ports already in use: {', '.join(map(str, busy))} (choose another --base-port)")
+        try:
+            self._up()
+        except BaseException:
+            self.down()
+            raise
+
+    def _ports(self) -> list[int]:
+        s = self.shared
+        return [s.mlflow_port, s.alertmanager_port, s.alert_receiver_port,
+                *[p for r in self.rooms for p in (r.cfg.model_server_port, r.cfg.prometheus_port)]]
+
+    def _launch(self, spec, into: list[RunningComponent], logs: Path) -> RunningComponent:
+        comp = start(spec, logs)
+        into.append(comp)
+        return comp
+
+    def _up(self) -> None:
+        s = self.shared
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        am_config = write_alertmanager(s)
+        try:
+            check_alertmanager(am_config)
+        except InvalidConfig as exc:
+            raise StackError(f"Alertmanager would not start: {exc}") from None
+        self.say("starting MLflow, Alertmanager and the alert receiver (shared) ...")
+        mlflow = self._launch(components.mlflow(s), self._shared, s.logs_dir)
+        others = [self._launch(components.alert_receiver(s), self._shared, s.logs_dir),
+                  self._launch(components.alertmanager(s, am_config), self._shared, s.logs_dir)]
+        self._healthy([mlflow])
+        if not champion_exists(s):
+            train_model(s, self.say)
+        for room in self.rooms:
+            if room.run_dir.exists():
+                shutil.rmtree(room.run_dir)
+            room.run_dir.mkdir(parents=True)
+            prom_config = write_prometheus(room.cfg, room.candidate_dir)
+            try:
+                check_prometheus(prom_config)
+            except InvalidConfig as exc:
+                raise StackError(f"{room.name}: Prometheus would not start: {exc}") from None
+            self._launch(components.prometheus(room.cfg, prom_config), room.components, room.cfg.logs_dir)
+            self._launch(components.model_server(room.cfg, room.candidate_dir), room.components, room.cfg.logs_dir)
+        self.say(f"starting {len(self.rooms)} rooms (a model server and a Prometheus each) ...")
+        self._healthy(others + [c for r in self.rooms for c in r.components])
+        self.say("every room is up: " + ", ".join(f"{r.name} {r.server_url}" for r in self.rooms))
+
+    def _healthy(self, comps: list[RunningComponent]) -> None:
+        try:
+            for comp in comps:
+                wait_healthy(comp, self.shared.health_timeout_seconds)
+        except StartError as exc:
+            raise StackError(str(exc)) from None
+
+    def down(self) -> None:
+        for room in self.rooms:
+            for comp in reversed(room.components):
+                stop(comp.pid)
+            room.components.clear()
+        for comp in reversed(self._shared):
+            stop(comp.pid)
+        self._shared.clear()
+
+    def __enter__(self) -> "Calibration":
+        self.up()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    # --- play and grade -------------------------------------------------------------------------------
+    def play(self, play: components.ScenarioPlay) -> None:
+        """Play the scenario once, headless, to every room at the same time; returns when it is over."""
+        from load.targets import Target, write_targets
+
+        check_scenario(play.scenario)
+        targets_file = self.out_dir / "targets.json"
+        write_targets(targets_file, [Target(name=r.name, url=r.server_url, run_dir=r.run_dir) for r in self.rooms])
+        spec = components.load_generator(self.shared, play, headless=True, targets_file=targets_file)
+        log = self.shared.logs_dir / "load-headless.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.say(f"playing {play.scenario} to {len(self.rooms)} rooms ...")
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=fh,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait()
+        finally:
+            stop(proc.pid)
+        if code != 0:
+            raise StackError(f"the load generator exited {code}; its log: {log}\n{tail(str(log))}")
+
+    def wait_after_play(self, seconds: float) -> None:
+        """Wait until `seconds` after the scenario's end (alerts must have had the time to resolve)."""
+        from load.truth import read_timeline
+
+        timeline = read_timeline(self.rooms[0].run_dir)
+        if timeline is None or not timeline.phases:
+            return
+        wait = timeline.phases[-1].finish + seconds - time.time()
+        if wait > 0:
+            self.say(f"waiting {wait:.0f}s for alerts to resolve ...")
+            time.sleep(wait)
+
+    def save_metrics(self) -> None:
+        """Keep each room's last /metrics body (what a re-grade uses when its server is gone)."""
+        import httpx
+
+        for room in self.rooms:
+            try:
+                response = httpx.get(f"{room.server_url}/metrics", timeout=10)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                (room.run_dir / "metrics.txt").write_text(response.text)
+
+    def grade(self, rubric) -> dict[str, object]:
+        """Grade every room on its own (reports in each room's report/); room name -> its Grade."""
+        from grading.cli import run_grading
+
+        grades = {}
+        for room in self.rooms:
+            grade, _, _ = run_grading(room.run_dir, room.prometheus_url, candidate=room.candidate_dir, rubric=rubric,
+                                      say=lambda _: None)
+            grades[room.name] = grade
+            self.say(f"  {room.name}: {grade.score}%")
+        return grades
+
+
+def side_by_side(grades: dict[str, object]) -> str:
+    """Points per rubric item, one column per room, and each incident's detection latency."""
+    names = list(grades)
+    first = next(iter(grades.values()))
+    keys = [i.key for i in first.items]
+    width = max(12, *(len(n) for n in names))
+    head = f"{'':<28}" + "".join(f"{n[:width]:>{width + 2}}" for n in names)
+    lines = [head]
+    for k in keys:
+        row = f"{k:<28}"
+        for n in names:
+            item = next(i for i in grades[n].items if i.key == k)
+            row += f"{f'{item.points:g}/{item.max_points:g}':>{width + 2}}"
+        lines.append(row)
+    lines.append(f"{'score %':<28}" + "".join(f"{grades[n].score:>{width + 2}}" for n in names))
+    incidents = [d.incident.label for d in first.alerts.detections]
+    for k, label in enumerate(incidents):
+        row = f"{('caught: ' + label)[:27]:<28}"
+        for n in names:
+            d = grades[n].alerts.detections[k] if k < len(grades[n].alerts.detections) else None
+            row += f"{(f'{d.latency:.0f} s' if d and d.latency is not None else '-'):>{width + 2}}"
+        lines.append(row)
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Scenario plays shared by the grader's tests: one `smoke` play reaches many candidate servers at once
+(`mlsandbox calibrate`), each graded on its own, so that the grader's stack tests cost a few plays in all.
+
+- the main play (seed 7): the reference, the bare starter, the mutants of tests/candidates.py and the corpus,
+  with the extra grades that need a live Prometheus (other dashboards, the server stopped, mid-session);
+- the surprise play (`--surprise`, another seed), through the `mlsandbox calibrate` command itself;
+- the repeat play (seed 7 again), to check that a grade does not move with timing noise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import candidates
+from mlsandbox.processes import stop
+from stack_helpers import REPO
+
+CORPUS = REPO / "tests" / "corpus"
+BASE_PORT = 31000  # off every other test's ports; shared services at 31000-31003, rooms from 31010
+SCRAPE = "1s"  # smoke's phases last 8-25 s
+SURPRISE_SEED = 11
+
+
+def corpus() -> list[Path]:
+    return sorted(p for p in CORPUS.iterdir() if (p / "BAND.yaml").exists())
+
+
+@dataclass
+class Play:
+    out: Path
+    candidates: dict[str, Path]
+    reports: dict[str, dict] = field(default_factory=dict)
+    extra: dict[str, dict] = field(default_factory=dict)  # further grades of the main play, by name
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def report(self, name: str) -> dict:
+        return self.reports[name]
+
+
+def read_report(path: Path) -> dict:
+    report = json.loads((path / "report.json").read_text())
+    report["_out"] = path
+    return report
+
+
+def build_candidates(base: Path, with_mutants: bool) -> dict[str, Path]:
+    """Room name -> candidate folder (copies, so that a test can edit one)."""
+    folders = {"reference": candidates.copy_reference(base / "reference")}
+    if with_mutants:
+        folders["starter"] = shutil.copytree(REPO / "starter_repo", base / "starter",
+                                             ignore=shutil.ignore_patterns("__pycache__"))
+        folders["mutant-a"] = candidates.unreachable_threshold_and_ms_latency(base / "mutant-a")
+        folders["mutant-b"] = candidates.no_drift_and_always_firing(base / "mutant-b")
+        folders["renamed"] = candidates.renamed(base / "renamed")
+    for path in corpus():
+        folders[path.name] = shutil.copytree(path, base / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+    return folders
+
+
+def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None) -> Play:
+    """Play smoke to every candidate through the Python API; `extras(cal, play)` runs while the rooms are up."""
+    import time
+
+    from grading.rubric import load_rubric
+    from mlsandbox.calibrate import Calibration
+    from mlsandbox.components import ScenarioPlay
+
+    folders = build_candidates(base / "candidates", with_mutants)
+    play = Play(base / "calibration", folders)
+    rubric = load_rubric()
+    cal = Calibration(list(folders.values()), play.out, BASE_PORT, SCRAPE, say=lambda _: None, names=list(folders))
+    t0 = time.monotonic()
+    with cal:
+        play.timings["up"] = time.monotonic() - t0
+        cal.play(ScenarioPlay("smoke", seed))
+        play.timings["played"] = time.monotonic() - t0
+        cal.wait_after_play(rubric.tolerances.resolve_grace_seconds)
+        cal.save_metrics()
+        cal.grade(rubric)
+        play.timings["graded"] = time.monotonic() - t0
+        for name in folders:
+            play.reports[name] = read_report(play.out / name / "report")
+        if extras:
+            extras(cal, play)
+    return play
+
+
+def play_with_cli(base: Path, seed: int, surprise: bool) -> Play:
+    """Play smoke to the reference and the corpus with the `mlsandbox calibrate` command."""
+    folders = build_candidates(base / "candidates", with_mutants=False)
+    out = base / "calibration"
+    argv = [sys.executable, "-m", "mlsandbox.cli", "calibrate", *map(str, folders.values()), "--scenario", "smoke",
+            "--seed", str(seed), "--out", str(out), "--base-port", str(BASE_PORT), "--scrape-interval", SCRAPE]
+    if surprise:
+        argv.append("--surprise")
+    result = subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    play = Play(out, folders)
+    play.extra["cli"] = {"stdout": result.stdout, "summary": json.loads((out / "calibration.json").read_text())}
+    for name in folders:
+        play.reports[name] = read_report(out / name / "report")
+    return play
+
+
+def _grade_cli(cal, room, candidate, out, *extra) -> dict:
+    result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "grade", "--prometheus", room.prometheus_url,
+                             "--run-dir", str(room.run_dir), "--candidate", str(candidate), "--out", str(out),
+                             *extra], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return read_report(out)
+
+
+def _mid_session(room, dest):
+    """A copy of a room's run directory as it stood at the end of the upstream bug, while it was still playing."""
+    from load.truth import TimelineRecord, timeline_path
+
+    shutil.copytree(room.run_dir, dest, ignore=shutil.ignore_patterns("prometheus", "report"))
+    timeline = TimelineRecord.model_validate_json(timeline_path(dest).read_text())
+    kept = [p for p in timeline.phases if p.name in ("baseline", "feature-drift", "upstream-bug")]
+    kept[-1].end = None
+    timeline.phases, timeline.status, timeline.finished_at = kept, "running", None
+    timeline_path(dest).write_text(timeline.model_dump_json())
+    return kept[-1].planned_end
+
+
+def main_play_extras(cal, play):
+    """Grades that need the rooms still up: other dashboards, mid-session, and the server stopped."""
+    from grading.grade import grade
+    from grading.prometheus import PrometheusClient
+    from grading.report import to_dict
+    from grading.rubric import load_rubric
+
+    room = next(r for r in cal.rooms if r.name == "reference")
+    base = play.out.parent
+    other = shutil.copytree(room.candidate_dir, base / "other-dashboards", ignore=shutil.ignore_patterns("dashboards"))
+    candidates.empty_panel_dashboards(other / "dashboards")
+    play.extra["empty-panel"] = _grade_cli(cal, room, other, base / "report-empty-panel")
+    until = _mid_session(room, base / "mid-session")
+    mid = grade(PrometheusClient(room.prometheus_url), base / "mid-session", load_rubric(), room.candidate_dir,
+                now=until)
+    play.extra["mid-session"] = to_dict(mid)
+    server = next(c for c in room.components if c.name == "model-server")
+    stop(server.pid)  # the candidate's server dies after the session
+    play.extra["server-down"] = _grade_cli(cal, room, room.candidate_dir, base / "report-server-down")
+
+
+def points(report: dict) -> dict[str, float]:
+    return {i["key"]: i["points"] for i in report["items"]}
+
+
+def check(report: dict, item: str, name: str) -> dict:
+    it = next(i for i in report["items"] if i["key"] == item)
+    return next(c for c in it["checks"] if c["name"] == name)

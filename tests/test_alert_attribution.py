@@ -1,0 +1,46 @@
+"""Which incident an alert's firing is credited to: one that what the alert watches can see (an accuracy alert
+catches concept drift even when it fires during the next phase), and the feature it names."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from grading.checks.alerting import AlertRule, Firing, detections
+from grading.roles import Role
+from grading.rubric import load_rubric
+from grading.signals import RuleInfo
+from test_judge import T0, session
+
+
+def ctx():
+    return SimpleNamespace(session=session(), tol=load_rubric().tolerances,
+                           signals=SimpleNamespace(features=["monthly_charges", "total_charges"]))
+
+
+def rule(name: str, roles: list[Role]) -> AlertRule:
+    return AlertRule(RuleInfo("alerting", name, "x > 1", "a.yml", "g", "ok", "", {}, {}, 10.0), {"x"}, set(), roles, "")
+
+
+def caught(rules, firings) -> dict[str, str | None]:
+    return {d.incident.kind: d.firing.alert if d.firing else None for d in detections(ctx(), rules, firings)}
+
+
+def test_an_accuracy_alert_firing_during_the_latency_fault_is_credited_to_concept_drift():
+    got = caught([rule("AccuracyLow", [Role.PERFORMANCE])], [Firing("AccuracyLow", (), T0 + 64, T0 + 80)])
+    assert got["concept_drift"] == "AccuracyLow" and got["latency"] is None
+
+
+def test_a_latency_alert_is_credited_to_the_latency_fault_not_to_the_drift_under_way():
+    got = caught([rule("Slow", [Role.LATENCY])], [Firing("Slow", (), T0 + 64, T0 + 72)])
+    assert got["latency"] == "Slow" and got["covariate_drift"] is None and got["concept_drift"] is None
+
+
+def test_an_alert_whose_role_is_unknown_gets_the_latest_incident_under_way():
+    got = caught([rule("Something", [])], [Firing("Something", (), T0 + 64, T0 + 72)])
+    assert got["latency"] == "Something"
+
+
+def test_an_alert_naming_a_feature_is_credited_only_to_an_incident_on_that_feature():
+    firing = Firing("Drift", (("alertname", "Drift"), ("feature", "total_charges")), T0 + 30, T0 + 40)
+    assert caught([rule("Drift", [Role.DRIFT])], [firing])["covariate_drift"] is None
+    firing = Firing("Drift", (("alertname", "Drift"), ("feature", "monthly_charges")), T0 + 30, T0 + 40)
+    assert caught([rule("Drift", [Role.DRIFT])], [firing])["covariate_drift"] == "Drift"

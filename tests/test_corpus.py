@@ -1,0 +1,101 @@
+"""The calibration corpus: candidate solutions written from scratch in different styles (tests/corpus/*), each
+with the per-item band a careful human grader gave it before it was first graded (BAND.yaml, with a rationale).
+The grader must land every candidate in its band, item by item, on `smoke` with two seeds (one `--surprise`),
+and grade two plays of the same seed within 2 points per item: the role a signal fills must not flip with timing
+noise. A grader change that moves a case out of its band fails here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from grading.rubric import load_rubric
+from plays import SURPRISE_SEED, corpus, play_in_process, play_with_cli, points
+
+ITEMS = {key: sum(c.points for c in spec.checks.values()) for key, spec in load_rubric().items.items()}
+TOLERANCE = 0.05  # points are rounded to hundredths
+
+
+class Band(BaseModel):
+    """BAND.yaml: per rubric item, [lowest, highest] points a careful human grader gives; and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rationale: str
+    items: dict[str, tuple[float, float]]
+    notes: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _sound(self) -> "Band":
+        if set(self.items) != set(ITEMS):
+            raise ValueError(f"items: name every rubric item ({', '.join(ITEMS)})")
+        for key, (low, high) in self.items.items():
+            if not 0 <= low <= high <= ITEMS[key]:
+                raise ValueError(f"items.{key}: [{low}, {high}] is not within 0..{ITEMS[key]}")
+            if high - low > ITEMS[key] / 2:
+                raise ValueError(f"items.{key}: [{low}, {high}] is wider than half the item")
+        return self
+
+
+def band(folder: Path) -> Band:
+    return Band.model_validate(yaml.safe_load((folder / "BAND.yaml").read_text()))
+
+
+CORPUS = {p.name: band(p) for p in corpus()}
+
+
+def test_the_corpus_has_its_styles_and_sound_bands():
+    assert len(CORPUS) >= 6
+    assert {"recording-rules", "evidently-thread", "summary-latency", "all-time-accuracy", "minimal",
+            "trap-input-mean-as-accuracy", "trap-misspelled-alerts"} <= set(CORPUS)
+    assert CORPUS["trap-input-mean-as-accuracy"].items["performance"][0] == 0
+    assert CORPUS["trap-misspelled-alerts"].items["alerting"][0] == 0
+
+
+def outside(report: dict, name: str) -> list[str]:
+    got = points(report)
+    return [f"{name}.{item}: {got[item]} not in [{low}, {high}]" for item, (low, high) in CORPUS[name].items.items()
+            if not low - TOLERANCE <= got[item] <= high + TOLERANCE]
+
+
+@pytest.fixture(scope="module")
+def surprise_play(tmp_path_factory):
+    return play_with_cli(tmp_path_factory.mktemp("surprise-play"), seed=SURPRISE_SEED, surprise=True)
+
+
+@pytest.fixture(scope="module")
+def repeat_play(tmp_path_factory):
+    return play_in_process(tmp_path_factory.mktemp("repeat-play"), seed=7, with_mutants=False)
+
+
+@pytest.mark.stack
+def test_every_corpus_candidate_lands_in_its_band_on_seed_7(main_play):
+    problems = [p for name in CORPUS for p in outside(main_play.report(name), name)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.stack
+def test_every_corpus_candidate_lands_in_its_band_on_a_surprise_play(surprise_play):
+    problems = [p for name in CORPUS for p in outside(surprise_play.report(name), name)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.stack
+def test_calibrate_shows_the_points_per_item_side_by_side(surprise_play):
+    out = surprise_play.extra["cli"]
+    assert set(out["summary"]) == set(surprise_play.candidates)
+    lines = out["stdout"].splitlines()
+    assert any(line.split() == list(surprise_play.candidates) for line in lines)  # the table's header
+    assert any(line.startswith("performance") for line in out["stdout"].splitlines())
+
+
+@pytest.mark.stack
+def test_two_plays_of_the_same_seed_grade_within_2_points_per_item(main_play, repeat_play):
+    problems = []
+    for name in ["reference", *CORPUS]:
+        a, b = points(main_play.report(name)), points(repeat_play.report(name))
+        problems += [f"{name}.{k}: {a[k]} then {b[k]}" for k in a if abs(a[k] - b[k]) > 2]
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,135 @@
+"""Role tests on made-up curves shaped like `smoke`: a signal fills the role whose truth it follows, moves where
+that truth moves and stays put where it stays put; a signal another role explains better is not taken."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grading.expected import Curve, Expected
+from grading.judge import Judge
+from grading.roles import Role
+from grading.rubric import load_rubric
+from grading.session import Session
+from grading.signals import Origin, Series, Signal, Source
+from load.truth import PhaseRecord, PlayedGroundTruth, TimelineRecord
+from model_service.faults import FaultState
+
+T0 = 1_000_000.0
+PHASES = [("baseline", 0, 25, []), ("feature-drift", 25, 37, ["drift"]), ("upstream-bug", 37, 45, ["drift"]),
+          ("concept-drift", 45, 60, ["drift", "concept"]), ("latency-fault", 60, 70, ["drift", "latency"]),
+          ("recovery", 70, 90, [])]
+INJECTIONS = {"drift": {"kind": "covariate_drift", "feature": "monthly_charges", "shift": 40},
+              "concept": {"kind": "concept_drift", "weights": {"tenure_months": 1.1}},
+              "latency": {"kind": "latency", "seconds": 0.3}}
+
+
+def session() -> Session:
+    phases = [PhaseRecord(index=k, name=name, start=T0 + a, end=T0 + b, planned_end=T0 + b, rate=20,
+                          requests_planned=0, ground_truth=PlayedGroundTruth(fraction=0.5, delay_seconds=2,
+                                                                            wall_delay_seconds=2),
+                          faults=FaultState(), injections=[INJECTIONS[i] for i in inj])
+              for k, (name, a, b, inj) in enumerate(PHASES)]
+    timeline = TimelineRecord(scenario="synthetic", seed=1, speed=1, surprise=False, status="finished",
+                              planned_phases=[p[0] for p in PHASES], phases=phases)
+    return Session(None, timeline, [], now=T0 + 200)
+
+
+def ramp(t, start, end, a, b):
+    return np.clip((t - start) / (end - start), 0, 1) * (b - a) + a
+
+
+def smooth(values, seconds):
+    kernel = np.ones(seconds) / seconds
+    return np.convolve(np.concatenate([np.full(seconds - 1, values[0]), values]), kernel, mode="valid")
+
+
+TIMES = T0 + np.arange(0, 101, 1.0)
+t = TIMES - T0
+ACCURACY = 0.83 - 0.05 * ramp(t, 25, 37, 0, 1) * (t < 45) - ramp(t, 45, 60, 0, 0.45) * (t < 62) \
+    - 0.45 * ((t >= 62) & (t < 64)) - ramp(t, 64, 84, 0.45, 0) * (t >= 64)
+DRIFT = ramp(t, 25, 37, 0, 1.6) * (t < 70) + ramp(t, 70, 80, 1.6, 0) * (t >= 70)
+LATENCY = 0.01 + 0.3 * ((t >= 60) & (t < 70))
+
+
+def rolling_max(values, seconds):
+    return np.array([values[max(0, k - seconds + 1):k + 1].max() for k in range(len(values))])
+
+
+def expected() -> Expected:
+    e = Expected(TIMES)
+    for w in (1, 10, 15, 20):
+        e.add(Curve(Role.PERFORMANCE, None, f"accuracy over {w} s", smooth(ACCURACY, w)))
+        e.add(Curve(Role.DRIFT, "monthly_charges", f"mean of monthly_charges over {w} s", smooth(DRIFT, w)))
+        e.add(Curve(Role.LATENCY, None, f"latency over {w} s", smooth(LATENCY, w)))
+        e.add(Curve(Role.LATENCY, None, f"slowest call over {w} s", rolling_max(LATENCY, w)))
+    return e
+
+
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    return Judge(session(), expected(), load_rubric().tolerances)
+
+
+def judged(judge, values, feature=None, noisy=True) -> dict[Role, object]:
+    """Verdicts by role for a series (with a little noise, as a real one has)."""
+    scale = 0.01 * (np.nanmax(values) - np.nanmin(values) + 1e-9)
+    noise = np.random.default_rng(0).normal(0, scale, len(values)) if noisy else 0.0
+    sig = Signal("x", [Origin(Source.SERIES, "x")], {"x"})
+    series = Series({}, values + noise, feature)
+    return {v.role: v for v in judge.judge(sig, series)}
+
+
+def taken(verdicts) -> set[Role]:
+    return {role for role, v in verdicts.items() if v.passed}
+
+
+def test_an_accuracy_over_a_window_fills_performance_and_says_it_is_accuracy_like(judge):
+    v = judged(judge, smooth(ACCURACY, 15))
+    assert taken(v) == {Role.PERFORMANCE}
+    assert v[Role.PERFORMANCE].sense.startswith("accuracy-like")
+
+
+def test_an_error_rate_fills_performance_too_and_says_it_is_error_like(judge):
+    v = judged(judge, 1 - smooth(ACCURACY, 15))
+    assert taken(v) == {Role.PERFORMANCE}
+    assert v[Role.PERFORMANCE].sense.startswith("error-like")
+
+
+def test_an_input_mean_is_drift_not_performance_however_it_correlates_with_accuracy(judge):
+    mean_of_input = 0.65 + 0.4 * smooth(DRIFT, 10) / 1.6
+    assert abs(np.corrcoef(mean_of_input, ACCURACY)[0, 1]) > 0.6  # a whole-session correlation would be fooled
+    v = judged(judge, mean_of_input)
+    assert Role.PERFORMANCE not in taken(v) and Role.DRIFT in taken(v)
+    assert "explained" in v[Role.PERFORMANCE].test("explained best by this role").name
+    assert not v[Role.PERFORMANCE].test("explained best by this role").passed
+
+
+def test_a_p_value_of_the_drifted_feature_is_drift_on_a_log_scale(judge):
+    rng = np.random.default_rng(3)
+    p_value = np.where(smooth(DRIFT, 10) > 0.2, 10.0 ** (-20 * smooth(DRIFT, 10)), rng.uniform(0.05, 1, len(t)))
+    v = judged(judge, p_value, feature="monthly_charges", noisy=False)  # its own noise; never below 0
+    assert taken(v) == {Role.DRIFT}
+    assert v[Role.DRIFT].log and v[Role.DRIFT].rho < 0
+
+
+def test_a_series_about_a_feature_is_never_taken_for_performance(judge):
+    v = judged(judge, smooth(ACCURACY, 15), feature="tenure_months")
+    assert Role.PERFORMANCE not in v
+
+
+def test_a_latency_quantile_is_latency_not_performance_although_both_are_low_together(judge):
+    p95 = 0.02 + 0.45 * ((t >= 61) & (t < 84))  # a p95 over [15s] stays up until the slow calls leave the window
+    v = judged(judge, p95)
+    assert Role.LATENCY in taken(v) and Role.PERFORMANCE not in taken(v)
+
+
+def test_a_signal_that_does_not_move_where_its_role_moves_fails_the_move_test(judge):
+    flat_then_late = smooth(ACCURACY, 15)
+    flat_then_late[t < 75] = 0.83  # reacts to nothing during concept drift
+    v = judged(judge, flat_then_late)
+    assert not v.get(Role.PERFORMANCE) or not v[Role.PERFORMANCE].passed
+
+
+def test_a_constant_fills_no_role(judge):
+    sig = Signal("c", [Origin(Source.SERIES, "c")], {"c"})
+    assert not [v for v in judge.judge(sig, Series({}, np.full(len(t), 0.8), None)) if v.passed]
