@@ -13,8 +13,8 @@ four tests, all of which it must pass to fill the role:
    the latency fault for latency ...), it moves away from where it was, the way the curve says, by more than its
    noise and by a good part of its whole range.
 3. stays put: where the role's curve stays at its normal level (other incidents included), so does the signal.
-4. explained best by this role: no other role's curve follows its changes better. An input mean that moved
-   while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
+4. explained best by this role: no other role it passes the first three tests for follows its changes better.
+   An input mean that moved while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
    of out-of-range values may well be both.
 
 A series that names a feature (a label value, or a metric name with the feature's name in it) is only about that
@@ -36,6 +36,7 @@ from .session import Incident, Session
 from .signals import Series, Signal
 
 LAGS_SECONDS = (0, 2, 5)
+EXPLAINED = "explained best by this role"
 CHANGE_FIT = 0.4  # least correlation of changes (on top of the tolerance's level correlation)
 INPUT_ROLES = frozenset({Role.DRIFT, Role.DATA_QUALITY})  # siblings: one signal may well be both
 FLAT_SHARE = 0.2  # the curve is "at its normal level" within this share of its range ...
@@ -258,13 +259,18 @@ class Judge:
                 values, log, fits = logged, True, fits_log
         if allowed is not None:
             fits = {role: f for role, f in fits.items() if role in allowed}
+        near = {role: fit for role, fit in fits.items() if fit.score >= self.tol.role_fit - 0.25}
+        # A rival must be a role the series could fill on its own evidence: one whose curve it follows, that it
+        # moves with and stays put with. A curve it merely resembles in places (an error rate that rose while
+        # the scores drifted) explains nothing the signal's own role does not.
+        alone = {role: self._verdict(role, signal, series, fit, values, log, None) for role, fit in near.items()}
+        viable = {role for role, v in alone.items() if all(t.passed for t in v.tests if t.name != EXPLAINED)}
         verdicts: list[Verdict] = []
-        for role, fit in fits.items():
-            if fit.score < self.tol.role_fit - 0.25:
-                continue
-            rivals = [f for r, f in fits.items() if r != role and not ({r, role} <= INPUT_ROLES) and f.score > 0]
+        for role, fit in near.items():
+            rivals = [fits[r] for r in viable if r != role and not ({r, role} <= INPUT_ROLES)]
             rival = max(rivals, key=lambda f: abs(f.change), default=None)
-            verdicts.append(self._verdict(role, signal, series, fit, values, log, rival))
+            verdicts.append(alone[role] if rival is None else
+                            self._verdict(role, signal, series, fit, values, log, rival))
         if not self.accuracy_moves and series.feature is None and (allowed is None or Role.PERFORMANCE in allowed):
             level = self._accuracy_level(signal, series)
             if level is not None:
@@ -291,7 +297,7 @@ class Judge:
         v.tests.append(self._moves(v, values, x))
         v.tests.append(self._stays_put(values, x))
         rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
-        v.tests.append(Test("explained best by this role", better <= self.tol.role_margin,
+        v.tests.append(Test(EXPLAINED, better <= self.tol.role_margin,
                             "no other role explains its changes" if rival is None else
                             f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
                             f"one {theirs:.2f} that this role does not (partial correlations)"))

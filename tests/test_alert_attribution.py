@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from grading.checks.alerting import AlertRule, Firing, detections
+from test_judge import T0, session
+
+from grading.checks.alerting import AlertRule, Firing, _saw_real_outage, detections
 from grading.roles import Role
 from grading.rubric import load_rubric
 from grading.signals import RuleInfo
-from test_judge import T0, session
 
 
 def ctx():
@@ -44,3 +45,12 @@ def test_an_alert_naming_a_feature_is_credited_only_to_an_incident_on_that_featu
     assert caught([rule("Drift", [Role.DRIFT])], [firing])["covariate_drift"] is None
     firing = Firing("Drift", (("alertname", "Drift"), ("feature", "monthly_charges")), T0 + 30, T0 + 40)
     assert caught([rule("Drift", [Role.DRIFT])], [firing])["covariate_drift"] == "Drift"
+
+
+def test_a_down_alert_that_fired_because_the_server_was_down_is_no_false_alarm():
+    down_alert = rule("ServerDown", [Role.AVAILABILITY])
+    firing = Firing("ServerDown", (), T0 + 2, T0 + 4)
+    assert _saw_real_outage(down_alert, firing, down=[T0 - 8, T0 - 7, T0 - 1])  # a slow start, then up
+    assert not _saw_real_outage(down_alert, firing, down=[])  # up all along: a false alarm
+    assert not _saw_real_outage(down_alert, firing, down=[T0 - 60])  # long before its `for`
+    assert not _saw_real_outage(rule("Slow", [Role.LATENCY]), firing, down=[T0 - 1])  # only availability alerts

@@ -49,6 +49,7 @@ ACCURACY = 0.83 - 0.05 * ramp(t, 25, 37, 0, 1) * (t < 45) - ramp(t, 45, 60, 0, 0
     - 0.45 * ((t >= 62) & (t < 64)) - ramp(t, 64, 84, 0.45, 0) * (t >= 64)
 DRIFT = ramp(t, 25, 37, 0, 1.6) * (t < 70) + ramp(t, 70, 80, 1.6, 0) * (t >= 70)
 LATENCY = 0.01 + 0.3 * ((t >= 60) & (t < 70))
+ERRORS = 0.3 * ((t >= 37) & (t < 45))  # requests refused while the upstream bug lasts (no incident of their own)
 
 
 def rolling_max(values, seconds):
@@ -62,6 +63,7 @@ def expected() -> Expected:
         e.add(Curve(Role.DRIFT, "monthly_charges", f"mean of monthly_charges over {w} s", smooth(DRIFT, w)))
         e.add(Curve(Role.LATENCY, None, f"latency over {w} s", smooth(LATENCY, w)))
         e.add(Curve(Role.LATENCY, None, f"slowest call over {w} s", rolling_max(LATENCY, w)))
+        e.add(Curve(Role.ERRORS, None, f"share of failed calls over {w} s", smooth(ERRORS, w)))
     return e
 
 
@@ -102,6 +104,15 @@ def test_an_input_mean_is_drift_not_performance_however_it_correlates_with_accur
     assert Role.PERFORMANCE not in taken(v) and Role.DRIFT in taken(v)
     assert "explained" in v[Role.PERFORMANCE].test("explained best by this role").name
     assert not v[Role.PERFORMANCE].test("explained best by this role").passed
+
+
+def test_a_score_drift_that_jumps_while_requests_fail_is_still_drift(judge):
+    # The upstream bug both shifts the scores and gets requests refused: the error rate follows the jump as well
+    # as the drift curve does, but not the drift before and after it, so it is no rival explanation.
+    score_drift = smooth(DRIFT, 10) + 2 * smooth(((t >= 37) & (t < 47)).astype(float), 5)
+    v = judged(judge, score_drift)
+    assert taken(v) == {Role.DRIFT}
+    assert v[Role.ERRORS].test("follows").passed and not v[Role.ERRORS].test("stays put").passed
 
 
 def test_a_p_value_of_the_drifted_feature_is_drift_on_a_log_scale(judge):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .. import promql
 from ..context import CheckResult, Context, Evidence
+from ..families import JOB
 from ..findings import Findings
 from ..roles import CRITICAL, SEES, Role
 from ..session import Incident
@@ -123,6 +124,13 @@ def firing_intervals(ctx: Context, until: float) -> list[Firing]:
     return sorted(out, key=lambda f: f.start)
 
 
+def _rank(incident: Incident, roles: list[Role]) -> tuple[int, float]:
+    """Incidents seen by the alert's first role first, then by later ones; then the latest to begin."""
+    seen = SEES.get(incident.kind, frozenset())
+    order = next((k for k, role in enumerate(roles) if role in seen), len(roles))
+    return -order, incident.start
+
+
 def detections(ctx: Context, rules: list[AlertRule], firings: list[Firing]) -> list[Detection]:
     """For each incident, the first alert that started firing for it.
 
@@ -145,13 +153,7 @@ def detections(ctx: Context, rules: list[AlertRule], firings: list[Firing]) -> l
         if not fitting:
             continue
 
-        def rank(i: int) -> tuple[int, float]:
-            """Incidents seen by the alert's first role first, then by later ones; then the latest to begin."""
-            seen = SEES.get(incidents[i].kind, frozenset())
-            order = next((k for k, role in enumerate(roles) if role in seen), len(roles))
-            return -order, incidents[i].start
-
-        first.setdefault(max(fitting, key=rank), f)
+        first.setdefault(max(fitting, key=lambda i, roles=roles: _rank(incidents[i], roles)), f)
     s = ctx.session
     return [Detection(inc, first.get(i), pending=first.get(i) is None and not s.finished
                       and inc.end + ctx.tol.detection_grace_seconds > s.now)
@@ -232,11 +234,30 @@ def _false_alarms(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) ->
     base = ctx.session.baseline()
     if base is None:
         return ctx.result(ITEM, "no_false_alarms", 0, "the scenario has no baseline", [])
-    false = sorted({f.key for f in outcome.firings if f.start < base[1] and f.end >= base[0]})
+    rules = {r.name: r for r in live}
+    down = _server_down_times(ctx, base[0] - 120, base[1])
+    false = sorted({f.key for f in outcome.firings if f.start < base[1] and f.end >= base[0]
+                    and not _saw_real_outage(rules.get(f.alert), f, down)})
     return ctx.result(ITEM, "no_false_alarms", 0 if false else 1,
                       f"{len(false)} alerts fired during the baseline: {', '.join(false)}" if false
                       else "nothing fired during the baseline",
                       [Evidence('ALERTS{alertstate="firing"} during the baseline', false or "none")])
+
+
+def _server_down_times(ctx: Context, start: float, end: float) -> list[float]:
+    """When Prometheus could not scrape the model server (up == 0)."""
+    return [t for _, points in ctx.prom.series_values(f'up{{job="{JOB}"}} == 0', start, end, STEP)
+            for t, _ in points]
+
+
+def _saw_real_outage(rule: AlertRule | None, f: Firing, down: list[float]) -> bool:
+    """An alert on availability that fired because the server really was down (a restart, a slow start) is
+    right, not a false alarm: the server was unreachable within the rule's `for` before it fired, or while it
+    fired."""
+    if rule is None or Role.AVAILABILITY not in rule.roles:
+        return False
+    since = f.start - rule.info.duration - 5 * STEP
+    return any(since <= t <= f.end for t in down)
 
 
 def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until: float) -> CheckResult:
