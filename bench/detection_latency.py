@@ -5,6 +5,7 @@ firing, against the floor the pipeline allows (`for` + scrape + evaluation, plus
 
 Runs the native sandbox on the reference solution, plays smoke, and reads Prometheus's ALERTS series.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,12 @@ sys.path.insert(0, str(REPO))
 from load.truth import read_timeline  # noqa: E402
 
 # incident phase -> the alert that should catch it (and its labels)
-INCIDENTS = {"feature-drift": ("FeatureDrift", {"feature": "monthly_charges"}),
-             "upstream-bug": ("InputOutOfRange", {"feature": "total_charges"}),
-             "concept-drift": ("ModelPerformanceDrop", {}),
-             "latency-fault": ("PredictLatencyHigh", {})}
+INCIDENTS = {
+    "feature-drift": ("FeatureDrift", {"feature": "monthly_charges"}),
+    "upstream-bug": ("InputOutOfRange", {"feature": "total_charges"}),
+    "concept-drift": ("ModelPerformanceDrop", {}),
+    "latency-fault": ("PredictLatencyHigh", {}),
+}
 
 
 def seconds(duration: str) -> float:
@@ -38,8 +41,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrape-interval", default="1s")
     args = parser.parse_args()
-    rules = {r["alert"]: r for path in (REPO / "reference_solution" / "alerts").glob("*.yml")
-             for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]}
+    rules = {
+        r["alert"]: r
+        for path in (REPO / "reference_solution" / "alerts").glob("*.yml")
+        for g in yaml.safe_load(path.read_text())["groups"]
+        for r in g["rules"]
+    }
     drift_interval = 5.0  # reference_solution/app/monitoring_config.py's default
     with run_dir(MLSANDBOX_SCRAPE_INTERVAL=args.scrape_interval) as (path, env):
         with sandbox(env, REPO / "reference_solution"):
@@ -52,10 +59,13 @@ def main() -> None:
                 if phase.name not in INCIDENTS:
                     continue
                 alert, labels = INCIDENTS[phase.name]
-                selector = ",".join([f'alertname="{alert}"', 'alertstate="firing"',
-                                     *[f'{k}="{v}"' for k, v in labels.items()]])
-                result = httpx.get(f"{url('prometheus')}/api/v1/query_range", params={
-                    "query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": 0.5}).json()
+                selector = ",".join(
+                    [f'alertname="{alert}"', 'alertstate="firing"', *[f'{k}="{v}"' for k, v in labels.items()]]
+                )
+                result = httpx.get(
+                    f"{url('prometheus')}/api/v1/query_range",
+                    params={"query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": 0.5},
+                ).json()
                 times = [float(t) for s in result["data"]["result"] for t, _ in s["values"]]
                 first = min((t for t in times if t >= phase.start), default=math.nan)
                 floor = 2 * seconds(args.scrape_interval) + seconds(rules[alert]["for"])

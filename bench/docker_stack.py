@@ -8,6 +8,7 @@ started here). --cold removes every unused image and the engine's build cache fi
 again from the base's root file system (cached by the first debootstrap, which took 45 s here).
 Compose project `mlsandbox-bench` on ports 2x2xx; the native stack on the benchmark ports of bench/sandbox.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,20 @@ from mlsandbox.docker_stack import LOCAL_BASE_IMAGE, DockerSandbox  # noqa: E402
 from mlsandbox.processes import load_state  # noqa: E402
 
 PROJECT = "mlsandbox-bench"
-DOCKER_PORTS = {"MODEL_SERVER_PORT": "28200", "MLFLOW_PORT": "25200", "PROMETHEUS_PORT": "29290",
-                "ALERTMANAGER_PORT": "29293", "LOCUST_PORT": "28289", "ALERT_RECEIVER_PORT": "29295",
-                "GRAFANA_PORT": "23200"}
-IMAGES = ["mlsandbox/model-service:0.1.0-debian", "mlsandbox/prometheus-debian:bookworm",
-          "mlsandbox/alertmanager-debian:bookworm"]
+DOCKER_PORTS = {
+    "MODEL_SERVER_PORT": "28200",
+    "MLFLOW_PORT": "25200",
+    "PROMETHEUS_PORT": "29290",
+    "ALERTMANAGER_PORT": "29293",
+    "LOCUST_PORT": "28289",
+    "ALERT_RECEIVER_PORT": "29295",
+    "GRAFANA_PORT": "23200",
+}
+IMAGES = [
+    "mlsandbox/model-service:0.1.0-debian",
+    "mlsandbox/prometheus-debian:bookworm",
+    "mlsandbox/alertmanager-debian:bookworm",
+]
 SAMPLE_SECONDS = 40  # memory is sampled from 20 s into the scenario (drift, labels, faults all running)
 
 
@@ -99,8 +109,10 @@ def bench_docker(cold: bool, candidate: Path) -> dict:
             sandbox.docker("builder", "prune", "--all", "--force", timeout=600)
         figures["base_image_s"], _ = timed(sandbox.ensure_base_image)
         figures["build_s"], _ = timed(sandbox.build)
-        figures["image_mb"] = {image: int(sandbox.docker("image", "inspect", "--format", "{{.Size}}", image)
-                                          .stdout.strip()) / 1e6 for image in [LOCAL_BASE_IMAGE, *IMAGES]}
+        figures["image_mb"] = {
+            image: int(sandbox.docker("image", "inspect", "--format", "{{.Size}}", image).stdout.strip()) / 1e6
+            for image in [LOCAL_BASE_IMAGE, *IMAGES]
+        }
         # Fresh volumes: the trainer trains and registers the model, as on a team's first `up`.
         figures["up_fresh_s"] = sandbox.up()
         time.sleep(20)
@@ -147,8 +159,10 @@ def main() -> None:
     print(f"  up to healthy, fresh    {docker['up_fresh_s']:7.1f} s   (trainer trains the model)")
     print(f"  up to healthy, again    {docker['up_again_s']:7.1f} s   (volumes kept)")
     print(f"Native (mlsandbox up): up to healthy, fresh {native['up_fresh_s']:.1f} s")
-    print(f"\nMemory while playing smoke (median over {SAMPLE_SECONDS} s, MB): docker stats vs PSS of each native "
-          "process group")
+    print(
+        f"\nMemory while playing smoke (median over {SAMPLE_SECONDS} s, MB): docker stats vs PSS of each native "
+        "process group"
+    )
     total_d = total_n = 0.0
     for service, mb in sorted(docker["memory_mb"].items()):
         native_mb = native["memory_mb"].get(service, float("nan"))

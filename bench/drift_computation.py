@@ -7,6 +7,7 @@ path (reference_solution/app/drift.py: normed Wasserstein and Jensen-Shannon wit
 Prometheus gauges every few seconds; evidently's DataDriftPreset report is what goes to MLflow. Prints
 the median time of each and their ratio, interleaved in one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "reference_solution")]
 
 from app.drift import Reference, drift_scores, evidently_report  # noqa: E402
+
 from model_service.churn_data import generate_features  # noqa: E402
 from model_service.train import train  # noqa: E402
 

@@ -5,6 +5,7 @@
 Plays each scenario on a fresh native sandbox, grades it three times, prints the median wall time of a
 grade and how many seconds of Prometheus data it read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,14 @@ def main() -> None:
                 times, inside, score = [], [], None
                 for _ in range(3):
                     t0 = time.monotonic()
-                    subprocess.run([sys.executable, "-m", "mlsandbox.cli", "grade", "--out", str(path / "report")],
-                                   env=env, cwd=REPO, capture_output=True, text=True, check=True)
+                    subprocess.run(
+                        [sys.executable, "-m", "mlsandbox.cli", "grade", "--out", str(path / "report")],
+                        env=env,
+                        cwd=REPO,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     times.append(time.monotonic() - t0)
                     report = json.loads((path / "report" / "report.json").read_text())
                     inside.append(report["grading_seconds"])

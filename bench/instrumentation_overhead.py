@@ -7,6 +7,7 @@ Needs wrk (`apt-get install wrk`). Runs the native sandbox (no load generator, P
 in the machine's speed hits both alike; wrk posts the same customer for `--seconds` after a short warm-up.
 Prints each run, then the medians and the reference/bare ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,12 @@ CANDIDATES = {"bare": REPO / "starter_repo", "reference": REPO / "reference_solu
 
 def wrk(url: str, seconds: float, connections: int, script: Path) -> tuple[float, float]:
     """(requests per second, p99 latency in seconds) of one wrk run."""
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
     return rps, float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
@@ -48,8 +53,10 @@ def main() -> None:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in CANDIDATES}
     with run_dir() as (path, env):
         script = path.parent / "post.lua"
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          f"wrk.body = {json.dumps(json.dumps(customer))}\n")
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(customer))}\n"
+        )
         predict = f"{url('model_server')}/predict"
         for rnd in range(args.rounds):
             for name, folder in CANDIDATES.items():
@@ -60,10 +67,14 @@ def main() -> None:
                 print(f"round {rnd + 1} {name:<9} {rps:8.0f} req/s   p99 {p99 * 1000:7.1f} ms", flush=True)
     rps = {n: statistics.median(r for r, _ in v) for n, v in results.items()}
     p99 = {n: statistics.median(p for _, p in v) for n, v in results.items()}
-    print(f"\n/predict, {args.connections} connections, {args.seconds:g} s x {args.rounds} rounds, {os.cpu_count()} cores")
+    print(
+        f"\n/predict, {args.connections} connections, {args.seconds:g} s x {args.rounds} rounds, {os.cpu_count()} cores"
+    )
     for n in CANDIDATES:
         print(f"  {n:<9} {rps[n]:8.0f} req/s   p99 {p99[n] * 1000:7.1f} ms")
-    print(f"  reference / bare: throughput {rps['reference'] / rps['bare']:.2f}x, p99 {p99['reference'] / p99['bare']:.2f}x")
+    print(
+        f"  reference / bare: throughput {rps['reference'] / rps['bare']:.2f}x, p99 {p99['reference'] / p99['bare']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ directory, plays one constant-rate phase per rate with Locust headless, samples 
 its processes) every second, reads what was really sent from the ledger, and prints a table. Stops
 everything at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,23 @@ def play(run_dir: Path, env: dict, rate: float, seconds: float) -> dict:
     scenario = run_dir / f"bench-{rate:g}.yaml"
     scenario.write_text(
         f"name: bench-{rate:g}\ndescription: constant rate\nground_truth: {{fraction: 0.3, delay_seconds: 5}}\n"
-        f"phases:\n  - {{name: r{rate:g}, duration_seconds: {seconds}, rate: {rate}}}\n")
-    argv = [sys.executable, "-m", "locust", "-f", str(REPO / "load" / "locustfile.py"), "--headless",
-            "--only-summary", "--host", url("model_server"),
-            "--scenario", str(scenario), "--exit-code-on-error", "0"]
+        f"phases:\n  - {{name: r{rate:g}, duration_seconds: {seconds}, rate: {rate}}}\n"
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(REPO / "load" / "locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--host",
+        url("model_server"),
+        "--scenario",
+        str(scenario),
+        "--exit-code-on-error",
+        "0",
+    ]
     started = time.time()
     with open(run_dir / f"locust-{rate:g}.log", "wb") as log:
         proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -56,12 +70,14 @@ def play(run_dir: Path, env: dict, rate: float, seconds: float) -> dict:
     samples = [s for s in samples if s == s]
     sent = sum(r.requests for r in rows)
     return {
-        "rate": rate, "sent": sent, "planned": int(rate * seconds),
+        "rate": rate,
+        "sent": sent,
+        "planned": int(rate * seconds),
         "held_median": statistics.median(full) if full else 0.0,
         "held_min": min(full) if full else 0,
         "ok_share": sum(r.ok for r in rows) / max(1, sent),
-        "p50_latency_ms": 1000 * statistics.median(r.latency_mean_seconds for r in rows
-                                                   if r.latency_mean_seconds is not None),
+        "p50_latency_ms": 1000
+        * statistics.median(r.latency_mean_seconds for r in rows if r.latency_mean_seconds is not None),
         "rss_first_mb": samples[2] if len(samples) > 2 else float("nan"),
         "rss_last_mb": samples[-1] if samples else float("nan"),
         "rss_max_mb": max(samples) if samples else float("nan"),
@@ -81,12 +97,16 @@ def main() -> None:
                 print(f"playing {rate:g} req/s for {args.seconds:g} s ...", flush=True)
                 results.append(play(path, env, rate, args.seconds))
     print(f"\nLocust holding a constant rate for {args.seconds:g} s against the bare server, on {os.cpu_count()} cores")
-    print(f"{'target/s':>9} {'sent':>7} {'planned':>8} {'held/s med':>10} {'held/s min':>10} {'ok':>6} "
-          f"{'p50 ms':>7} {'RSS MB start':>12} {'end':>6} {'max':>6}")
+    print(
+        f"{'target/s':>9} {'sent':>7} {'planned':>8} {'held/s med':>10} {'held/s min':>10} {'ok':>6} "
+        f"{'p50 ms':>7} {'RSS MB start':>12} {'end':>6} {'max':>6}"
+    )
     for r in results:
-        print(f"{r['rate']:>9g} {r['sent']:>7} {r['planned']:>8} {r['held_median']:>10g} {r['held_min']:>10} "
-              f"{r['ok_share']:>6.1%} {r['p50_latency_ms']:>7.1f} {r['rss_first_mb']:>12.0f} "
-              f"{r['rss_last_mb']:>6.0f} {r['rss_max_mb']:>6.0f}")
+        print(
+            f"{r['rate']:>9g} {r['sent']:>7} {r['planned']:>8} {r['held_median']:>10g} {r['held_min']:>10} "
+            f"{r['ok_share']:>6.1%} {r['p50_latency_ms']:>7.1f} {r['rss_first_mb']:>12.0f} "
+            f"{r['rss_last_mb']:>6.0f} {r['rss_max_mb']:>6.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """A native sandbox for benchmarks: its own ports and a temporary run directory, stopped afterwards."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PORTS = {"MLSANDBOX_MODEL_SERVER_PORT": "28000", "MLSANDBOX_PROMETHEUS_PORT": "29090",
-         "MLSANDBOX_ALERTMANAGER_PORT": "29093", "MLSANDBOX_MLFLOW_PORT": "25000",
-         "MLSANDBOX_LOCUST_PORT": "28089", "MLSANDBOX_ALERT_RECEIVER_PORT": "29095"}
+PORTS = {
+    "MLSANDBOX_MODEL_SERVER_PORT": "28000",
+    "MLSANDBOX_PROMETHEUS_PORT": "29090",
+    "MLSANDBOX_ALERTMANAGER_PORT": "29093",
+    "MLSANDBOX_MLFLOW_PORT": "25000",
+    "MLSANDBOX_LOCUST_PORT": "28089",
+    "MLSANDBOX_ALERT_RECEIVER_PORT": "29095",
+}
 
 
 def url(component: str) -> str:
@@ -19,8 +25,9 @@ def url(component: str) -> str:
 
 
 def cli(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "mlsandbox.cli", *args], env=env, cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "mlsandbox.cli", *args], env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 @contextmanager

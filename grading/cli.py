@@ -1,6 +1,7 @@
 """Grade a session and write its report: the one entry point for every caller (the `mlsandbox grade` command,
 the Docker stack, calibration). Callers resolve where things are; this module knows nothing of how the
 sandbox was started."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,18 +25,28 @@ def rubric_or_fail(path: Path | None) -> Rubric:
         raise GradingFailed(str(exc)) from None
 
 
-def run_grading(run_dir: Path, prometheus_url: str, *, candidate: Path | None = None, grafana: str | None = None,
-                out: Path | None = None, rubric: Rubric | Path | None = None, mlflow_url: str | None = None,
-                say: Callable[[str], None] = print, server_address: str | None = None,
-                metrics_body: str | None = None) -> tuple[Grade, dict, Path]:
+def run_grading(
+    run_dir: Path,
+    prometheus_url: str,
+    *,
+    candidate: Path | None = None,
+    grafana: str | None = None,
+    out: Path | None = None,
+    rubric: Rubric | Path | None = None,
+    mlflow_url: str | None = None,
+    say: Callable[[str], None] = print,
+    server_address: str | None = None,
+    metrics_body: str | None = None,
+) -> tuple[Grade, dict, Path]:
     """Grade the session in `run_dir` against the Prometheus at `prometheus_url`; write the report to `out`
     (default run_dir/report); log it to MLflow when `mlflow_url` is given."""
     if not isinstance(rubric, Rubric):
         rubric = rubric_or_fail(rubric)
     say("grading: reading the timeline, the ledger and Prometheus ...")
     try:
-        result = grade(PrometheusClient(prometheus_url), Path(run_dir), rubric, candidate, grafana, server_address,
-                       metrics_body)
+        result = grade(
+            PrometheusClient(prometheus_url), Path(run_dir), rubric, candidate, grafana, server_address, metrics_body
+        )
     except (PrometheusUnreachable, SessionError) as exc:
         raise GradingFailed(str(exc)) from None
     out = out or Path(run_dir) / "report"

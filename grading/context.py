@@ -1,5 +1,6 @@
 """What every check reads (the session's truth, Prometheus, the rubric, the candidate's families, rules,
 dashboards and signals), and the result types checks return."""
+
 from __future__ import annotations
 
 import math
@@ -95,5 +96,12 @@ class Context:
     def result(self, item: str, name: str, fraction: float, summary: str, evidence: list[Evidence]) -> CheckResult:
         spec = self.rubric.items[item].checks[name]
         fraction = 0.0 if math.isnan(fraction) else max(0.0, min(1.0, fraction))
-        return CheckResult(name, round(spec.points * fraction, 2), spec.points, fraction >= 0.999, summary,
-                           evidence, "" if fraction >= 0.999 else spec.advice)
+        return CheckResult(
+            name,
+            round(spec.points * fraction, 2),
+            spec.points,
+            fraction >= 0.999,
+            summary,
+            evidence,
+            "" if fraction >= 0.999 else spec.advice,
+        )

@@ -1,6 +1,7 @@
 """The candidate's dashboards: from Grafana's API when it answers, else their JSON files; each panel (rows'
 nested panels included) with its type, unit and PromQL queries, Grafana's variables resolved the way a
 dashboard showing this session would resolve them."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,15 @@ def from_document(doc: object, source: str) -> Dashboard:
         unit = ((p.get("fieldConfig") or {}).get("defaults") or {}).get("unit") or ""
         if p.get("type") == "row" and not queries:
             continue
-        board.panels.append(Panel(str(p.get("title") or ""), str(p.get("type") or "?"), str(unit), queries,
-                                  p.get("id") if isinstance(p.get("id"), int) else None))
+        board.panels.append(
+            Panel(
+                str(p.get("title") or ""),
+                str(p.get("type") or "?"),
+                str(unit),
+                queries,
+                p.get("id") if isinstance(p.get("id"), int) else None,
+            )
+        )
     return board
 
 
@@ -92,8 +100,9 @@ def from_grafana(url: str) -> list[Dashboard] | None:
             found = client.get("/api/search", params={"type": "dash-db"})
             if found.status_code != 200:
                 return None
-            return [from_document(client.get(f"/api/dashboards/uid/{d['uid']}").json(), "Grafana")
-                    for d in found.json()]
+            return [
+                from_document(client.get(f"/api/dashboards/uid/{d['uid']}").json(), "Grafana") for d in found.json()
+            ]
     except (httpx.HTTPError, ValueError, KeyError):
         return None
 

@@ -7,6 +7,7 @@ error share and request rate from the ledger. A candidate picks their own window
 last minute, all time), so each curve comes in several windows ("variants"); a signal is judged against the
 variant that fits it best.
 """
+
 from __future__ import annotations
 
 import math
@@ -211,24 +212,59 @@ def _ledger(session: Session, out: Expected) -> None:
         lo, hi = _windows(ts, out.grid, seconds=s)
         n = creq[hi] - creq[lo]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out.add(Curve(Role.LATENCY, None, f"the client's mean /predict latency over the last {s} s",
-                          np.where(n > 0, (clat[hi] - clat[lo]) / np.maximum(n, 1), np.nan)))
+            out.add(
+                Curve(
+                    Role.LATENCY,
+                    None,
+                    f"the client's mean /predict latency over the last {s} s",
+                    np.where(n > 0, (clat[hi] - clat[lo]) / np.maximum(n, 1), np.nan),
+                )
+            )
             # A high quantile over a window (p95 over [30s]) stays up while any slow call is in the window.
-            out.add(Curve(Role.LATENCY, None, f"the client's slowest /predict call in the last {s} s",
-                          np.array([slowest[a:b].max() if b > a else np.nan for a, b in zip(lo, hi)])))
+            out.add(
+                Curve(
+                    Role.LATENCY,
+                    None,
+                    f"the client's slowest /predict call in the last {s} s",
+                    np.array([slowest[a:b].max() if b > a else np.nan for a, b in zip(lo, hi)]),
+                )
+            )
             if errors.any():
-                out.add(Curve(Role.ERRORS, None, f"the share of /predict calls that failed (4xx, 5xx, time-outs) "
-                              f"over the last {s} s", np.where(n > 0, (cerr[hi] - cerr[lo]) / np.maximum(n, 1), np.nan)))
+                out.add(
+                    Curve(
+                        Role.ERRORS,
+                        None,
+                        f"the share of /predict calls that failed (4xx, 5xx, time-outs) over the last {s} s",
+                        np.where(n > 0, (cerr[hi] - cerr[lo]) / np.maximum(n, 1), np.nan),
+                    )
+                )
             if server.any():
-                out.add(Curve(Role.ERRORS, None, f"the share of /predict calls that failed on the server side over "
-                              f"the last {s} s", np.where(n > 0, (cserv[hi] - cserv[lo]) / np.maximum(n, 1), np.nan)))
-        out.add(Curve(Role.TRAFFIC, None, f"/predict calls answered per second over the last {s} s",
-                      (cans[hi] - cans[lo]) / s))
+                out.add(
+                    Curve(
+                        Role.ERRORS,
+                        None,
+                        f"the share of /predict calls that failed on the server side over the last {s} s",
+                        np.where(n > 0, (cserv[hi] - cserv[lo]) / np.maximum(n, 1), np.nan),
+                    )
+                )
+        out.add(
+            Curve(
+                Role.TRAFFIC, None, f"/predict calls answered per second over the last {s} s", (cans[hi] - cans[lo]) / s
+            )
+        )
         # Labels come back in waves of their own (more of them during concept drift here): their volume is
         # traffic, not performance.
         if labels.any():
-            out.add(Curve(Role.TRAFFIC, None, f"labels posted per second over the last {s} s", (clab[hi] - clab[lo]) / s))
+            out.add(
+                Curve(Role.TRAFFIC, None, f"labels posted per second over the last {s} s", (clab[hi] - clab[lo]) / s)
+            )
             with np.errstate(invalid="ignore", divide="ignore"):
                 served = cok[hi] - cok[lo]
-                out.add(Curve(Role.TRAFFIC, None, f"labels posted per prediction served over the last {s} s",
-                              np.where(served > 0, (clab[hi] - clab[lo]) / np.maximum(served, 1), np.nan)))
+                out.add(
+                    Curve(
+                        Role.TRAFFIC,
+                        None,
+                        f"labels posted per prediction served over the last {s} s",
+                        np.where(served > 0, (clab[hi] - clab[lo]) / np.maximum(served, 1), np.nan),
+                    )
+                )

@@ -4,6 +4,7 @@ Read from the /metrics exposition when there is one (scraped now, or archived at
 from Prometheus's target metadata, else from the series names Prometheus holds (types implied by suffixes,
 no HELP): the server may be down by the time the grader runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -85,13 +86,20 @@ def from_series_names(held: set[str]) -> dict[str, Family]:
     gauges (a summary without quantiles looks like a _sum/_count pair: a summary)."""
     families: dict[str, Family] = {}
     for name in sorted(held):
-        if name.startswith(STANDARD_PREFIXES) or name in ("up", "ALERTS", "ALERTS_FOR_STATE") or \
-                name.startswith("scrape_"):
+        if (
+            name.startswith(STANDARD_PREFIXES)
+            or name in ("up", "ALERTS", "ALERTS_FOR_STATE")
+            or name.startswith("scrape_")
+        ):
             continue
         base = name.rsplit("_", 1)[0]
         if name.endswith("_bucket") and f"{base}_count" in held:
-            families[base] = Family(base, "histogram", "", tuple(f"{base}{s}" for s in ("_bucket", "_count", "_sum")
-                                                               if f"{base}{s}" in held))
+            families[base] = Family(
+                base,
+                "histogram",
+                "",
+                tuple(f"{base}{s}" for s in ("_bucket", "_count", "_sum") if f"{base}{s}" in held),
+            )
         elif name.endswith("_count") and f"{base}_sum" in held and f"{base}_bucket" not in held:
             families[base] = Family(base, "summary", "", (f"{base}_count", f"{base}_sum"))
         elif name.endswith(("_sum", "_count", "_bucket", "_created")):

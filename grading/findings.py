@@ -1,5 +1,6 @@
 """Which of the candidate's signals fill which role: found once, before any check, and passed to every check
 explicitly (typed), so that no check depends on another having run first."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,10 @@ class Findings:
         """The roles (as shape roles) of the scraped metrics among `names`: what an expression reading them watches."""
         roles: set[Role] = set()
         for role, found in self.counting.items():
-            if any(f.series in names or f.family in names or f"{f.family}_sum" in names
-                   or f"{f.family}_bucket" in names for f in found):
+            if any(
+                f.series in names or f.family in names or f"{f.family}_sum" in names or f"{f.family}_bucket" in names
+                for f in found
+            ):
                 roles.add(COUNTING_AS_SHAPE.get(role, role))
         for v in self.verdicts:
             if v.passed and v.signal.reads & names and any(o.source.name == "SERIES" for o in v.signal.origins):

@@ -1,5 +1,6 @@
 """Grade a session: read what the candidate built (families, rules, dashboards, signals), find which signal fills
 each role, run every applicable check of the rubric, pick the one improvement."""
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,15 @@ from .rubric import CONDITIONS, Needs, Rubric
 from .session import Session
 from .signals import SignalSet, loaded_rules
 
-MODULES = {"predictions": predictions, "performance": performance, "system": system, "drift": drift,
-           "alerting": alerting, "visualization": visualization, "hygiene": hygiene}
+MODULES = {
+    "predictions": predictions,
+    "performance": performance,
+    "system": system,
+    "drift": drift,
+    "alerting": alerting,
+    "visualization": visualization,
+    "hygiene": hygiene,
+}
 
 
 @dataclass(frozen=True)
@@ -113,43 +121,66 @@ def unmet(needs: Needs, session: Session, rubric: Rubric) -> list[str]:
         "incident": bool(kinds),
         "finished": session.finished and session.now >= session.end + rubric.tolerances.resolve_grace_seconds,
     }
-    missing += [f"not yet: {CONDITIONS[c]}" if c == "finished" else f"needs: {CONDITIONS[c]}"
-                for c in needs.conditions if not facts[c]]
+    missing += [
+        f"not yet: {CONDITIONS[c]}" if c == "finished" else f"needs: {CONDITIONS[c]}"
+        for c in needs.conditions
+        if not facts[c]
+    ]
     return missing
 
 
 def improvement(items: list[ItemResult], rubric: Rubric) -> Improvement:
     """The applicable failing check that loses the most points (ties: the rubric's priority), for the candidate."""
     order = {key: i for i, key in enumerate(rubric.improvement_priority)}
-    failing = [(c.max_points - c.points, -order.get(item.key, 99), item, c)
-               for item in items for c in item.checks if c.applicable and c.points < c.max_points]
+    failing = [
+        (c.max_points - c.points, -order.get(item.key, 99), item, c)
+        for item in items
+        for c in item.checks
+        if c.applicable and c.points < c.max_points
+    ]
     if not failing:
-        return Improvement(None, None, 0.0, "Nothing failed. Ask the candidate which alert they would trust least in "
-                                            "production, and why.")
+        return Improvement(
+            None,
+            None,
+            0.0,
+            "Nothing failed. Ask the candidate which alert they would trust least in production, and why.",
+        )
     lost, _, item, check = max(failing, key=lambda f: (f[0], f[1]))
-    return Improvement(item.key, check.name, round(lost, 2),
-                       f"{item.title}: {check.advice} (What the grader saw: {check.summary}.)")
+    return Improvement(
+        item.key, check.name, round(lost, 2), f"{item.title}: {check.advice} (What the grader saw: {check.summary}.)"
+    )
 
 
 def _plots(ctx: Context, found: Findings) -> tuple[list[PlotSeries], list[PlotSeries]]:
     times = ctx.expected.grid
-    truth = [c for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
-             if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")]
+    truth = [
+        c
+        for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
+        if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")
+    ]
     perf = [PlotSeries(f"grader: {c.variant}", times, c.values) for c in truth]
     perf += [PlotSeries(v.name, times, v.series.values) for v in found.taken(Role.PERFORMANCE)[:2]]
     drifted = next((i for i in ctx.session.incidents() if i.kind in drift.DRIFTS), None)
     feature = sorted(drifted.features)[0] if drifted else None
-    chosen = next((v for v in found.taken(Role.DRIFT) if feature and v.feature == feature), None) or \
-        next(iter(found.taken(Role.DRIFT)), None)
+    chosen = next((v for v in found.taken(Role.DRIFT) if feature and v.feature == feature), None) or next(
+        iter(found.taken(Role.DRIFT)), None
+    )
     drift_plot = []
     if chosen is not None:
         drift_plot = [PlotSeries(s.describe(chosen.signal.expr), times, s.values) for s in chosen.signal.series[:12]]
     return perf, drift_plot
 
 
-def grade(prom: PrometheusClient, run_dir: Path, rubric: Rubric, candidate_dir: Path | None = None,
-          grafana_url: str | None = None, server_address: str | None = None, metrics_body: str | None = None,
-          now: float | None = None) -> Grade:
+def grade(
+    prom: PrometheusClient,
+    run_dir: Path,
+    rubric: Rubric,
+    candidate_dir: Path | None = None,
+    grafana_url: str | None = None,
+    server_address: str | None = None,
+    metrics_body: str | None = None,
+    now: float | None = None,
+) -> Grade:
     """Grade the session in `run_dir`. `metrics_body`: the /metrics text archived at the end of a session, used
     instead of scraping the server now (re-grading an archive)."""
     t0 = time.monotonic()
@@ -162,8 +193,10 @@ def grade(prom: PrometheusClient, run_dir: Path, rubric: Rubric, candidate_dir: 
     server_up = metrics_body is not None
     notes = []
     if exposition is None:
-        notes.append("The model server was down (or exposed no /metrics) at grading time; the grade uses what "
-                     "Prometheus recorded during the session.")
+        notes.append(
+            "The model server was down (or exposed no /metrics) at grading time; the grade uses what "
+            "Prometheus recorded during the session."
+        )
     families = _families(prom, exposition)
     if not families:
         notes.append("Prometheus holds no metric from the model server for this session.")
@@ -173,8 +206,21 @@ def grade(prom: PrometheusClient, run_dir: Path, rubric: Rubric, candidate_dir: 
     panels = [(b.title, title, q) for b in boards if b.error is None for title, q in b.queries()]
     signals = SignalSet(prom, expected.grid, families, rules, panels)
     signals.evaluate()
-    ctx = Context(prom, session, rubric, families, exposition, rules, boards, boards_from, signals, expected,
-                  candidate_dir, server_up, scrape_url if server_up else None)
+    ctx = Context(
+        prom,
+        session,
+        rubric,
+        families,
+        exposition,
+        rules,
+        boards,
+        boards_from,
+        signals,
+        expected,
+        candidate_dir,
+        server_up,
+        scrape_url if server_up else None,
+    )
     found = find(ctx)
     items, outcome = [], AlertOutcome()
     for key, module in MODULES.items():
@@ -191,12 +237,23 @@ def grade(prom: PrometheusClient, run_dir: Path, rubric: Rubric, candidate_dir: 
                 continue
             missing = unmet(spec.checks[r.name].needs, session, rubric)
             if missing:
-                r = CheckResult(r.name, 0.0, r.max_points, False, "not applicable: " + "; ".join(missing),
-                                applicable=False)
+                r = CheckResult(
+                    r.name, 0.0, r.max_points, False, "not applicable: " + "; ".join(missing), applicable=False
+                )
             checks.append(r)
         items.append(ItemResult(key, spec.title, checks))
     perf_plot, drift_plot = _plots(ctx, found)
-    result = Grade(session, items, improvement(items, rubric), notes, found, outcome,
-                   [b.title for b in boards if b.error is None], server_up, perf_plot, drift_plot)
+    result = Grade(
+        session,
+        items,
+        improvement(items, rubric),
+        notes,
+        found,
+        outcome,
+        [b.title for b in boards if b.error is None],
+        server_up,
+        perf_plot,
+        drift_plot,
+    )
     result.duration_seconds = round(time.monotonic() - t0, 2)
     return result

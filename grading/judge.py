@@ -21,6 +21,7 @@ A series that names a feature (a label value, or a metric name with the feature'
 feature's drift or data quality. With labels but no incident that moves accuracy, a performance signal is judged
 by its level instead: it stays near the accuracy (or 1 - accuracy) the grader computes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -105,8 +106,11 @@ class Verdict:
     @property
     def sense(self) -> str:
         if self.role == Role.PERFORMANCE:
-            return "accuracy-like (falls when accuracy falls)" if self.rho >= 0 else \
-                "error-like (rises when accuracy falls)"
+            return (
+                "accuracy-like (falls when accuracy falls)"
+                if self.rho >= 0
+                else "error-like (rises when accuracy falls)"
+            )
         return "rises with it" if self.rho >= 0 else "falls as it rises (like a p-value)"
 
     def summary(self) -> str:
@@ -158,14 +162,22 @@ class Judge:
     """Judges series against `expected`. `limits(signal)` may say which shape roles a signal can fill at all
     (from the counting roles of the metrics it reads); None: any."""
 
-    def __init__(self, session: Session, expected: Expected, tol: Tolerances,
-                 limits: Callable[[Signal], frozenset[Role] | None] = lambda _: None):
+    def __init__(
+        self,
+        session: Session,
+        expected: Expected,
+        tol: Tolerances,
+        limits: Callable[[Signal], frozenset[Role] | None] = lambda _: None,
+    ):
         self.session, self.expected, self.tol, self.limits = session, expected, tol, limits
         self.times = expected.grid
         self.step = float(self.times[1] - self.times[0]) if len(self.times) > 1 else 1.0
         base = session.baseline()
-        self.base_mask = (self.times >= base[0]) & (self.times < base[1]) if base else \
-            self.times < self.times[0] + 0.2 * (self.times[-1] - self.times[0])
+        self.base_mask = (
+            (self.times >= base[0]) & (self.times < base[1])
+            if base
+            else self.times < self.times[0] + 0.2 * (self.times[-1] - self.times[0])
+        )
         # The baseline's second half: windows have filled up (the first labels make a noisy accuracy).
         self.settled = self.base_mask & (self.times >= (base[0] + base[1]) / 2 if base else self.base_mask)
         self.incidents = session.incidents()
@@ -242,8 +254,8 @@ class Judge:
             return 1.0, 1.0
         r_a, r_b = abs(fit.change), abs(rival.change)
         r_ab = r_ab * np.sign(fit.change) * np.sign(rival.change)  # in the directions each is followed
-        denominator_a = np.sqrt(max(1e-12, (1 - r_b ** 2) * (1 - r_ab ** 2)))
-        denominator_b = np.sqrt(max(1e-12, (1 - r_a ** 2) * (1 - r_ab ** 2)))
+        denominator_a = np.sqrt(max(1e-12, (1 - r_b**2) * (1 - r_ab**2)))
+        denominator_b = np.sqrt(max(1e-12, (1 - r_a**2) * (1 - r_ab**2)))
         return (r_a - r_b * r_ab) / denominator_a, (r_b - r_a * r_ab) / denominator_b
 
     # --- judging --------------------------------------------------------------------------------------
@@ -269,16 +281,18 @@ class Judge:
         for role, fit in near.items():
             rivals = [fits[r] for r in viable if r != role and not ({r, role} <= INPUT_ROLES)]
             rival = max(rivals, key=lambda f: abs(f.change), default=None)
-            verdicts.append(alone[role] if rival is None else
-                            self._verdict(role, signal, series, fit, values, log, rival))
+            verdicts.append(
+                alone[role] if rival is None else self._verdict(role, signal, series, fit, values, log, rival)
+            )
         if not self.accuracy_moves and series.feature is None and (allowed is None or Role.PERFORMANCE in allowed):
             level = self._accuracy_level(signal, series)
             if level is not None:
                 verdicts = [v for v in verdicts if v.role != Role.PERFORMANCE] + [level]
         return verdicts
 
-    def _verdict(self, role: Role, signal: Signal, series: Series, fit: Fit, values: np.ndarray, log: bool,
-                 rival: Fit | None) -> Verdict:
+    def _verdict(
+        self, role: Role, signal: Signal, series: Series, fit: Fit, values: np.ndarray, log: bool, rival: Fit | None
+    ) -> Verdict:
         curve, lag = fit.curve, fit.lag
         if rival is None:
             mine, theirs = abs(fit.change), 0.0
@@ -288,19 +302,29 @@ class Judge:
         v = Verdict(role, signal, series, curve, lag, fit.level, values, log, primary=better <= 0)
         x = _shifted(curve.values, int(round(lag / self.step)))
         same_sense = np.sign(fit.level) == np.sign(fit.change)
-        v.tests.append(Test("follows", abs(fit.level) >= self.tol.role_fit and abs(fit.change) >= CHANGE_FIT
-                            and bool(same_sense),
-                            f"levels: correlation {fit.level:+.2f} (at least {self.tol.role_fit} needed); "
-                            f"changes over {self.change_steps * self.step:g} s: correlation {fit.change:+.2f} "
-                            f"(at least {CHANGE_FIT} needed, the same way) with {curve.variant}"
-                            f"{f', {lag:g} s behind' if lag else ''}{', on a log scale' if log else ''}"))
+        v.tests.append(
+            Test(
+                "follows",
+                abs(fit.level) >= self.tol.role_fit and abs(fit.change) >= CHANGE_FIT and bool(same_sense),
+                f"levels: correlation {fit.level:+.2f} (at least {self.tol.role_fit} needed); "
+                f"changes over {self.change_steps * self.step:g} s: correlation {fit.change:+.2f} "
+                f"(at least {CHANGE_FIT} needed, the same way) with {curve.variant}"
+                f"{f', {lag:g} s behind' if lag else ''}{', on a log scale' if log else ''}",
+            )
+        )
         v.tests.append(self._moves(v, values, x))
         v.tests.append(self._stays_put(values, x))
         rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
-        v.tests.append(Test(EXPLAINED, better <= self.tol.role_margin,
-                            "no other role explains its changes" if rival is None else
-                            f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
-                            f"one {theirs:.2f} that this role does not (partial correlations)"))
+        v.tests.append(
+            Test(
+                EXPLAINED,
+                better <= self.tol.role_margin,
+                "no other role explains its changes"
+                if rival is None
+                else f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
+                f"one {theirs:.2f} that this role does not (partial correlations)",
+            )
+        )
         return v
 
     def _reference(self, values: np.ndarray) -> float:
@@ -350,8 +374,10 @@ class Judge:
         if not results:
             return Test("moves", False, "no incident played where it should have moved")
         failed = [inc for inc, ok, _ in results if not ok]
-        detail = "; ".join(f"{'moved' if ok else 'did not move enough at'} {inc.label}"
-                           f" ({m:+.3g}{', the right way' if ok else ''})" for inc, ok, m in results)
+        detail = "; ".join(
+            f"{'moved' if ok else 'did not move enough at'} {inc.label} ({m:+.3g}{', the right way' if ok else ''})"
+            for inc, ok, m in results
+        )
         return Test("moves", not failed, detail + f"; its normal level {s_ref:.3g}, noise {noise:.2g}")
 
     def _stays_put(self, s: np.ndarray, x: np.ndarray) -> Test:
@@ -364,13 +390,19 @@ class Judge:
         if flat.sum() < 5:
             return Test("stays put", True, "the curve is never at its normal level long enough to tell")
         share = float(np.mean(s_dev[flat] <= SIGNAL_FLAT_SHARE * max(s_range, 1e-12)))
-        return Test("stays put", share >= STAY_PUT_FRACTION,
-                    f"at its normal level {share:.0%} of the time the grader's curve was at its own")
+        return Test(
+            "stays put",
+            share >= STAY_PUT_FRACTION,
+            f"at its normal level {share:.0%} of the time the grader's curve was at its own",
+        )
 
     def _accuracy_level(self, signal: Signal, series: Series) -> Verdict | None:
         """No incident moved accuracy: a performance signal stays near the accuracy (or error rate) of the labels."""
-        curves = [c for c in self.expected.curves.get((Role.PERFORMANCE, None), [])
-                  if c.variant.endswith(f"the last {self.tol.accuracy_window_labels} labels")]
+        curves = [
+            c
+            for c in self.expected.curves.get((Role.PERFORMANCE, None), [])
+            if c.variant.endswith(f"the last {self.tol.accuracy_window_labels} labels")
+        ]
         if not curves:
             return None
         x, s = curves[0].values, series.values
@@ -385,9 +417,14 @@ class Judge:
         if abs(level - target) > 0.15:
             return None
         v = Verdict(Role.PERFORMANCE, signal, series, curves[0], 0.0, rho, s)
-        v.tests.append(Test("level", abs(level - target) <= 0.05,
-                            f"median {level:.3f} against the labels' {'accuracy' if rho > 0 else 'error rate'} "
-                            f"{target:.3f} (within 0.05 needed)"))
+        v.tests.append(
+            Test(
+                "level",
+                abs(level - target) <= 0.05,
+                f"median {level:.3f} against the labels' {'accuracy' if rho > 0 else 'error rate'} "
+                f"{target:.3f} (within 0.05 needed)",
+            )
+        )
         spread = float(np.percentile(np.abs(s[both] - level), 90))
         v.tests.append(Test("steady", spread <= 0.1, f"90% of the time within {spread:.3f} of its median"))
         return v

@@ -1,4 +1,5 @@
 """A small client for the Prometheus HTTP API, with one readable error when Prometheus cannot be reached."""
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ class PrometheusClient:
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
         return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
 
-    def series_values(self, expr: str, start: float, end: float, step: float) -> list[tuple[dict, list[tuple[float, float]]]]:
+    def series_values(
+        self, expr: str, start: float, end: float, step: float
+    ) -> list[tuple[dict, list[tuple[float, float]]]]:
         """Each series as (labels, [(time, value)...]) with NaN values left out."""
         out = []
         for s in self.query_range(expr, start, end, step):

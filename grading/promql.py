@@ -2,6 +2,7 @@
 regular expressions: the metric names it selects, those names resolved through recording rules to the
 scraped metrics underneath, and the value side of an alert condition (the operand held against a threshold,
 e.g. `accuracy` in `accuracy < 0.7 and labels >= 50`)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,5 +1,6 @@
 """The report, drawn from the Grade alone: report.json for machines, report.md and a self-contained report.html
 (with a timeline picture) for people."""
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,9 @@ import numpy as np
 
 from .grade import Grade
 
-TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-                               autoescape=jinja2.select_autoescape(["html"]))
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")), autoescape=jinja2.select_autoescape(["html"])
+)
 
 
 def _plain(value):
@@ -32,25 +34,60 @@ def _plain(value):
 
 def to_dict(g: Grade) -> dict:
     s = g.session
-    return _plain({
-        "score": g.score, "points": g.points, "max_points": g.max_points,
-        "graded_at": g.graded_at, "grading_seconds": g.duration_seconds,
-        "session": {"scenario": s.timeline.scenario, "seed": s.timeline.seed, "speed": s.timeline.speed,
-                    "status": s.timeline.status, "start": s.start, "end": s.end, "phases": [p.name for p in s.phases],
-                    "incidents": [{"kind": i.kind, "target": i.label, "start": i.start, "end": i.end}
-                                  for i in s.incidents()]},
-        "server_up": g.server_up, "notes": g.notes, "dashboards": g.dashboards,
-        "roles": g.findings.summary(),
-        "alerts": [{"alert": r.name, "watches": [x.value for x in r.roles], "how": r.how,
-                    "can_fire": not r.dead and not r.broken} for r in g.alerts.rules],
-        "detections": [{"incident": d.incident.label, "alert": d.firing.key if d.firing else None,
-                        "detection_seconds": d.latency} for d in g.alerts.detections],
-        "items": [{"key": i.key, "title": i.title, "points": i.points, "max_points": i.max_points,
-                   "checks": [{**asdict(c), "evidence": [asdict(e) for e in c.evidence]} for c in i.checks]}
-                  for i in g.items],
-        "not_applicable": [{"item": k, "check": c.name, "why": c.summary} for k, c in g.not_applicable],
-        "improvement": asdict(g.improvement),
-    })
+    return _plain(
+        {
+            "score": g.score,
+            "points": g.points,
+            "max_points": g.max_points,
+            "graded_at": g.graded_at,
+            "grading_seconds": g.duration_seconds,
+            "session": {
+                "scenario": s.timeline.scenario,
+                "seed": s.timeline.seed,
+                "speed": s.timeline.speed,
+                "status": s.timeline.status,
+                "start": s.start,
+                "end": s.end,
+                "phases": [p.name for p in s.phases],
+                "incidents": [
+                    {"kind": i.kind, "target": i.label, "start": i.start, "end": i.end} for i in s.incidents()
+                ],
+            },
+            "server_up": g.server_up,
+            "notes": g.notes,
+            "dashboards": g.dashboards,
+            "roles": g.findings.summary(),
+            "alerts": [
+                {
+                    "alert": r.name,
+                    "watches": [x.value for x in r.roles],
+                    "how": r.how,
+                    "can_fire": not r.dead and not r.broken,
+                }
+                for r in g.alerts.rules
+            ],
+            "detections": [
+                {
+                    "incident": d.incident.label,
+                    "alert": d.firing.key if d.firing else None,
+                    "detection_seconds": d.latency,
+                }
+                for d in g.alerts.detections
+            ],
+            "items": [
+                {
+                    "key": i.key,
+                    "title": i.title,
+                    "points": i.points,
+                    "max_points": i.max_points,
+                    "checks": [{**asdict(c), "evidence": [asdict(e) for e in c.evidence]} for c in i.checks],
+                }
+                for i in g.items
+            ],
+            "not_applicable": [{"item": k, "check": c.name, "why": c.summary} for k, c in g.not_applicable],
+            "improvement": asdict(g.improvement),
+        }
+    )
 
 
 def timeline_png(g: Grade) -> bytes:
@@ -68,16 +105,18 @@ def timeline_png(g: Grade) -> bytes:
         for k, p in enumerate(s.phases):
             ax.axvspan(p.start - t0, s.phase_end(p) - t0, color=colors[k % len(colors)], lw=0)
     for k, p in enumerate(s.phases):  # names staggered: short phases sit side by side
-        axes[0].text(p.start - t0 + 0.5, 1.02 + 0.12 * (k % 2), p.name, transform=axes[0].get_xaxis_transform(),
-                     fontsize=8)
+        axes[0].text(
+            p.start - t0 + 0.5, 1.02 + 0.12 * (k % 2), p.name, transform=axes[0].get_xaxis_transform(), fontsize=8
+        )
     rows = s.rows(s.start - 1, s.end + 2)
     axes[0].plot([r.second - t0 for r in rows], [r.requests for r in rows], label="sent /s")
     axes[0].plot([r.second - t0 for r in rows], [r.ok for r in rows], label="answered 2xx /s")
     axes[0].set_ylabel("traffic")
     axes[0].legend(fontsize=7, loc="lower left")
     for k, ps in enumerate(g.performance_plot):
-        axes[1].plot(ps.times - t0, ps.values, label=ps.label[:60], lw=1.4 if k == 0 else 1,
-                     color="black" if k == 0 else None)
+        axes[1].plot(
+            ps.times - t0, ps.values, label=ps.label[:60], lw=1.4 if k == 0 else 1, color="black" if k == 0 else None
+        )
     axes[1].set_ylabel("performance")
     if g.performance_plot:
         axes[1].legend(fontsize=7, loc="lower left")
@@ -124,6 +163,7 @@ def write(g: Grade, out: Path) -> dict:
     png = timeline_png(g)
     (out / "timeline.png").write_bytes(png)
     (out / "report.md").write_text(TEMPLATES.get_template("report.md.j2").render(r=data))
-    (out / "report.html").write_text(TEMPLATES.get_template("report.html.j2").render(
-        r=data, png=base64.b64encode(png).decode()))
+    (out / "report.html").write_text(
+        TEMPLATES.get_template("report.html.j2").render(r=data, png=base64.b64encode(png).decode())
+    )
     return data

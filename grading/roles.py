@@ -1,4 +1,5 @@
 """The roles a candidate's signals can fill, and which roles can see which kind of incident."""
+
 from __future__ import annotations
 
 from enum import StrEnum
@@ -27,11 +28,19 @@ class Role(StrEnum):
 
 
 TITLES = {
-    Role.PREDICTION_COUNTER: "prediction counter", Role.SCORE_HISTOGRAM: "score histogram",
-    Role.CLASS_COUNTER: "predictions by class", Role.REQUEST_COUNTER: "request counter",
-    Role.ERROR_COUNTER: "error counter", Role.LATENCY_HISTOGRAM: "latency histogram",
-    Role.PERFORMANCE: "performance (accuracy-like)", Role.DRIFT: "data drift", Role.DATA_QUALITY: "data quality",
-    Role.LATENCY: "latency", Role.ERRORS: "error rate", Role.TRAFFIC: "traffic", Role.AVAILABILITY: "availability",
+    Role.PREDICTION_COUNTER: "prediction counter",
+    Role.SCORE_HISTOGRAM: "score histogram",
+    Role.CLASS_COUNTER: "predictions by class",
+    Role.REQUEST_COUNTER: "request counter",
+    Role.ERROR_COUNTER: "error counter",
+    Role.LATENCY_HISTOGRAM: "latency histogram",
+    Role.PERFORMANCE: "performance (accuracy-like)",
+    Role.DRIFT: "data drift",
+    Role.DATA_QUALITY: "data quality",
+    Role.LATENCY: "latency",
+    Role.ERRORS: "error rate",
+    Role.TRAFFIC: "traffic",
+    Role.AVAILABILITY: "availability",
 }
 
 # Roles judged by the shape of a signal over the session (the others by counting).
@@ -39,8 +48,12 @@ SHAPE_ROLES = (Role.PERFORMANCE, Role.DRIFT, Role.DATA_QUALITY, Role.LATENCY, Ro
 
 # What a counting role amounts to when an alert or a panel reads it.
 COUNTING_AS_SHAPE = {
-    Role.PREDICTION_COUNTER: Role.TRAFFIC, Role.REQUEST_COUNTER: Role.TRAFFIC, Role.ERROR_COUNTER: Role.ERRORS,
-    Role.LATENCY_HISTOGRAM: Role.LATENCY, Role.SCORE_HISTOGRAM: Role.DRIFT, Role.CLASS_COUNTER: Role.DRIFT,
+    Role.PREDICTION_COUNTER: Role.TRAFFIC,
+    Role.REQUEST_COUNTER: Role.TRAFFIC,
+    Role.ERROR_COUNTER: Role.ERRORS,
+    Role.LATENCY_HISTOGRAM: Role.LATENCY,
+    Role.SCORE_HISTOGRAM: Role.DRIFT,
+    Role.CLASS_COUNTER: Role.DRIFT,
 }
 
 # Which roles can see which kind of incident: an alert is credited for an incident only when what it
@@ -74,14 +87,21 @@ COUNTED_CAN_BE: dict[Role, frozenset[Role]] = {
 }
 # When a family fills several counting roles (a latency histogram's _count also counts the predictions), the
 # category a panel on it covers is that of the first of its roles in this order.
-CATEGORY_ORDER = (Role.LATENCY_HISTOGRAM, Role.SCORE_HISTOGRAM, Role.CLASS_COUNTER, Role.PREDICTION_COUNTER,
-                  Role.REQUEST_COUNTER, Role.ERROR_COUNTER)
+CATEGORY_ORDER = (
+    Role.LATENCY_HISTOGRAM,
+    Role.SCORE_HISTOGRAM,
+    Role.CLASS_COUNTER,
+    Role.PREDICTION_COUNTER,
+    Role.REQUEST_COUNTER,
+    Role.ERROR_COUNTER,
+)
 
 # What a dashboard should have a panel for, by category of what the candidate measures.
 CATEGORIES: dict[str, frozenset[Role]] = {
     "predictions": frozenset({Role.PREDICTION_COUNTER, Role.SCORE_HISTOGRAM, Role.CLASS_COUNTER}),
     "performance": frozenset({Role.PERFORMANCE}),
-    "system": frozenset({Role.LATENCY_HISTOGRAM, Role.REQUEST_COUNTER, Role.ERROR_COUNTER, Role.LATENCY,
-                         Role.ERRORS, Role.TRAFFIC}),
+    "system": frozenset(
+        {Role.LATENCY_HISTOGRAM, Role.REQUEST_COUNTER, Role.ERROR_COUNTER, Role.LATENCY, Role.ERRORS, Role.TRAFFIC}
+    ),
     "drift": frozenset({Role.DRIFT}),
 }

@@ -1,5 +1,6 @@
 """The rubric: items, checks, points, what each check needs to be judged, tolerances and advice, read from YAML
 and validated in one place. A bad rubric raises RubricError with one line naming the file and the field."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,14 @@ KNOWN_CHECKS: dict[str, tuple[str, ...]] = {
     "performance": ("tracks_accuracy", "falls_in_concept_drift"),
     "system": ("latency_histogram_seconds", "throughput_counter", "errors_counted"),
     "drift": ("moves_after_drift", "right_feature", "flat_in_baseline"),
-    "alerting": ("rules_valid", "alert_on_critical_metric", "incidents_detected", "no_false_alarms",
-                 "resolved_after_recovery", "severity_and_summary"),
+    "alerting": (
+        "rules_valid",
+        "alert_on_critical_metric",
+        "incidents_detected",
+        "no_false_alarms",
+        "resolved_after_recovery",
+        "severity_and_summary",
+    ),
     "visualization": ("has_dashboard", "covers_categories", "panels_return_data"),
     "hygiene": ("promtool_lint", "help_text", "label_cardinality"),
 }
@@ -110,7 +117,11 @@ class Rubric(_Strict):
             wanted = spec.only if spec.only is not None else list(known)
             missing = [c for c in wanted if c not in spec.checks]
             if missing:
-                how = "listed in `only`" if spec.only is not None else "not listed (name every check, or restrict them with `only:`)"
+                how = (
+                    "listed in `only`"
+                    if spec.only is not None
+                    else "not listed (name every check, or restrict them with `only:`)"
+                )
                 raise ValueError(f"items.{item}.checks: {missing} {how}")
             extra = [c for c in spec.checks if c not in wanted]
             if extra:

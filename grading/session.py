@@ -1,5 +1,6 @@
 """What really happened in a session, from the run directory: the hidden timeline, the ledger of what was
 sent, and the prediction log with its labels (from which the grader computes accuracy itself)."""
+
 from __future__ import annotations
 
 import time

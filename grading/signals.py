@@ -6,6 +6,7 @@ with query_range on the grader's time grid; each resulting series is judged for 
 drift, latency ...) by grading/judge.py. What an expression reads is resolved through recording rules to the
 scraped metrics underneath, so that an alert on a recorded series is known to watch what the rule reads.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -60,10 +61,20 @@ def loaded_rules(prom: PrometheusClient) -> list[RuleInfo]:
     out = []
     for g in prom.rules():
         for r in g.get("rules", []):
-            out.append(RuleInfo("alerting" if r.get("type") == "alerting" else "recording", r.get("name", ""),
-                                r.get("query", ""), g.get("file", ""), g.get("name", ""), r.get("health", ""),
-                                r.get("lastError", "") or "", r.get("labels") or {}, r.get("annotations") or {},
-                                float(r.get("duration") or 0)))
+            out.append(
+                RuleInfo(
+                    "alerting" if r.get("type") == "alerting" else "recording",
+                    r.get("name", ""),
+                    r.get("query", ""),
+                    g.get("file", ""),
+                    g.get("name", ""),
+                    r.get("health", ""),
+                    r.get("lastError", "") or "",
+                    r.get("labels") or {},
+                    r.get("annotations") or {},
+                    float(r.get("duration") or 0),
+                )
+            )
     return out
 
 
@@ -79,8 +90,9 @@ class Series:
         rest = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()) if k not in ("instance", "job"))
         name = self.labels.get("__name__")
         if name:
-            rest = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items())
-                            if k not in ("instance", "job", "__name__"))
+            rest = ",".join(
+                f'{k}="{v}"' for k, v in sorted(self.labels.items()) if k not in ("instance", "job", "__name__")
+            )
             return f"{name}{{{rest}}}" if rest else name
         return f"{expr} {{{rest}}}" if rest else expr
 
@@ -120,8 +132,14 @@ def feature_of(labels: dict, names: set[str], features: list[str]) -> str | None
 class SignalSet:
     """Every distinct signal of the candidate, evaluated on `times`."""
 
-    def __init__(self, prom: PrometheusClient, times: np.ndarray, families: dict[str, Family],
-                 rules: list[RuleInfo], panels: list[tuple[str, str, str]]):
+    def __init__(
+        self,
+        prom: PrometheusClient,
+        times: np.ndarray,
+        families: dict[str, Family],
+        rules: list[RuleInfo],
+        panels: list[tuple[str, str, str]],
+    ):
         self.prom, self.times = prom, times
         self.step = float(times[1] - times[0]) if len(times) > 1 else 1.0
         self.records = {r.name: r.query for r in rules if r.kind == "recording"}

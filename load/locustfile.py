@@ -6,6 +6,7 @@
 `ScenarioShape` holds enough users for each phase and ends the test when the scenario is over.
 The options are also settable from the web UI and the environment (MLSANDBOX_SCENARIO, ...).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,21 +32,52 @@ _player: ScenarioPlayer | None = None
 
 @events.init_command_line_parser.add_listener
 def _options(parser):
-    parser.add_argument("--scenario", default="interview", env_var="MLSANDBOX_SCENARIO",
-                        help="A shipped scenario name (smoke, interview, ...) or a scenario file.")
-    parser.add_argument("--seed", type=int, default=None, env_var="MLSANDBOX_SEED",
-                        help="Seed of the request stream; default: the scenario's own (a random one with --surprise).")
-    parser.add_argument("--speed", type=float, default=1.0, env_var="MLSANDBOX_SPEED",
-                        help="Time compression: 60 plays a minute of scenario in a second.")
-    parser.add_argument("--surprise", action="store_true", default=False, env_var="MLSANDBOX_SURPRISE",
-                        help="Redraw the hidden parameters from the seed (printed nowhere).")
-    parser.add_argument("--run-dir", default=os.environ.get("MLSANDBOX_RUN_DIR", "run"), include_in_web_ui=False,
-                        help="Where the hidden timeline and ledger are written.")
-    parser.add_argument("--faults-file", default=os.environ.get("MLSANDBOX_FAULTS_FILE") or None,
-                        include_in_web_ui=False, help="The model server's fault switch (default: in the run dir).")
-    parser.add_argument("--targets", default=None, include_in_web_ui=False,
-                        help="A JSON file of several model servers to play to at once (each with its own run "
-                             "directory); replaces --host, --run-dir and --faults-file.")
+    parser.add_argument(
+        "--scenario",
+        default="interview",
+        env_var="MLSANDBOX_SCENARIO",
+        help="A shipped scenario name (smoke, interview, ...) or a scenario file.",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        env_var="MLSANDBOX_SEED",
+        help="Seed of the request stream; default: the scenario's own (a random one with --surprise).",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        env_var="MLSANDBOX_SPEED",
+        help="Time compression: 60 plays a minute of scenario in a second.",
+    )
+    parser.add_argument(
+        "--surprise",
+        action="store_true",
+        default=False,
+        env_var="MLSANDBOX_SURPRISE",
+        help="Redraw the hidden parameters from the seed (printed nowhere).",
+    )
+    parser.add_argument(
+        "--run-dir",
+        default=os.environ.get("MLSANDBOX_RUN_DIR", "run"),
+        include_in_web_ui=False,
+        help="Where the hidden timeline and ledger are written.",
+    )
+    parser.add_argument(
+        "--faults-file",
+        default=os.environ.get("MLSANDBOX_FAULTS_FILE") or None,
+        include_in_web_ui=False,
+        help="The model server's fault switch (default: in the run dir).",
+    )
+    parser.add_argument(
+        "--targets",
+        default=None,
+        include_in_web_ui=False,
+        help="A JSON file of several model servers to play to at once (each with its own run "
+        "directory); replaces --host, --run-dir and --faults-file.",
+    )
 
 
 @events.init.add_listener
@@ -63,8 +95,14 @@ def targets(environment) -> list[Target]:
     opts = environment.parsed_options
     if opts.targets:
         return read_targets(Path(opts.targets))
-    return [Target(name="model-server", url=environment.host or opts.host, run_dir=Path(opts.run_dir),
-                   faults_path=Path(opts.faults_file) if opts.faults_file else None)]
+    return [
+        Target(
+            name="model-server",
+            url=environment.host or opts.host,
+            run_dir=Path(opts.run_dir),
+            faults_path=Path(opts.faults_file) if opts.faults_file else None,
+        )
+    ]
 
 
 def player(environment) -> ScenarioPlayer:
@@ -72,8 +110,11 @@ def player(environment) -> ScenarioPlayer:
     if _player is None:
         opts = environment.parsed_options
         scenario = load_scenario(opts.scenario)
-        seed = opts.seed if opts.seed is not None else (
-            random.SystemRandom().randrange(2**31) if opts.surprise else scenario.seed)
+        seed = (
+            opts.seed
+            if opts.seed is not None
+            else (random.SystemRandom().randrange(2**31) if opts.surprise else scenario.seed)
+        )
         _player = ScenarioPlayer(scenario, seed, opts.speed, targets=targets(environment), surprise=opts.surprise)
         _player.start()
     return _player
@@ -114,8 +155,9 @@ class CustomerTraffic(FastHttpUser):
                 ids = self._each_target(p, lambda t: self._predict(p, t, action))
                 if action.request.feedback_delay_seconds is not None:
                     answered = {name: rid for name, rid in ids.items() if rid}
-                    p.schedule_feedback(answered, bool(action.request.true_label),
-                                        time.time() + action.request.feedback_delay_seconds)
+                    p.schedule_feedback(
+                        answered, bool(action.request.true_label), time.time() + action.request.feedback_delay_seconds
+                    )
             elif action.kind == "feedback":
                 self._each_target(p, lambda t: self._feedback(p, t, action), only=set(action.request_ids))
         finally:
@@ -134,8 +176,13 @@ class CustomerTraffic(FastHttpUser):
         req = action.request
         outcome, request_id = "failures", None
         sent = time.perf_counter()
-        with self.client.post(f"{target.url}/predict", data=req.body, headers={"content-type": "application/json"},
-                              name="/predict", catch_response=True) as resp:
+        with self.client.post(
+            f"{target.url}/predict",
+            data=req.body,
+            headers={"content-type": "application/json"},
+            name="/predict",
+            catch_response=True,
+        ) as resp:
             code = resp.status_code or 0
             if 200 <= code < 300:
                 outcome = "ok"
@@ -147,14 +194,17 @@ class CustomerTraffic(FastHttpUser):
                 outcome = "client_errors"
             elif code >= 500:
                 outcome = "server_errors"
-        p.ledgers[target.name].record_request(time.time(), action.phase, json.loads(req.body), outcome,
-                                              time.perf_counter() - sent)
+        p.ledgers[target.name].record_request(
+            time.time(), action.phase, json.loads(req.body), outcome, time.perf_counter() - sent
+        )
         return request_id
 
     def _feedback(self, p: ScenarioPlayer, target: Target, action) -> None:
-        resp = self.client.post(f"{target.url}/feedback",
-                                json={"request_id": action.request_ids[target.name], "churned": action.churned},
-                                name="/feedback")
+        resp = self.client.post(
+            f"{target.url}/feedback",
+            json={"request_id": action.request_ids[target.name], "churned": action.churned},
+            name="/feedback",
+        )
         if resp.status_code == 200:
             p.ledgers[target.name].record_label(time.time(), action.phase)
 

@@ -3,6 +3,7 @@ phases (and with them the service faults), and writes the hidden timeline and le
 
 Free of Locust so that it can be tested alone; load/locustfile.py drives it.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -19,8 +20,8 @@ from model_service.faults import FaultState, write_fault_state
 
 from .scenario import Scenario
 from .surprise import apply_surprise
-from .traffic import PlannedPhase, PlannedRequest, plan_phase
 from .targets import Target
+from .traffic import PlannedPhase, PlannedRequest, plan_phase
 from .truth import Ledger, Timeline, control_path
 
 log = logging.getLogger("load.player")
@@ -40,16 +41,24 @@ class ScenarioPlayer:
     """Plays to one model server (`run_dir`) or to several at once (`targets`): every target gets the same
     requests at the same time, its own fault switch, its own ledger and a copy of the timeline."""
 
-    def __init__(self, scenario: Scenario, seed: int, speed: float, run_dir: Path | None = None, *,
-                 targets: list[Target] | None = None, surprise: bool = False, faults_path: Path | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        speed: float,
+        run_dir: Path | None = None,
+        *,
+        targets: list[Target] | None = None,
+        surprise: bool = False,
+        faults_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         if speed <= 0:
             raise ValueError("speed must be positive")
         if targets is None:
             if run_dir is None:
                 raise ValueError("give a run directory or targets")
-            targets = [Target(name="model-server", url="http://unused", run_dir=Path(run_dir),
-                              faults_path=faults_path)]
+            targets = [Target(name="model-server", url="http://unused", run_dir=Path(run_dir), faults_path=faults_path)]
         self.scenario = apply_surprise(scenario, seed) if surprise else scenario
         self.seed, self.speed, self.targets = seed, speed, targets
         self.run_dir = targets[0].run_dir  # where `mlsandbox scenario next` asks for skips

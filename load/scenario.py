@@ -4,6 +4,7 @@ A bad file raises ScenarioError with one line naming the file, the line and the 
 Durations and label delays are scenario seconds (divided by --speed when played); rates are requests per
 wall-clock second, so a compressed scenario loads the server as much as the full one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ class _Strict(BaseModel):
 
 
 # --- injections: what happens to the traffic during a phase ---------------------------------------
+
 
 class CovariateDrift(_Strict):
     """The customer population moves: a numeric feature shifts and/or scales around its mean.
@@ -118,12 +120,30 @@ class Outage(_Strict):
 
 
 Injection = Annotated[
-    Union[CovariateDrift, CategoryMix, UnitChange, StuckValue, RenamedCategory, MissingValues, OutOfRange,
-          ConceptDrift, Latency, Errors, Outage],
+    Union[
+        CovariateDrift,
+        CategoryMix,
+        UnitChange,
+        StuckValue,
+        RenamedCategory,
+        MissingValues,
+        OutOfRange,
+        ConceptDrift,
+        Latency,
+        Errors,
+        Outage,
+    ],
     Field(discriminator="kind"),
 ]
-DATA_KINDS = ("covariate_drift", "category_mix", "unit_change", "stuck_value", "renamed_category",
-              "missing_values", "out_of_range")
+DATA_KINDS = (
+    "covariate_drift",
+    "category_mix",
+    "unit_change",
+    "stuck_value",
+    "renamed_category",
+    "missing_values",
+    "out_of_range",
+)
 FAULT_KINDS = ("latency", "errors", "outage")
 
 

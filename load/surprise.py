@@ -3,6 +3,7 @@
 Which feature drifts, when each phase starts (durations jittered) and which service fault strikes are
 drawn here; nothing of the draw is printed, it goes only to the hidden timeline.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,14 +28,22 @@ def apply_surprise(scenario: Scenario, seed: int) -> Scenario:
         injections = []
         for inj in phase.injections:
             if isinstance(inj, CovariateDrift):
-                inj = inj.model_copy(update={"feature": feature_map[inj.feature], "shift": _rescaled_shift(inj, feature_map[inj.feature])})
+                inj = inj.model_copy(
+                    update={
+                        "feature": feature_map[inj.feature],
+                        "shift": _rescaled_shift(inj, feature_map[inj.feature]),
+                    }
+                )
             elif isinstance(inj, Latency) and fault == "errors":
                 inj = Errors(kind="errors", rate=_ERROR_RATE_FOR_LATENCY)
             elif isinstance(inj, Errors) and fault == "latency":
                 inj = Latency(kind="latency", seconds=_LATENCY_FOR_ERRORS_SECONDS)
             injections.append(inj)
-        phases.append(phase.model_copy(update={"duration_seconds": round(phase.duration_seconds * jitter, 3),
-                                               "injections": injections}))
+        phases.append(
+            phase.model_copy(
+                update={"duration_seconds": round(phase.duration_seconds * jitter, 3), "injections": injections}
+            )
+        )
     return scenario.model_copy(update={"phases": phases})
 
 

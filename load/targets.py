@@ -3,6 +3,7 @@ calibrate`), each with the run directory its share of the hidden truth is writte
 
 A targets file is JSON, a list of targets; read and validated here only.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ delays. The same scenario, seed and speed give the same plan byte for byte; the 
 Order of effects: the population drifts (covariate drift, category mix), labels are drawn from the phase's
 churn dependence on those real customers, then upstream bugs and data-quality problems corrupt what is sent.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,21 @@ from model_service.faults import FaultState
 from model_service.spec import ChurnSpec, default_spec
 
 from .scenario import (
-    CategoryMix, ConceptDrift, CovariateDrift, Errors, GroundTruth, Latency, MissingValues, OutOfRange, Outage, Phase,
-    RenamedCategory, Scenario, StuckValue, UnitChange, concept_dependence,
+    CategoryMix,
+    ConceptDrift,
+    CovariateDrift,
+    Errors,
+    GroundTruth,
+    Latency,
+    MissingValues,
+    Outage,
+    OutOfRange,
+    Phase,
+    RenamedCategory,
+    Scenario,
+    StuckValue,
+    UnitChange,
+    concept_dependence,
 )
 
 
@@ -122,12 +136,14 @@ def phase_faults(phase: Phase, seed: int, phase_index: int) -> tuple[FaultState,
     latency = next((i.seconds for i in phase.injections if isinstance(i, Latency)), 0.0)
     error_rate = next((i.rate for i in phase.injections if isinstance(i, Errors)), 0.0)
     outage = any(isinstance(i, Outage) for i in phase.injections)
-    return FaultState(added_latency_seconds=latency, error_rate=error_rate,
-                      seed=_seeds(seed, phase_index, 5)[4] % (2**31)), outage
+    return FaultState(
+        added_latency_seconds=latency, error_rate=error_rate, seed=_seeds(seed, phase_index, 5)[4] % (2**31)
+    ), outage
 
 
-def plan_phase(scenario: Scenario, phase_index: int, seed: int, speed: float = 1.0,
-               spec: ChurnSpec | None = None) -> PlannedPhase:
+def plan_phase(
+    scenario: Scenario, phase_index: int, seed: int, speed: float = 1.0, spec: ChurnSpec | None = None
+) -> PlannedPhase:
     """Every request of one phase, in order, with its offset from the phase start (wall-clock seconds)."""
     spec = spec or default_spec()
     phase = scenario.phases[phase_index]
@@ -145,9 +161,12 @@ def plan_phase(scenario: Scenario, phase_index: int, seed: int, speed: float = 1
     delay = truth.delay_seconds / speed
     requests = [
         PlannedRequest(
-            phase_index, i, i / phase.rate,
+            phase_index,
+            i,
+            i / phase.rate,
             json.dumps({k: _plain(v) for k, v in rec.items()}, allow_nan=False),
-            int(labels[i]), delay if labelled[i] else None,
+            int(labels[i]),
+            delay if labelled[i] else None,
         )
         for i, rec in enumerate(records)
     ]
@@ -160,6 +179,8 @@ def render_stream(scenario: Scenario, seed: int, speed: float = 1.0) -> bytes:
     lines = []
     for k in range(len(scenario.phases)):
         for req in plan_phase(scenario, k, seed, speed).requests:
-            lines.append(f"{req.phase_index}\t{req.offset_seconds:.6f}\t{req.true_label}\t"
-                         f"{req.feedback_delay_seconds}\t{req.body}")
+            lines.append(
+                f"{req.phase_index}\t{req.offset_seconds:.6f}\t{req.true_label}\t"
+                f"{req.feedback_delay_seconds}\t{req.body}"
+            )
     return ("\n".join(lines) + "\n").encode()

@@ -6,6 +6,7 @@ Both are typed here, for writing and for reading: `TimelineRecord` (timeline.jso
 (one row of ledger.csv). A scenario played to several servers at once (`mlsandbox calibrate`) writes the
 same timeline into each server's run directory and a ledger of its own to each.
 """
+
 from __future__ import annotations
 
 import csv
@@ -55,6 +56,7 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 # --- the timeline ---------------------------------------------------------------------------------------
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -116,19 +118,37 @@ class Timeline:
     def __init__(self, run_dirs: Path | list[Path], scenario: Scenario, seed: int, speed: float, surprise: bool):
         dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
         self.paths = [timeline_path(d) for d in dirs]
-        self.record = TimelineRecord(scenario=scenario.name, seed=seed, speed=speed, surprise=surprise,
-                                     planned_phases=[p.name for p in scenario.phases])
+        self.record = TimelineRecord(
+            scenario=scenario.name,
+            seed=seed,
+            speed=speed,
+            surprise=surprise,
+            planned_phases=[p.name for p in scenario.phases],
+        )
 
     def phase_started(self, planned: PlannedPhase, now: float, notes: list[str] | None = None) -> None:
         p, truth = planned.phase, planned.ground_truth
         if self.record.started_at is None:
             self.record.started_at = now
-        self.record.phases.append(PhaseRecord(
-            index=planned.index, name=p.name, start=now, planned_end=now + planned.wall_seconds, rate=p.rate,
-            requests_planned=len(planned.requests),
-            ground_truth=PlayedGroundTruth(fraction=truth.fraction, delay_seconds=truth.delay_seconds,
-                                           wall_delay_seconds=truth.delay_seconds / self.record.speed),
-            faults=planned.faults, outage=planned.outage, injections=list(p.injections), notes=notes or []))
+        self.record.phases.append(
+            PhaseRecord(
+                index=planned.index,
+                name=p.name,
+                start=now,
+                planned_end=now + planned.wall_seconds,
+                rate=p.rate,
+                requests_planned=len(planned.requests),
+                ground_truth=PlayedGroundTruth(
+                    fraction=truth.fraction,
+                    delay_seconds=truth.delay_seconds,
+                    wall_delay_seconds=truth.delay_seconds / self.record.speed,
+                ),
+                faults=planned.faults,
+                outage=planned.outage,
+                injections=list(p.injections),
+                notes=notes or [],
+            )
+        )
         self._write()
 
     def phase_ended(self, now: float, skipped: bool = False) -> None:
@@ -160,6 +180,7 @@ def read_timeline(run_dir: Path) -> TimelineRecord | None:
 
 # --- the ledger -----------------------------------------------------------------------------------------
 
+
 class LedgerRow(_Record):
     """One wall-clock second as the client saw it: requests sent, their outcomes, labels posted, the
     latency of /predict, and the mean of each numeric feature sent (None when none was)."""
@@ -183,8 +204,16 @@ class LedgerRow(_Record):
 
 
 def _columns(features: list[str]) -> list[str]:
-    return ["second", "phase", "requests", *OUTCOMES, "labels_posted", "latency_mean_seconds",
-            "latency_max_seconds", *[f"mean_{f}" for f in features]]
+    return [
+        "second",
+        "phase",
+        "requests",
+        *OUTCOMES,
+        "labels_posted",
+        "latency_mean_seconds",
+        "latency_max_seconds",
+        *[f"mean_{f}" for f in features],
+    ]
 
 
 class Ledger:
@@ -206,8 +235,12 @@ class Ledger:
         second = int(now)
         row = self._rows.get(second)
         if row is None:
-            row = self._rows[second] = {"phase": phase, "counts": defaultdict(int),
-                                        "sums": defaultdict(float), "ns": defaultdict(int)}
+            row = self._rows[second] = {
+                "phase": phase,
+                "counts": defaultdict(int),
+                "sums": defaultdict(float),
+                "ns": defaultdict(int),
+            }
         return row
 
     def record_request(self, now: float, phase: str, body: dict, outcome: str, latency_seconds: float) -> None:
@@ -233,10 +266,14 @@ class Ledger:
             row = self._rows.pop(second)
             c = row["counts"]
             means = [round(row["sums"][f] / row["ns"][f], 4) if row["ns"][f] else "" for f in self.features]
-            latency = [round(row["latency_sum"] / c["requests"], 4), round(row["latency_max"], 4)] \
-                if c["requests"] else ["", ""]
-            self._csv.writerow([second, row["phase"], c["requests"], *[c[o] for o in OUTCOMES],
-                                c["labels_posted"], *latency, *means])
+            latency = (
+                [round(row["latency_sum"] / c["requests"], 4), round(row["latency_max"], 4)]
+                if c["requests"]
+                else ["", ""]
+            )
+            self._csv.writerow(
+                [second, row["phase"], c["requests"], *[c[o] for o in OUTCOMES], c["labels_posted"], *latency, *means]
+            )
         self._fh.flush()
 
     def close(self) -> None:
@@ -257,12 +294,16 @@ def read_ledger(run_dir: Path) -> list[LedgerRow]:
     with open(path, newline="") as fh:
         for line, raw in enumerate(csv.DictReader(fh), start=2):
             try:
-                rows.append(LedgerRow(
-                    second=int(raw["second"]), phase=raw["phase"],
-                    **{k: int(raw[k]) for k in ("requests", *OUTCOMES, "labels_posted")},
-                    latency_mean_seconds=_number(raw["latency_mean_seconds"]),
-                    latency_max_seconds=_number(raw["latency_max_seconds"]),
-                    means={k.removeprefix("mean_"): _number(v) for k, v in raw.items() if k.startswith("mean_")}))
+                rows.append(
+                    LedgerRow(
+                        second=int(raw["second"]),
+                        phase=raw["phase"],
+                        **{k: int(raw[k]) for k in ("requests", *OUTCOMES, "labels_posted")},
+                        latency_mean_seconds=_number(raw["latency_mean_seconds"]),
+                        latency_max_seconds=_number(raw["latency_max_seconds"]),
+                        means={k.removeprefix("mean_"): _number(v) for k, v in raw.items() if k.startswith("mean_")},
+                    )
+                )
             except (KeyError, TypeError, ValueError) as exc:
                 raise TruthError(f"{path}:{line}: not a ledger row ({type(exc).__name__}: {exc})") from None
     return rows

@@ -5,6 +5,7 @@
 POST /<receiver-name> with Alertmanager's webhook JSON appends one line {received_at, receiver, payload}
 to the output file; GET /notifications returns them all; GET /health answers 200.
 """
+
 from __future__ import annotations
 
 import argparse

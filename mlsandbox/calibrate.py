@@ -5,6 +5,7 @@ another candidate's series), its run directory (prediction log, fault switch, le
 MLflow, Alertmanager and the alert receiver are shared. Locust plays the scenario once to every room in
 parallel; then each room is graded on its own, and the points per item are shown side by side.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,15 @@ class Calibration:
     """Rooms for several candidates around one shared MLflow and Alertmanager, under `out_dir`, on ports from
     `base_port` (see ROOMS_OFFSET)."""
 
-    def __init__(self, candidates: list[Path], out_dir: Path, base_port: int = DEFAULT_BASE_PORT,
-                 scrape_interval: str | None = None, say: Say = print, names: list[str] | None = None):
+    def __init__(
+        self,
+        candidates: list[Path],
+        out_dir: Path,
+        base_port: int = DEFAULT_BASE_PORT,
+        scrape_interval: str | None = None,
+        say: Say = print,
+        names: list[str] | None = None,
+    ):
         if not candidates:
             raise StackError("give at least one candidate folder")
         for c in candidates:
@@ -77,19 +85,29 @@ class Calibration:
                 raise StackError(f"{c} is not a candidate folder: it has no app/main.py")
         self.out_dir = out_dir.resolve()
         self.say = say
-        settings = {"run_dir": self.out_dir / "shared", "mlflow_port": base_port,
-                    "alertmanager_port": base_port + 1, "alert_receiver_port": base_port + 2,
-                    "locust_port": base_port + 3}
+        settings = {
+            "run_dir": self.out_dir / "shared",
+            "mlflow_port": base_port,
+            "alertmanager_port": base_port + 1,
+            "alert_receiver_port": base_port + 2,
+            "locust_port": base_port + 3,
+        }
         if scrape_interval:
             settings["scrape_interval"] = scrape_interval
         self.shared = StackConfig(**settings)
         names = names or room_names(candidates)
         self.rooms = [
-            Room(name, Path(c).resolve(), self.shared.model_copy(update={
-                "run_dir": self.out_dir / name,
-                "model_server_port": base_port + ROOMS_OFFSET + PORTS_PER_ROOM * k,
-                "prometheus_port": base_port + ROOMS_OFFSET + PORTS_PER_ROOM * k + 1,
-            }))
+            Room(
+                name,
+                Path(c).resolve(),
+                self.shared.model_copy(
+                    update={
+                        "run_dir": self.out_dir / name,
+                        "model_server_port": base_port + ROOMS_OFFSET + PORTS_PER_ROOM * k,
+                        "prometheus_port": base_port + ROOMS_OFFSET + PORTS_PER_ROOM * k + 1,
+                    }
+                ),
+            )
             for k, (name, c) in enumerate(zip(names, candidates))
         ]
         self._shared: list[RunningComponent] = []
@@ -110,8 +128,12 @@ class Calibration:
 
     def _ports(self) -> list[int]:
         s = self.shared
-        return [s.mlflow_port, s.alertmanager_port, s.alert_receiver_port,
-                *[p for r in self.rooms for p in (r.cfg.model_server_port, r.cfg.prometheus_port)]]
+        return [
+            s.mlflow_port,
+            s.alertmanager_port,
+            s.alert_receiver_port,
+            *[p for r in self.rooms for p in (r.cfg.model_server_port, r.cfg.prometheus_port)],
+        ]
 
     def _launch(self, spec, into: list[RunningComponent], logs: Path) -> RunningComponent:
         comp = start(spec, logs)
@@ -128,8 +150,10 @@ class Calibration:
             raise StackError(f"Alertmanager would not start: {exc}") from None
         self.say("starting MLflow, Alertmanager and the alert receiver (shared) ...")
         mlflow = self._launch(components.mlflow(s), self._shared, s.logs_dir)
-        others = [self._launch(components.alert_receiver(s), self._shared, s.logs_dir),
-                  self._launch(components.alertmanager(s, am_config), self._shared, s.logs_dir)]
+        others = [
+            self._launch(components.alert_receiver(s), self._shared, s.logs_dir),
+            self._launch(components.alertmanager(s, am_config), self._shared, s.logs_dir),
+        ]
         self._healthy([mlflow])
         if not champion_exists(s):
             train_model(s, self.say)
@@ -184,8 +208,15 @@ class Calibration:
         log.parent.mkdir(parents=True, exist_ok=True)
         self.say(f"playing {play.scenario} to {len(self.rooms)} rooms ...")
         with open(log, "ab") as fh:
-            proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=fh,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                spec.argv,
+                cwd=spec.cwd,
+                env={**os.environ, **spec.env},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             code = proc.wait()
         finally:
@@ -223,8 +254,9 @@ class Calibration:
 
         grades = {}
         for room in self.rooms:
-            grade, _, _ = run_grading(room.run_dir, room.prometheus_url, candidate=room.candidate_dir, rubric=rubric,
-                                      say=lambda _: None)
+            grade, _, _ = run_grading(
+                room.run_dir, room.prometheus_url, candidate=room.candidate_dir, rubric=rubric, say=lambda _: None
+            )
             grades[room.name] = grade
             self.say(f"  {room.name}: {grade.score}%")
         return grades

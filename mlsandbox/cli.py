@@ -1,4 +1,5 @@
 """mlsandbox: run the ML monitoring sandbox natively (no Docker)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from .config import REPO_ROOT, StackConfig
 from .components import ScenarioPlay
+from .config import REPO_ROOT, StackConfig
 from .processes import load_state
 from .stack import Stack, StackError, check_scenario
 
@@ -38,8 +39,9 @@ SurpriseOpt = typer.Option(False, "--surprise", help="Draw hidden parameters fro
 
 @app.command()
 def up(
-    candidate: Path = typer.Option(REPO_ROOT / "starter_repo", "--candidate",
-                                   help="The candidate's folder (app/, alerts/, dashboards/)."),
+    candidate: Path = typer.Option(
+        REPO_ROOT / "starter_repo", "--candidate", help="The candidate's folder (app/, alerts/, dashboards/)."
+    ),
     scenario: str = ScenarioOpt,
     seed: Optional[int] = SeedOpt,
     speed: float = SpeedOpt,
@@ -70,8 +72,9 @@ def down(run_dir: Optional[Path] = RunDir) -> None:
 
 
 @app.command()
-def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-           run_dir: Optional[Path] = RunDir) -> None:
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."), run_dir: Optional[Path] = RunDir
+) -> None:
     """Each component: pid, port, health."""
     rows = Stack(_config(run_dir), _say).status()
     if as_json:
@@ -126,8 +129,13 @@ def scenario_check(scenario: str = typer.Argument(..., help="A scenario name or 
 
 
 @scenario_app.command("play")
-def scenario_play(scenario: str = typer.Argument(..., help="A scenario name or file."), seed: Optional[int] = SeedOpt,
-                  speed: float = SpeedOpt, surprise: bool = SurpriseOpt, run_dir: Optional[Path] = RunDir) -> None:
+def scenario_play(
+    scenario: str = typer.Argument(..., help="A scenario name or file."),
+    seed: Optional[int] = SeedOpt,
+    speed: float = SpeedOpt,
+    surprise: bool = SurpriseOpt,
+    run_dir: Optional[Path] = RunDir,
+) -> None:
     """Play a scenario headless, in the foreground, against the running sandbox (started with --no-load)."""
     try:
         Stack(_config(run_dir), _say).play(ScenarioPlay(scenario, seed, speed, surprise))
@@ -139,9 +147,9 @@ def scenario_play(scenario: str = typer.Argument(..., help="A scenario name or f
 @scenario_app.command("status")
 def scenario_status(as_json: bool = typer.Option(False, "--json"), run_dir: Optional[Path] = RunDir) -> None:
     """For the interviewer: the phase playing now, what is injected, what comes next."""
-    from .scenario_view import describe
-
     from load.truth import read_timeline
+
+    from .scenario_view import describe
 
     timeline = read_timeline(_config(run_dir).run_dir)
     if timeline is None:
@@ -166,11 +174,16 @@ def scenario_next(run_dir: Optional[Path] = RunDir) -> None:
 @app.command()
 def grade(
     prometheus: Optional[str] = typer.Option(None, "--prometheus", help="Prometheus URL (default: the sandbox's)."),
-    grafana: Optional[str] = typer.Option(None, "--grafana", help="Grafana URL, credentials in it if needed "
-                                          "(http://user:password@127.0.0.1:3000); else dashboards come from files."),
+    grafana: Optional[str] = typer.Option(
+        None,
+        "--grafana",
+        help="Grafana URL, credentials in it if needed "
+        "(http://user:password@127.0.0.1:3000); else dashboards come from files.",
+    ),
     run_dir: Optional[Path] = RunDir,
-    candidate: Optional[Path] = typer.Option(None, "--candidate", help="The candidate's folder (default: the one "
-                                             "the sandbox serves)."),
+    candidate: Optional[Path] = typer.Option(
+        None, "--candidate", help="The candidate's folder (default: the one the sandbox serves)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default: RUN_DIR/report)."),
     rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric file."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
@@ -184,9 +197,16 @@ def grade(
         _, extra = load_state(cfg.state_path)
         candidate = Path(extra["candidate_dir"]) if extra.get("candidate_dir") else None
     try:
-        _, data, out_dir = run_grading(cfg.run_dir, prometheus or cfg.prometheus_url, candidate=candidate,
-                                       grafana=grafana, out=out, rubric=rubric,
-                                       mlflow_url=cfg.mlflow_url if log_to_mlflow else None, say=_say)
+        _, data, out_dir = run_grading(
+            cfg.run_dir,
+            prometheus or cfg.prometheus_url,
+            candidate=candidate,
+            grafana=grafana,
+            out=out,
+            rubric=rubric,
+            mlflow_url=cfg.mlflow_url if log_to_mlflow else None,
+            say=_say,
+        )
     except GradingFailed as exc:
         typer.echo(f"mlsandbox grade: {exc}", err=True)
         raise typer.Exit(2)
@@ -206,10 +226,12 @@ def calibrate(
     surprise: bool = SurpriseOpt,
     out: Path = typer.Option(REPO_ROOT / "run" / "calibration", "--out", help="Where each room's data and report go."),
     rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric file."),
-    base_port: int = typer.Option(31000, "--base-port", help="First of the ports used (shared services, then "
-                                  "two per candidate)."),
-    scrape_interval: Optional[str] = typer.Option(None, "--scrape-interval",
-                                                  help="Prometheus's interval (smoke wants 1s)."),
+    base_port: int = typer.Option(
+        31000, "--base-port", help="First of the ports used (shared services, then two per candidate)."
+    ),
+    scrape_interval: Optional[str] = typer.Option(
+        None, "--scrape-interval", help="Prometheus's interval (smoke wants 1s)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Play one scenario to several candidates at once (each with its own server and Prometheus), grade each,
@@ -234,8 +256,14 @@ def calibrate(
             grades = cal.grade(rules)
     except (StackError, GradingFailed) as exc:
         _fail(str(exc))
-    summary = {name: {"score": g.score, "items": {i.key: i.points for i in g.items},
-                      "report": str(cal.out_dir / name / "report")} for name, g in grades.items()}
+    summary = {
+        name: {
+            "score": g.score,
+            "items": {i.key: i.points for i in g.items},
+            "report": str(cal.out_dir / name / "report"),
+        }
+        for name, g in grades.items()
+    }
     (cal.out_dir / "calibration.json").write_text(json.dumps(summary, indent=2))
     typer.echo(json.dumps(summary, indent=2) if as_json else side_by_side(grades))
     typer.echo(f"reports: {cal.out_dir}/<candidate>/report/  summary: {cal.out_dir / 'calibration.json'}")

@@ -1,4 +1,5 @@
 """How each component of the native stack is started: its command, port and health check."""
+
 from __future__ import annotations
 
 import sys
@@ -15,12 +16,21 @@ def mlflow(cfg: StackConfig) -> ComponentSpec:
     data = cfg.run_dir / "mlflow"
     data.mkdir(parents=True, exist_ok=True)
     argv = [
-        PYTHON, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{(data / 'mlflow.db').resolve()}",
-        "--artifacts-destination", str((data / "artifacts").resolve()),
-        "--host", cfg.host, "--port", str(cfg.mlflow_port),
+        PYTHON,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{(data / 'mlflow.db').resolve()}",
+        "--artifacts-destination",
+        str((data / "artifacts").resolve()),
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.mlflow_port),
         # One worker starts in seconds instead of about 15 and is plenty for one sandbox.
-        "--workers", "1",
+        "--workers",
+        "1",
     ]
     url = cfg.url(cfg.mlflow_port)
     # Server-side jobs serve GenAI features the sandbox does not use; off, MLflow starts 8 fewer processes.
@@ -31,11 +41,20 @@ def mlflow(cfg: StackConfig) -> ComponentSpec:
 def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
     candidate_dir = candidate_dir.resolve()
     argv = [
-        PYTHON, "-m", "uvicorn", "app.main:app",
-        "--app-dir", str(candidate_dir),
-        "--host", cfg.host, "--port", str(cfg.model_server_port),
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--app-dir",
+        str(candidate_dir),
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.model_server_port),
         # The candidate's edits take effect on save.
-        "--reload", "--reload-dir", str(candidate_dir),
+        "--reload",
+        "--reload-dir",
+        str(candidate_dir),
     ]
     env = {
         "MLSANDBOX_RUN_DIR": str(cfg.run_dir.resolve()),
@@ -62,8 +81,17 @@ def prometheus(cfg: StackConfig, config_file: Path) -> ComponentSpec:
 
 
 def alert_receiver(cfg: StackConfig) -> ComponentSpec:
-    argv = [PYTHON, "-m", "mlsandbox.alert_receiver", "--host", cfg.host, "--port", str(cfg.alert_receiver_port),
-            "--out", str(cfg.notifications_path.resolve())]
+    argv = [
+        PYTHON,
+        "-m",
+        "mlsandbox.alert_receiver",
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.alert_receiver_port),
+        "--out",
+        str(cfg.notifications_path.resolve()),
+    ]
     url = cfg.url(cfg.alert_receiver_port)
     return ComponentSpec("alert-receiver", argv, cfg.alert_receiver_port, f"{url}/health", url, {}, REPO_ROOT)
 
@@ -100,16 +128,26 @@ class ScenarioPlay:
     surprise: bool = False
 
 
-def load_generator(cfg: StackConfig, play: ScenarioPlay, headless: bool = False,
-                   targets_file: Path | None = None) -> ComponentSpec:
+def load_generator(
+    cfg: StackConfig, play: ScenarioPlay, headless: bool = False, targets_file: Path | None = None
+) -> ComponentSpec:
     """Locust playing a scenario: with its web UI on the Locust port (started at once), or headless; to the
     sandbox's model server, or to each server a targets file lists (`mlsandbox calibrate`)."""
     argv = [
-        PYTHON, "-m", "locust", "-f", str(REPO_ROOT / "load" / "locustfile.py"),
-        "--host", cfg.url(cfg.model_server_port),
-        "--scenario", play.scenario, "--speed", str(play.speed),
+        PYTHON,
+        "-m",
+        "locust",
+        "-f",
+        str(REPO_ROOT / "load" / "locustfile.py"),
+        "--host",
+        cfg.url(cfg.model_server_port),
+        "--scenario",
+        play.scenario,
+        "--speed",
+        str(play.speed),
         # Injected errors are the point of a scenario, not a reason for Locust to report failure.
-        "--exit-code-on-error", "0",
+        "--exit-code-on-error",
+        "0",
     ]
     if play.seed is not None:
         argv += ["--seed", str(play.seed)]
@@ -124,4 +162,3 @@ def load_generator(cfg: StackConfig, play: ScenarioPlay, headless: bool = False,
     env = {"MLSANDBOX_RUN_DIR": str(cfg.run_dir.resolve()), "PYTHONUNBUFFERED": "1"}
     url = cfg.url(cfg.locust_port)
     return ComponentSpec("load", argv, cfg.locust_port, f"{url}/", url, env, REPO_ROOT)
-

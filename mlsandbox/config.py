@@ -1,4 +1,5 @@
 """Where the native stack lives and listens: read once from the environment (prefix MLSANDBOX_) and flags."""
+
 from __future__ import annotations
 
 from pathlib import Path

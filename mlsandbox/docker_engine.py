@@ -4,6 +4,7 @@ Machines without a running engine (CI here, a fresh Debian box) can still run th
 started as root with its own data root, exec root and socket, runs containers. It is started in its own process
 group (it starts containerd as a child) and stopped as a group, so nothing is left behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,13 @@ def answers(docker_host: str | None) -> bool:
     if docker_host:
         env["DOCKER_HOST"] = docker_host
     try:
-        result = subprocess.run([docker_cli(), "version", "--format", "{{.Server.Version}}"], env=env,
-                                capture_output=True, text=True, timeout=15)
+        result = subprocess.run(
+            [docker_cli(), "version", "--format", "{{.Server.Version}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
     except subprocess.TimeoutExpired:
         return False
     return result.returncode == 0 and bool(result.stdout.strip())
@@ -46,6 +52,7 @@ def answers(docker_host: str | None) -> bool:
 @dataclass(frozen=True)
 class PrivateEngine:
     """Where a private dockerd keeps its images, its runtime state, its socket and its log."""
+
     root: Path
 
     @property
@@ -82,27 +89,46 @@ class PrivateEngine:
     def start(self, timeout: float = 90.0) -> None:
         dockerd = shutil.which("dockerd")
         if dockerd is None:
-            raise EngineError("dockerd not found: install Debian's docker.io (`scripts/ensure-system-deps.sh --docker`)")
+            raise EngineError(
+                "dockerd not found: install Debian's docker.io (`scripts/ensure-system-deps.sh --docker`)"
+            )
         if os.geteuid() != 0:
             raise EngineError("no Docker engine answers, and starting one needs root: start Docker, or run as root")
         containerd_socket = self.exec_root / "containerd" / "containerd.sock"
         if len(str(containerd_socket)) > MAX_SOCKET_PATH:
-            raise EngineError(f"the run directory's path is too long for the engine's sockets ({containerd_socket}); "
-                              "use a shorter --run-dir")
+            raise EngineError(
+                f"the run directory's path is too long for the engine's sockets ({containerd_socket}); "
+                "use a shorter --run-dir"
+            )
         for folder in (self.data_root, self.exec_root):
             folder.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             proc = subprocess.Popen(
-                [dockerd, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-                 "--host", self.host, "--pidfile", str(self.pidfile)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                [
+                    dockerd,
+                    "--data-root",
+                    str(self.data_root),
+                    "--exec-root",
+                    str(self.exec_root),
+                    "--host",
+                    self.host,
+                    "--pidfile",
+                    str(self.pidfile),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if answers(self.host):
                 return
             if proc.poll() is not None:
-                raise EngineError(f"dockerd exited with {proc.returncode} while starting; its log: {self.log}\n"
-                                  f"{processes.tail(str(self.log))}")
+                raise EngineError(
+                    f"dockerd exited with {proc.returncode} while starting; its log: {self.log}\n"
+                    f"{processes.tail(str(self.log))}"
+                )
             time.sleep(0.5)
         processes.stop(proc.pid)
         raise EngineError(f"dockerd did not answer within {timeout:.0f}s; its log: {self.log}")
@@ -118,6 +144,7 @@ class PrivateEngine:
 @dataclass(frozen=True)
 class Engine:
     """The engine in use: its address for the docker client and compose, and whether this sandbox started it."""
+
     host: str | None
     private: PrivateEngine | None
 

@@ -4,6 +4,7 @@ compose.local-images.yaml over it (images built on a local Debian base made by d
 Docker Compose v1 (Debian's docker-compose 1.29) and v2 (`docker compose`) both read these files; this module
 uses whichever is installed, and waits for health itself because v1 has no `up --wait`.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,15 @@ SERVICE_LABEL = "com.docker.compose.service"
 
 # Host ports compose.yaml publishes (defaults in .env); set in the environment at `up`, they are kept for
 # later commands on the same stack.
-PORT_VARIABLES = ("MODEL_SERVER_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "GRAFANA_PORT",
-                  "LOCUST_PORT", "ALERT_RECEIVER_PORT")
+PORT_VARIABLES = (
+    "MODEL_SERVER_PORT",
+    "MLFLOW_PORT",
+    "PROMETHEUS_PORT",
+    "ALERTMANAGER_PORT",
+    "GRAFANA_PORT",
+    "LOCUST_PORT",
+    "ALERT_RECEIVER_PORT",
+)
 
 
 def port_settings() -> dict[str, str]:
@@ -86,20 +94,32 @@ class DockerSandbox:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, **self.engine.env, "COMPOSE_PROJECT_NAME": self.project,
-                "LOCAL_BASE_IMAGE": LOCAL_BASE_IMAGE, **self.settings}
+        return {
+            **os.environ,
+            **self.engine.env,
+            "COMPOSE_PROJECT_NAME": self.project,
+            "LOCAL_BASE_IMAGE": LOCAL_BASE_IMAGE,
+            **self.settings,
+        }
 
     @property
     def files(self) -> list[Path]:
         return [COMPOSE_FILE, LOCAL_IMAGES_FILE] if self.local_images else [COMPOSE_FILE]
 
-    def compose(self, *args: str, capture: bool = False, timeout: float | None = None,
-                check: bool = True) -> subprocess.CompletedProcess:
+    def compose(
+        self, *args: str, capture: bool = False, timeout: float | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         argv = [*compose_command(), "--project-directory", str(REPO_ROOT)]
         for path in self.files:
             argv += ["-f", str(path)]
-        result = subprocess.run([*argv, "--project-name", self.project, *args], cwd=REPO_ROOT, env=self.env,
-                                capture_output=capture, text=True, timeout=timeout)
+        result = subprocess.run(
+            [*argv, "--project-name", self.project, *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=capture,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
             detail = (result.stderr or "")[-3000:] if capture else ""
             raise DockerStackError(f"`{' '.join(['compose', *args])}` exited with {result.returncode}\n{detail}")
@@ -120,8 +140,9 @@ class DockerSandbox:
             self._debootstrap(tarball)
         self.say(f"importing {tarball} as {LOCAL_BASE_IMAGE} ...")
         with open(tarball, "rb") as fh:
-            result = subprocess.run([docker_cli(), "import", "-", LOCAL_BASE_IMAGE], stdin=fh, env=self.env,
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                [docker_cli(), "import", "-", LOCAL_BASE_IMAGE], stdin=fh, env=self.env, capture_output=True, text=True
+            )
         if result.returncode != 0:
             raise DockerStackError(f"docker import of {tarball} failed: {result.stderr.strip()}")
 
@@ -136,8 +157,11 @@ class DockerSandbox:
         self.say(f"making a Debian bookworm base image with debootstrap from {mirror} (about a minute, once) ...")
         with tempfile.TemporaryDirectory(dir=tarball.parent) as tmp:
             root = Path(tmp) / "rootfs"
-            result = subprocess.run([debootstrap, "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm",
-                                     str(root), mirror], capture_output=True, text=True)
+            result = subprocess.run(
+                [debootstrap, "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(root), mirror],
+                capture_output=True,
+                text=True,
+            )
             if result.returncode != 0:
                 raise DockerStackError(f"debootstrap failed:\n{(result.stdout + result.stderr)[-2000:]}")
             partial = tarball.with_suffix(".partial")
@@ -198,14 +222,16 @@ class DockerSandbox:
             states = self.service_states()
             broken = [s for s, st in states.items() if st in {"failed", "exited", "unhealthy"}]
             if broken:
-                raise DockerStackError(f"{', '.join(sorted(broken))} did not come up ({states});\n"
-                                       + self.logs_tail(broken))
+                raise DockerStackError(
+                    f"{', '.join(sorted(broken))} did not come up ({states});\n" + self.logs_tail(broken)
+                )
             if set(states) >= expected and all(states[s] in {"healthy", "running", "done"} for s in expected):
                 return
             time.sleep(1)
         waiting = sorted(s for s in expected if states.get(s) not in {"healthy", "running", "done"})
-        raise DockerStackError(f"not healthy after {timeout:.0f}s: {', '.join(waiting)} ({states})\n"
-                               + self.logs_tail(waiting))
+        raise DockerStackError(
+            f"not healthy after {timeout:.0f}s: {', '.join(waiting)} ({states})\n" + self.logs_tail(waiting)
+        )
 
     def logs_tail(self, services: list[str], lines: int = 20) -> str:
         result = self.compose("logs", "--no-color", "--tail", str(lines), *services, capture=True, check=False)
@@ -225,8 +251,10 @@ class DockerSandbox:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest / "scenario", ignore_errors=True)
         self._copy_out("load", "/truth/scenario", dest / "scenario")
-        backup = ("import sqlite3; s = sqlite3.connect('/data/predictions.sqlite'); "
-                  "d = sqlite3.connect('/tmp/predictions.sqlite'); s.backup(d); d.close()")
+        backup = (
+            "import sqlite3; s = sqlite3.connect('/data/predictions.sqlite'); "
+            "d = sqlite3.connect('/tmp/predictions.sqlite'); s.backup(d); d.close()"
+        )
         self.compose("exec", "-T", "model-server", "python", "-c", backup, capture=True)
         self._copy_out("model-server", "/tmp/predictions.sqlite", dest / "predictions.sqlite")
         return dest
@@ -255,6 +283,7 @@ class DockerSandbox:
 @dataclass(frozen=True)
 class DockerRun:
     """What `mlsandbox docker up` started, so that `down` can undo exactly that."""
+
     project: str
     local_images: bool
     settings: dict[str, str]
@@ -274,6 +303,6 @@ class DockerRun:
     def sandbox(self, say: Say = print) -> DockerSandbox:
         """The stack this run describes, on the engine it was started on."""
         private = PrivateEngine(Path(self.private_engine_root)) if self.private_engine_root else None
-        return DockerSandbox(Engine(private.host if private else None, private), self.local_images, self.project,
-                             self.settings, say)
-
+        return DockerSandbox(
+            Engine(private.host if private else None, private), self.local_images, self.project, self.settings, say
+        )

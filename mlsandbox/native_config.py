@@ -4,6 +4,7 @@ Those files are written for compose (service names, /etc/prometheus/alerts). Nat
 rules and routes apply with local addresses and ports, the candidate's alerts folder, and the configured
 interval; the copies go into the run directory and are checked with promtool and amtool before use.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -60,7 +61,9 @@ def _write(path: Path, source: Path, config: dict) -> Path:
 
 
 def write_prometheus(cfg: StackConfig, candidate_dir: Path) -> Path:
-    return _write(cfg.run_dir / "prometheus" / "prometheus.yml", PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir))
+    return _write(
+        cfg.run_dir / "prometheus" / "prometheus.yml", PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir)
+    )
 
 
 def write_alertmanager(cfg: StackConfig) -> Path:

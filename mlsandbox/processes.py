@@ -3,6 +3,7 @@
 MLflow's server, uvicorn's reloader and Locust all start children; signalling only the parent would leave
 those behind holding ports, so every component gets its own session and is stopped as a group.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,14 +56,21 @@ def port_is_free(host: str, port: int) -> bool:
 
 def start(spec: ComponentSpec, logs_dir: Path) -> RunningComponent:
     if not port_is_free("127.0.0.1", spec.port):
-        raise StartError(f"{spec.name}: port {spec.port} is already in use; stop what holds it "
-                         f"(`mlsandbox down`, or `ss -ltnp 'sport = :{spec.port}'` to see it)")
+        raise StartError(
+            f"{spec.name}: port {spec.port} is already in use; stop what holds it "
+            f"(`mlsandbox down`, or `ss -ltnp 'sport = :{spec.port}'` to see it)"
+        )
     logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = logs_dir / f"{spec.name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            spec.argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            spec.argv,
+            cwd=spec.cwd,
+            env={**os.environ, **spec.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     return RunningComponent(spec.name, proc.pid, spec.port, spec.health_url, spec.url, str(log_path), time.time())
 
@@ -103,8 +111,9 @@ def wait_healthy(comp: RunningComponent, timeout: float) -> float:
         if not is_alive(comp.pid):
             raise StartError(f"{comp.name} exited during start-up; its log: {comp.log}\n{tail(comp.log)}")
         time.sleep(0.25)
-    raise StartError(f"{comp.name} not healthy at {comp.health_url} after {timeout:.0f}s; its log: {comp.log}\n"
-                     f"{tail(comp.log)}")
+    raise StartError(
+        f"{comp.name} not healthy at {comp.health_url} after {timeout:.0f}s; its log: {comp.log}\n{tail(comp.log)}"
+    )
 
 
 def tail(path: str, lines: int = 15) -> str:

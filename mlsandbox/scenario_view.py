@@ -1,4 +1,5 @@
 """The interviewer's view of a playing scenario, from its hidden timeline."""
+
 from __future__ import annotations
 
 import time
@@ -19,23 +20,28 @@ def _injection(inj: Injection) -> str:
 
 def describe(timeline: TimelineRecord, now: float | None = None) -> str:
     now = time.time() if now is None else now
-    lines = [f"scenario {timeline.scenario}  seed {timeline.seed}  speed {timeline.speed}x"
-             f"{'  surprise' if timeline.surprise else ''}  status {timeline.status}"]
+    lines = [
+        f"scenario {timeline.scenario}  seed {timeline.seed}  speed {timeline.speed}x"
+        f"{'  surprise' if timeline.surprise else ''}  status {timeline.status}"
+    ]
     cur = timeline.current
     if cur is not None:
         left = max(0.0, cur.planned_end - now)
-        lines.append(f"NOW: phase {cur.index + 1}/{len(timeline.planned_phases)} {cur.name!r}, "
-                     f"{left:.0f}s left, {cur.rate:g} req/s, labels {cur.ground_truth.fraction:.0%} "
-                     f"after {cur.ground_truth.wall_delay_seconds:g}s")
+        lines.append(
+            f"NOW: phase {cur.index + 1}/{len(timeline.planned_phases)} {cur.name!r}, "
+            f"{left:.0f}s left, {cur.rate:g} req/s, labels {cur.ground_truth.fraction:.0%} "
+            f"after {cur.ground_truth.wall_delay_seconds:g}s"
+        )
         injected = [_injection(i) for i in cur.injections]
         lines.append("  injected: " + ("; ".join(injected) if injected else "nothing"))
         if cur.notes:
             lines.append("  note: " + "; ".join(cur.notes))
-        upcoming = timeline.planned_phases[cur.index + 1:]
+        upcoming = timeline.planned_phases[cur.index + 1 :]
         lines.append("  next: " + (", ".join(upcoming) if upcoming else "end of scenario"))
     lines.append("played:")
     for p in timeline.phases:
         injected = "; ".join(_injection(i) for i in p.injections) or "nothing"
-        lines.append(f"  {_clock(p.start)}-{_clock(p.end)}  {p.name:<16} {injected}"
-                     f"{'  (skipped ahead)' if p.skipped else ''}")
+        lines.append(
+            f"  {_clock(p.start)}-{_clock(p.end)}  {p.name:<16} {injected}{'  (skipped ahead)' if p.skipped else ''}"
+        )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Bring the native stack up and down, and report its state."""
+
 from __future__ import annotations
 
 import os
@@ -12,11 +13,24 @@ from typing import Callable
 
 from . import components
 from .config import StackConfig
-from .processes import (
-    RunningComponent, StartError, is_alive, is_healthy, load_state, save_state, start, stop, tail, wait_healthy,
-)
 from .native_config import (
-    InvalidConfig, check_alertmanager, check_prometheus, write_alertmanager, write_prometheus,
+    InvalidConfig,
+    check_alertmanager,
+    check_prometheus,
+    write_alertmanager,
+    write_prometheus,
+)
+from .processes import (
+    RunningComponent,
+    StartError,
+    is_alive,
+    is_healthy,
+    load_state,
+    save_state,
+    start,
+    stop,
+    tail,
+    wait_healthy,
 )
 
 Say = Callable[[str], None]
@@ -43,8 +57,10 @@ def require_binaries() -> None:
     missing = missing_binaries()
     if missing:
         packages = sorted({components.SYSTEM_BINARIES[b] for b in missing})
-        raise StackError(f"{', '.join(missing)} not found: install with `sudo apt-get install "
-                         f"{' '.join(packages)}` (or run `make up`, which does it)")
+        raise StackError(
+            f"{', '.join(missing)} not found: install with `sudo apt-get install "
+            f"{' '.join(packages)}` (or run `make up`, which does it)"
+        )
 
 
 def champion_exists(cfg: StackConfig) -> bool:
@@ -63,9 +79,17 @@ def champion_exists(cfg: StackConfig) -> bool:
 def train_model(cfg: StackConfig, say: Say) -> None:
     say("training the churn model and registering churn-classifier@champion in MLflow ...")
     result = subprocess.run(
-        [sys.executable, "-m", "model_service.train", "--tracking-uri", cfg.mlflow_url,
-         "--seed", str(cfg.training_seed)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "model_service.train",
+            "--tracking-uri",
+            cfg.mlflow_url,
+            "--seed",
+            str(cfg.training_seed),
+        ],
+        capture_output=True,
+        text=True,
     )
     log = cfg.logs_dir / "training.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +175,15 @@ class Stack:
     def status(self) -> list[dict]:
         comps, _ = load_state(self.cfg.state_path)
         return [
-            {"name": c.name, "pid": c.pid, "port": c.port, "url": c.url, "alive": is_alive(c.pid),
-             "healthy": is_healthy(c.health_url), "log": c.log}
+            {
+                "name": c.name,
+                "pid": c.pid,
+                "port": c.port,
+                "url": c.url,
+                "alive": is_alive(c.pid),
+                "healthy": is_healthy(c.health_url),
+                "log": c.log,
+            }
             for c in comps
         ]
 
@@ -167,8 +198,15 @@ class Stack:
         log = self.cfg.logs_dir / "load-headless.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as fh:
-            proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=fh,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                spec.argv,
+                cwd=spec.cwd,
+                env={**os.environ, **spec.env},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             code = proc.wait()
         finally:

@@ -1,4 +1,5 @@
 """Seeded synthetic churn data drawn from a `ChurnSpec`: inputs from `features`, labels from `dependence`."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ FastAPI's default 422 echoes the offending input back; for NaN or infinity that 
 the handler itself fails with a 500. This one keeps the field path and message and writes such inputs
 as strings.
 """
+
 from __future__ import annotations
 
 import math

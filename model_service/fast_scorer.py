@@ -7,6 +7,7 @@ same arithmetic with numpy on a handful of numbers. The MLflow model stays the a
 made from it and refuses (returns None) any pipeline it does not recognise step for step, so that a different model
 falls back to the DataFrame path rather than to wrong scores.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,37 +39,56 @@ class LinearScorer:
 
         try:
             pre, clf = pipeline.named_steps["preprocess"], pipeline.named_steps["classifier"]
-            if not (isinstance(pre, ColumnTransformer) and isinstance(clf, LogisticRegression)
-                    and list(clf.classes_) == [0, 1] and clf.coef_.shape[0] == 1):
+            if not (
+                isinstance(pre, ColumnTransformer)
+                and isinstance(clf, LogisticRegression)
+                and list(clf.classes_) == [0, 1]
+                and clf.coef_.shape[0] == 1
+            ):
                 return None
             if pre.remainder != "drop" and pre.output_indices_.get("remainder", slice(0, 0)) != slice(0, 0):
                 return None
             num, cat = pre.named_transformers_["numeric"], pre.named_transformers_["categorical"]
             num_cols = list(pre.transformers_[0][2])
             cat_cols = list(pre.transformers_[1][2])
-            if not (isinstance(num, Pipeline) and isinstance(cat, Pipeline) and len(num.steps) == 2
-                    and len(cat.steps) == 2):
+            if not (
+                isinstance(num, Pipeline) and isinstance(cat, Pipeline) and len(num.steps) == 2 and len(cat.steps) == 2
+            ):
                 return None
             imp_n, scaler = num.steps[0][1], num.steps[1][1]
             imp_c, onehot = cat.steps[0][1], cat.steps[1][1]
-            if not (isinstance(imp_n, SimpleImputer) and isinstance(scaler, StandardScaler)
-                    and isinstance(imp_c, SimpleImputer) and isinstance(onehot, OneHotEncoder)
-                    and onehot.handle_unknown == "ignore" and onehot.drop is None
-                    and scaler.with_mean and scaler.with_std and not imp_n.add_indicator
-                    and not imp_c.add_indicator):
+            if not (
+                isinstance(imp_n, SimpleImputer)
+                and isinstance(scaler, StandardScaler)
+                and isinstance(imp_c, SimpleImputer)
+                and isinstance(onehot, OneHotEncoder)
+                and onehot.handle_unknown == "ignore"
+                and onehot.drop is None
+                and scaler.with_mean
+                and scaler.with_std
+                and not imp_n.add_indicator
+                and not imp_c.add_indicator
+            ):
                 return None
             coef = clf.coef_[0]
             n_slice, c_slice = pre.output_indices_["numeric"], pre.output_indices_["categorical"]
             weights, start = [], c_slice.start
             for levels in onehot.categories_:
-                weights.append({str(lv): float(w) for lv, w in zip(levels, coef[start:start + len(levels)])})
+                weights.append({str(lv): float(w) for lv, w in zip(levels, coef[start : start + len(levels)])})
                 start += len(levels)
             if start != c_slice.stop or n_slice.stop - n_slice.start != len(num_cols):
                 return None
-            return cls(tuple(num_cols), np.asarray(imp_n.statistics_, dtype=float), np.asarray(scaler.mean_, dtype=float),
-                       np.asarray(scaler.scale_, dtype=float), np.asarray(coef[n_slice], dtype=float),
-                       tuple(cat_cols), tuple(weights), tuple(str(v) for v in imp_c.statistics_),
-                       float(clf.intercept_[0]))
+            return cls(
+                tuple(num_cols),
+                np.asarray(imp_n.statistics_, dtype=float),
+                np.asarray(scaler.mean_, dtype=float),
+                np.asarray(scaler.scale_, dtype=float),
+                np.asarray(coef[n_slice], dtype=float),
+                tuple(cat_cols),
+                tuple(weights),
+                tuple(str(v) for v in imp_c.statistics_),
+                float(clf.intercept_[0]),
+            )
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
             return None
 

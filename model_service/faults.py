@@ -4,6 +4,7 @@ The scenario writes a JSON file in the run directory; the model service reads it
 `poll_seconds`) on each prediction. The candidate's app never touches it, so it cannot switch a fault
 off by accident, and the faults act inside the request so the candidate's own metrics see them.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 When MLflow cannot be reached the server still starts, on the last copy it downloaded, and says so in one
 log line. With neither, start-up fails with a message saying how to get a model.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,12 @@ def _download_champion(settings: ServiceSettings) -> dict:
     cache = settings.model_cache_dir
     target = cache / f"v{mv.version}"
     meta = {
-        "name": settings.model_name, "alias": settings.model_alias, "version": str(mv.version),
-        "run_id": mv.run_id, "threshold": float(mv.tags.get("threshold", 0.5)), "path": str(target),
+        "name": settings.model_name,
+        "alias": settings.model_alias,
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "threshold": float(mv.tags.get("threshold", 0.5)),
+        "path": str(target),
     }
     if not (target / "MLmodel").exists():
         staging = cache / f".download-{os.getpid()}-{time.time_ns()}"
@@ -99,8 +104,15 @@ def _load(meta: dict, source: Literal["mlflow", "local-copy"]) -> LoadedModel:
     import mlflow.sklearn
 
     pipeline = mlflow.sklearn.load_model(meta["path"])
-    return LoadedModel(pipeline, meta["name"], meta["alias"], meta["version"], meta.get("run_id"),
-                       float(meta.get("threshold", 0.5)), source)
+    return LoadedModel(
+        pipeline,
+        meta["name"],
+        meta["alias"],
+        meta["version"],
+        meta.get("run_id"),
+        float(meta.get("threshold", 0.5)),
+        source,
+    )
 
 
 def load_champion(settings: ServiceSettings) -> LoadedModel:
@@ -119,6 +131,10 @@ def load_champion(settings: ServiceSettings) -> LoadedModel:
         meta = json.loads(latest.read_text())
         log.warning(
             "MLflow at %s unreachable (%s); serving the local copy of %s version %s from %s",
-            settings.mlflow_tracking_uri, type(exc).__name__, meta["name"], meta["version"], meta["path"],
+            settings.mlflow_tracking_uri,
+            type(exc).__name__,
+            meta["name"],
+            meta["version"],
+            meta["path"],
         )
         return _load(meta, "local-copy")

@@ -3,6 +3,7 @@
 WAL mode with synchronous=NORMAL: each write is committed before the response goes out, so a server
 restart (or reload) loses nothing, without an fsync per request.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,7 @@ class PredictionLog:
 
     def record_predictions(self, records: Sequence[PredictionRecord]) -> None:
         rows = [
-            (r.request_id, r.ts, r.model_version, json.dumps(r.features), r.score, r.predicted_label)
-            for r in records
+            (r.request_id, r.ts, r.model_version, json.dumps(r.features), r.score, r.predicted_label) for r in records
         ]
         with self._lock, self._db:
             self._db.execute("BEGIN")
@@ -94,9 +94,7 @@ class PredictionLog:
             ).fetchone()
             if row is None:
                 raise UnknownRequestId(request_id)
-            self._db.execute(
-                "INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)", (request_id, ts, int(true_label))
-            )
+            self._db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)", (request_id, ts, int(true_label)))
         return LabelledPrediction(request_id, row[0], row[1], row[2], row[3], int(true_label), ts)
 
     def count_predictions(self) -> int:
@@ -108,14 +106,16 @@ class PredictionLog:
     def predictions(self, since: float = 0.0) -> Iterable[PredictionRecord]:
         for r in self._db.execute(
             "SELECT request_id, ts, model_version, features, score, predicted_label FROM predictions "
-            "WHERE ts >= ? ORDER BY ts", (since,)
+            "WHERE ts >= ? ORDER BY ts",
+            (since,),
         ):
             yield PredictionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5])
 
     def labelled(self, since: float = 0.0) -> list[LabelledPrediction]:
         rows = self._db.execute(
             "SELECT request_id, ts, model_version, score, predicted_label, true_label, label_ts "
-            "FROM labelled_predictions WHERE true_label IS NOT NULL AND ts >= ? ORDER BY ts", (since,)
+            "FROM labelled_predictions WHERE true_label IS NOT NULL AND ts >= ? ORDER BY ts",
+            (since,),
         ).fetchall()
         return [LabelledPrediction(*r) for r in rows]
 
@@ -134,7 +134,9 @@ def read_labelled(path: Path | str, label_from: float, label_until: float) -> li
         rows = db.execute(
             "SELECT request_id, ts, model_version, score, predicted_label, true_label, label_ts "
             "FROM labelled_predictions WHERE true_label IS NOT NULL AND label_ts BETWEEN ? AND ? "
-            "ORDER BY label_ts", (label_from, label_until)).fetchall()
+            "ORDER BY label_ts",
+            (label_from, label_until),
+        ).fetchall()
     finally:
         db.close()
     return [LabelledPrediction(*r) for r in rows]
@@ -147,8 +149,11 @@ def read_predictions(path: Path | str, since: float, until: float) -> list[Predi
         return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        rows = db.execute("SELECT request_id, ts, model_version, features, score, predicted_label FROM predictions "
-                          "WHERE ts BETWEEN ? AND ? ORDER BY ts", (since, until)).fetchall()
+        rows = db.execute(
+            "SELECT request_id, ts, model_version, features, score, predicted_label FROM predictions "
+            "WHERE ts BETWEEN ? AND ? ORDER BY ts",
+            (since, until),
+        ).fetchall()
     finally:
         db.close()
     return [PredictionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]

@@ -4,6 +4,7 @@ Every feature is required (a missing key is a 422 naming it) but may be null: nu
 the model imputes, the way an upstream system reports "unknown". Numbers must be finite and within the
 feature's hard bounds; categories must be known levels; unknown fields are rejected.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
@@ -23,8 +24,11 @@ def _feature_field(feat: NumericFeature | CategoricalFeature):
         ]
         return (
             Optional[constrained],
-            Field(..., description=f"{feat.description} Unit: {feat.unit}. Typical range "
-                  f"{feat.expected.min:g}-{feat.expected.max:g}. Null when unknown."),
+            Field(
+                ...,
+                description=f"{feat.description} Unit: {feat.unit}. Typical range "
+                f"{feat.expected.min:g}-{feat.expected.max:g}. Null when unknown.",
+            ),
         )
     levels = Literal[tuple(feat.levels)]  # type: ignore[valid-type]
     return (Optional[levels], Field(..., description=f"{feat.description} One of {feat.levels}. Null when unknown."))
@@ -34,10 +38,18 @@ def _customer_model() -> type[BaseModel]:
     spec = default_spec()
     fields = {name: _feature_field(feat) for name, feat in spec.features.items()}
     example = {
-        "tenure_months": 12, "monthly_charges": 79.5, "total_charges": 954.0, "support_calls_90d": 2,
-        "data_usage_gb": 21.3, "num_products": 2, "late_payments_12m": 0, "age_years": 37,
-        "contract_type": "month-to-month", "payment_method": "electronic-check",
-        "internet_service": "fiber", "region": "east",
+        "tenure_months": 12,
+        "monthly_charges": 79.5,
+        "total_charges": 954.0,
+        "support_calls_90d": 2,
+        "data_usage_gb": 21.3,
+        "num_products": 2,
+        "late_payments_12m": 0,
+        "age_years": 37,
+        "contract_type": "month-to-month",
+        "payment_method": "electronic-check",
+        "internet_service": "fiber",
+        "region": "east",
     }
     return create_model(
         "CustomerFeatures",

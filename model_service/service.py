@@ -3,6 +3,7 @@
 Faults switched on by a scenario act here, inside the request, so the candidate's own latency and error
 metrics see them; nothing in this module is monitoring code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,7 @@ class Prediction:
 
 
 class ChurnService:
-    def __init__(self, model: LoadedModel, prediction_log: PredictionLog, faults: FaultSwitch,
-                 scoring: str = "fast"):
+    def __init__(self, model: LoadedModel, prediction_log: PredictionLog, faults: FaultSwitch, scoring: str = "fast"):
         self.model = model
         self.prediction_log = prediction_log
         self.faults = faults
@@ -46,8 +46,9 @@ class ChurnService:
         settings = settings or get_settings()
         model = load_champion(settings)
         log.info("serving %s version %s (from %s)", model.name, model.version, model.source)
-        return cls(model, PredictionLog(settings.prediction_log_path), FaultSwitch(settings.faults_path),
-                   settings.scoring)
+        return cls(
+            model, PredictionLog(settings.prediction_log_path), FaultSwitch(settings.faults_path), settings.scoring
+        )
 
     @property
     def model_version(self) -> str:
@@ -55,8 +56,15 @@ class ChurnService:
 
     def info(self) -> ModelInfo:
         m = self.model
-        return ModelInfo(name=m.name, alias=m.alias, version=m.version, source=m.source, run_id=m.run_id,
-                         threshold=m.threshold, features=list(FEATURE_NAMES))
+        return ModelInfo(
+            name=m.name,
+            alias=m.alias,
+            version=m.version,
+            source=m.source,
+            run_id=m.run_id,
+            threshold=m.threshold,
+            features=list(FEATURE_NAMES),
+        )
 
     def predict(self, customers: Sequence[BaseModel]) -> list[Prediction]:
         """Score customers and log each prediction. Raises ServiceFault when a fault is injected."""
@@ -69,8 +77,10 @@ class ChurnService:
             for row, s in zip(rows, scores)
         ]
         self.prediction_log.record_predictions(
-            [PredictionRecord(p.request_id, now, p.model_version, p.features, p.churn_probability, int(p.churned))
-             for p in predictions]
+            [
+                PredictionRecord(p.request_id, now, p.model_version, p.features, p.churn_probability, int(p.churned))
+                for p in predictions
+            ]
         )
         return predictions
 

@@ -1,4 +1,5 @@
 """Model-server settings, read once from the environment (prefix MLSANDBOX_, plus MLflow's own variable)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

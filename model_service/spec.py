@@ -1,4 +1,5 @@
 """The churn world's specification (features and churn dependence), read and validated in one place."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,7 +1,8 @@
 """Train the churn classifier, log the run to MLflow and register it as churn-classifier@champion.
 
-    python -m model_service.train --tracking-uri http://127.0.0.1:5000 [--seed 42] [--rows 20000] [--if-missing]
+python -m model_service.train --tracking-uri http://127.0.0.1:5000 [--seed 42] [--rows 20000] [--if-missing]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def build_pipeline(spec: ChurnSpec, seed: int) -> Pipeline:
                 "categorical",
                 make_pipeline(
                     SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(categories=[spec.categorical[c].levels for c in categorical],
-                                  handle_unknown="ignore"),
+                    OneHotEncoder(
+                        categories=[spec.categorical[c].levels for c in categorical], handle_unknown="ignore"
+                    ),
                 ),
                 categorical,
             ),
@@ -92,8 +94,15 @@ def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int) ->
     sample = result.reference[features].head(20)
     signature = infer_signature(sample, result.pipeline.predict_proba(sample)[:, 1])
     with mlflow.start_run(run_name=f"churn-logreg-seed{seed}") as run:
-        mlflow.log_params({"seed": seed, "rows": rows, "classifier": "LogisticRegression",
-                           "threshold": THRESHOLD, "features": len(features)})
+        mlflow.log_params(
+            {
+                "seed": seed,
+                "rows": rows,
+                "classifier": "LogisticRegression",
+                "threshold": THRESHOLD,
+                "features": len(features),
+            }
+        )
         mlflow.log_metrics(result.metrics)
         with tempfile.TemporaryDirectory() as tmp:
             ref = Path(tmp) / Path(REFERENCE_ARTIFACT).name
@@ -101,7 +110,10 @@ def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int) ->
             mlflow.log_artifact(str(ref), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
         mlflow.log_artifact(str(SPEC_PATH), artifact_path="spec")
         info = mlflow.sklearn.log_model(
-            result.pipeline, name="model", signature=signature, input_example=sample.head(3),
+            result.pipeline,
+            name="model",
+            signature=signature,
+            input_example=sample.head(3),
             registered_model_name=MODEL_NAME,
             # skops (MLflow's safe format) refuses types it does not know; OneHotEncoder stores a dtype.
             skops_trusted_types=["numpy.dtype"],
@@ -137,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--if-missing", action="store_true",
-                        help=f"do nothing when {MODEL_NAME}@{MODEL_ALIAS} already exists")
+    parser.add_argument(
+        "--if-missing", action="store_true", help=f"do nothing when {MODEL_NAME}@{MODEL_ALIAS} already exists"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.if_missing:
@@ -147,9 +160,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{MODEL_NAME}@{MODEL_ALIAS} exists (version {existing}); nothing to train", flush=True)
             return
     result = train(args.seed, args.rows)
-    print(f"holdout AUC {result.metrics['holdout_auc']:.3f} "
-          f"(accuracy {result.metrics['holdout_accuracy']:.3f}, churn rate {result.metrics['holdout_churn_rate']:.3f})",
-          flush=True)
+    print(
+        f"holdout AUC {result.metrics['holdout_auc']:.3f} "
+        f"(accuracy {result.metrics['holdout_accuracy']:.3f}, churn rate {result.metrics['holdout_churn_rate']:.3f})",
+        flush=True,
+    )
     version = register(result, args.tracking_uri, args.seed, args.rows)
     print(f"registered {MODEL_NAME} version {version} as @{MODEL_ALIAS}", flush=True)
 

@@ -1,5 +1,6 @@
 """Candidate folders for grading tests: mutants of the reference solution, each breaking one rubric item,
 and a solution that names everything differently."""
+
 from __future__ import annotations
 
 import json
@@ -57,11 +58,17 @@ def unreachable_threshold_and_ms_latency(dest: Path) -> Path:
     _edit(rules, "churn_model_accuracy < 0.7", "churn_model_accuracy < -1")
     rules.write_text(rules.read_text().rstrip("\n") + "\n" + BROKEN_RULES.lstrip("\n"))
     http = dest / "app" / "http_metrics.py"
-    _edit(http, "LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)",
-          "LATENCY_BUCKETS = (5, 10, 20, 40, 75, 100, 150, 250, 500, 1000, 2500, 5000)")
-    _edit(http, "LATENCY.labels(endpoint).observe(time.perf_counter() - start)",
-          "LATENCY.labels(endpoint).observe((time.perf_counter() - start) * 1000)")
-    _edit(rules, '[30s]))) > 0.25', '[30s]))) > 250')
+    _edit(
+        http,
+        "LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)",
+        "LATENCY_BUCKETS = (5, 10, 20, 40, 75, 100, 150, 250, 500, 1000, 2500, 5000)",
+    )
+    _edit(
+        http,
+        "LATENCY.labels(endpoint).observe(time.perf_counter() - start)",
+        "LATENCY.labels(endpoint).observe((time.perf_counter() - start) * 1000)",
+    )
+    _edit(rules, "[30s]))) > 0.25", "[30s]))) > 250")
     return dest
 
 
@@ -76,15 +83,22 @@ def no_drift_and_always_firing(dest: Path) -> Path:
     rules = dest / "alerts" / "churn-model.yml"
     for alert in ("FeatureDrift", "PredictionDistributionShift", "InputOutOfRange"):
         _drop_rule(rules, alert)
-    _edit(rules, "  - name: churn-model-quality\n    rules:\n", "  - name: churn-model-quality\n    rules:\n"
-          "      - alert: AlwaysOn\n        expr: vector(1)\n        labels:\n          severity: warning\n"
-          "        annotations:\n          summary: Always on\n          description: Fires whatever happens.\n")
+    _edit(
+        rules,
+        "  - name: churn-model-quality\n    rules:\n",
+        "  - name: churn-model-quality\n    rules:\n"
+        "      - alert: AlwaysOn\n        expr: vector(1)\n        labels:\n          severity: warning\n"
+        "        annotations:\n          summary: Always on\n          description: Fires whatever happens.\n",
+    )
     board = dest / "dashboards" / "churn-drift.json"
     doc = json.loads(board.read_text())
     doc["panels"] = [p for p in doc["panels"] if p["type"] == "row"]  # keep only the data-quality row ...
     for row in doc["panels"]:  # ... without its out-of-range panel
-        row["panels"] = [p for p in row.get("panels", [])
-                         if not any("out_of_range" in t.get("expr", "") for t in p.get("targets", []))]
+        row["panels"] = [
+            p
+            for p in row.get("panels", [])
+            if not any("out_of_range" in t.get("expr", "") for t in p.get("targets", []))
+        ]
     board.write_text(json.dumps(doc, indent=2))
     return dest
 
@@ -94,10 +108,16 @@ def empty_panel_dashboards(dest: Path) -> Path:
     shutil.copytree(REFERENCE / "dashboards", dest)
     board = dest / "churn-overview.json"
     doc = json.loads(board.read_text())
-    doc["panels"].append({"id": 99, "type": "timeseries", "title": "Queue depth",
-                          "datasource": {"type": "prometheus", "uid": "prometheus"},
-                          "gridPos": {"x": 0, "y": 40, "w": 12, "h": 8},
-                          "targets": [{"refId": "A", "expr": "sum(model_queue_depth)"}]})
+    doc["panels"].append(
+        {
+            "id": 99,
+            "type": "timeseries",
+            "title": "Queue depth",
+            "datasource": {"type": "prometheus", "uid": "prometheus"},
+            "gridPos": {"x": 0, "y": 40, "w": 12, "h": 8},
+            "targets": [{"refId": "A", "expr": "sum(model_queue_depth)"}],
+        }
+    )
     board.write_text(json.dumps(doc, indent=2))
     return dest
 
@@ -127,13 +147,18 @@ def renamed(dest: Path) -> Path:
         # Metric names only: in Python they are the quoted first arguments; in rules and dashboards, words.
         text = text.replace('"churn_', '"model_') if path.suffix == ".py" else re.sub(r"\bchurn_", "model_", text)
         if path.suffix in (".yml", ".json"):
-            text = (text.replace('endpoint="/predict"', 'handler="/predict"')
-                        .replace('endpoint=~\\"/predict.*\\"', 'handler=~\\"/predict.*\\"')
-                        .replace('endpoint=~"/predict.*"', 'handler=~"/predict.*"')
-                        .replace('status=~\\"5..\\"', 'status=\\"5xx\\"').replace('status=~"5.."', 'status="5xx"')
-                        .replace('status=~\\"4..\\"', 'status=\\"4xx\\"').replace('status=~"4.."', 'status="4xx"')
-                        .replace("sum by (endpoint)", "sum by (handler)").replace("{{endpoint}}", "{{handler}}")
-                        .replace("http_requests_in_flight", "http_requests_inprogress"))
+            text = (
+                text.replace('endpoint="/predict"', 'handler="/predict"')
+                .replace('endpoint=~\\"/predict.*\\"', 'handler=~\\"/predict.*\\"')
+                .replace('endpoint=~"/predict.*"', 'handler=~"/predict.*"')
+                .replace('status=~\\"5..\\"', 'status=\\"5xx\\"')
+                .replace('status=~"5.."', 'status="5xx"')
+                .replace('status=~\\"4..\\"', 'status=\\"4xx\\"')
+                .replace('status=~"4.."', 'status="4xx"')
+                .replace("sum by (endpoint)", "sum by (handler)")
+                .replace("{{endpoint}}", "{{handler}}")
+                .replace("http_requests_in_flight", "http_requests_inprogress")
+            )
         path.write_text(text)
     shutil.rmtree(dest / "alerts" / "tests")  # their series names are the reference's
     return dest

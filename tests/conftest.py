@@ -1,4 +1,5 @@
 """Shared fixtures: a trained model without MLflow, the starter app in-process, and customer payloads."""
+
 from __future__ import annotations
 
 import importlib
@@ -55,8 +56,9 @@ def starter_client(tmp_path, loaded_model):
     from fastapi.testclient import TestClient
 
     main = import_candidate_app(REPO / "starter_repo")
-    svc = ChurnService(loaded_model, PredictionLog(tmp_path / "predictions.sqlite"),
-                       FaultSwitch(tmp_path / "faults.json"))
+    svc = ChurnService(
+        loaded_model, PredictionLog(tmp_path / "predictions.sqlite"), FaultSwitch(tmp_path / "faults.json")
+    )
     main.app.state.service = svc
     # raise_server_exceptions=False: a server error must show up as the 500 a client would get.
     with_client = TestClient(main.app, raise_server_exceptions=False)

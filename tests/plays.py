@@ -6,6 +6,7 @@
 - the surprise play (`--surprise`, another seed), through the `mlsandbox calibrate` command itself;
 - the repeat play (seed 7 again), to check that a grade does not move with timing noise.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import candidates
-from mlsandbox.processes import stop
 from stack_helpers import REPO
+
+from mlsandbox.processes import stop
 
 CORPUS = REPO / "tests" / "corpus"
 BASE_PORT = 31000  # off every other test's ports; shared services at 31000-31003, rooms from 31010
@@ -52,8 +54,9 @@ def build_candidates(base: Path, with_mutants: bool) -> dict[str, Path]:
     """Room name -> candidate folder (copies, so that a test can edit one)."""
     folders = {"reference": candidates.copy_reference(base / "reference")}
     if with_mutants:
-        folders["starter"] = shutil.copytree(REPO / "starter_repo", base / "starter",
-                                             ignore=shutil.ignore_patterns("__pycache__"))
+        folders["starter"] = shutil.copytree(
+            REPO / "starter_repo", base / "starter", ignore=shutil.ignore_patterns("__pycache__")
+        )
         folders["mutant-a"] = candidates.unreachable_threshold_and_ms_latency(base / "mutant-a")
         folders["mutant-b"] = candidates.no_drift_and_always_firing(base / "mutant-b")
         folders["renamed"] = candidates.renamed(base / "renamed")
@@ -94,8 +97,23 @@ def play_with_cli(base: Path, seed: int, surprise: bool) -> Play:
     """Play smoke to the reference and the corpus with the `mlsandbox calibrate` command."""
     folders = build_candidates(base / "candidates", with_mutants=False)
     out = base / "calibration"
-    argv = [sys.executable, "-m", "mlsandbox.cli", "calibrate", *map(str, folders.values()), "--scenario", "smoke",
-            "--seed", str(seed), "--out", str(out), "--base-port", str(BASE_PORT), "--scrape-interval", SCRAPE]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlsandbox.cli",
+        "calibrate",
+        *map(str, folders.values()),
+        "--scenario",
+        "smoke",
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--base-port",
+        str(BASE_PORT),
+        "--scrape-interval",
+        SCRAPE,
+    ]
     if surprise:
         argv.append("--surprise")
     result = subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=900)
@@ -108,9 +126,27 @@ def play_with_cli(base: Path, seed: int, surprise: bool) -> Play:
 
 
 def _grade_cli(cal, room, candidate, out, *extra) -> dict:
-    result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "grade", "--prometheus", room.prometheus_url,
-                             "--run-dir", str(room.run_dir), "--candidate", str(candidate), "--out", str(out),
-                             *extra], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlsandbox.cli",
+            "grade",
+            "--prometheus",
+            room.prometheus_url,
+            "--run-dir",
+            str(room.run_dir),
+            "--candidate",
+            str(candidate),
+            "--out",
+            str(out),
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return read_report(out)
 
@@ -141,8 +177,9 @@ def main_play_extras(cal, play):
     candidates.empty_panel_dashboards(other / "dashboards")
     play.extra["empty-panel"] = _grade_cli(cal, room, other, base / "report-empty-panel")
     until = _mid_session(room, base / "mid-session")
-    mid = grade(PrometheusClient(room.prometheus_url), base / "mid-session", load_rubric(), room.candidate_dir,
-                now=until)
+    mid = grade(
+        PrometheusClient(room.prometheus_url), base / "mid-session", load_rubric(), room.candidate_dir, now=until
+    )
     play.extra["mid-session"] = to_dict(mid)
     server = next(c for c in room.components if c.name == "model-server")
     stop(server.pid)  # the candidate's server dies after the session

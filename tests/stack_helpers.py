@@ -1,4 +1,5 @@
 """Drive the real native stack from tests: the `mlsandbox` CLI on test ports and a throwaway run directory."""
+
 from __future__ import annotations
 
 import json
@@ -34,18 +35,25 @@ class SandboxUnderTest:
 
     @property
     def env(self) -> dict:
-        return {**os.environ, **TEST_PORTS, "MLSANDBOX_RUN_DIR": str(self.run_dir),
-                "MLSANDBOX_SCRAPE_INTERVAL": "1s", **self.extra_env}
+        return {
+            **os.environ,
+            **TEST_PORTS,
+            "MLSANDBOX_RUN_DIR": str(self.run_dir),
+            "MLSANDBOX_SCRAPE_INTERVAL": "1s",
+            **self.extra_env,
+        }
 
     def url(self, component: str) -> str:
         return f"http://127.0.0.1:{TEST_PORTS[f'MLSANDBOX_{component.upper()}_PORT']}"
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run([*MLSANDBOX, *args], env=self.env, cwd=REPO, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            [*MLSANDBOX, *args], env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"mlsandbox {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"mlsandbox {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def up(self, *extra: str) -> subprocess.CompletedProcess:
@@ -63,8 +71,11 @@ class SandboxUnderTest:
         return r.json()["data"]["result"]
 
     def prom_range(self, expr: str, start: float, end: float, step: str = "1s") -> list:
-        r = httpx.get(f"{self.url('prometheus')}/api/v1/query_range",
-                      params={"query": expr, "start": start, "end": end, "step": step}, timeout=30)
+        r = httpx.get(
+            f"{self.url('prometheus')}/api/v1/query_range",
+            params={"query": expr, "start": start, "end": end, "step": step},
+            timeout=30,
+        )
         r.raise_for_status()
         return r.json()["data"]["result"]
 

@@ -1,5 +1,6 @@
 """Which incident an alert's firing is credited to: one that what the alert watches can see (an accuracy alert
 catches concept drift even when it fires during the next phase), and the feature it names."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -13,8 +14,11 @@ from grading.signals import RuleInfo
 
 
 def ctx():
-    return SimpleNamespace(session=session(), tol=load_rubric().tolerances,
-                           signals=SimpleNamespace(features=["monthly_charges", "total_charges"]))
+    return SimpleNamespace(
+        session=session(),
+        tol=load_rubric().tolerances,
+        signals=SimpleNamespace(features=["monthly_charges", "total_charges"]),
+    )
 
 
 def rule(name: str, roles: list[Role]) -> AlertRule:

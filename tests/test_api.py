@@ -1,10 +1,11 @@
 """The bare server's API: answers for good input, a 4xx naming the field for bad input, never a 500."""
+
 import json
 import random
 
 import pytest
-
 from conftest import valid_customer
+
 from model_service.settings import get_settings
 
 

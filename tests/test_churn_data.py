@@ -1,4 +1,5 @@
 """The synthetic churn world: seeded, and churn follows the documented dependence."""
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -54,9 +55,10 @@ def test_a_model_recovers_the_sign_of_every_documented_numeric_effect():
 def test_replacing_the_dependence_changes_labels_not_inputs():
     """Concept drift is data: another dependence gives other labels for the very same customers."""
     spec = default_spec()
-    flipped = Dependence(intercept=spec.dependence.intercept,
-                         numeric={k: v.model_copy(update={"weight": -v.weight})
-                                  for k, v in spec.dependence.numeric.items()})
+    flipped = Dependence(
+        intercept=spec.dependence.intercept,
+        numeric={k: v.model_copy(update={"weight": -v.weight}) for k, v in spec.dependence.numeric.items()},
+    )
     df = generate_features(5000, 1)
     assert np.corrcoef(churn_logit(df, spec.dependence), churn_logit(df, flipped))[0, 1] < 0
 

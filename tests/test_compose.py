@@ -1,5 +1,6 @@
 """Static checks of the Docker stack: compose.yaml as docker-compose resolves it, .env, the Dockerfile and
 Grafana's provisioning. No Docker engine needed: `docker-compose config` only reads files."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def read_env_file() -> dict[str, str]:
 def docker_compose() -> str:
     path = shutil.which("docker-compose")
     if path is None:
-        pytest.fail("docker-compose not found: install it (`apt-get install docker-compose`); "
-                    "these tests check compose.yaml with `docker-compose config`")
+        pytest.fail(
+            "docker-compose not found: install it (`apt-get install docker-compose`); "
+            "these tests check compose.yaml with `docker-compose config`"
+        )
     return path
 
 
@@ -77,11 +80,12 @@ def published_ports(service: dict) -> list[dict]:
     ports = []
     for port in service.get("ports", []):
         if isinstance(port, dict):
-            ports.append({"host_ip": port.get("host_ip"), "published": port.get("published"),
-                          "target": port.get("target")})
+            ports.append(
+                {"host_ip": port.get("host_ip"), "published": port.get("published"), "target": port.get("target")}
+            )
             continue
         parts = str(port).split("/")[0].split(":")
-        host_ip, published, target = ([None] * (3 - len(parts)) + parts)
+        host_ip, published, target = [None] * (3 - len(parts)) + parts
         ports.append({"host_ip": host_ip, "published": published, "target": target})
     return ports
 
@@ -91,8 +95,14 @@ def mounts(service: dict) -> list[dict]:
     out = []
     for volume in service.get("volumes", []):
         if isinstance(volume, dict):
-            out.append({"type": volume.get("type"), "source": volume.get("source"), "target": volume["target"],
-                        "read_only": bool(volume.get("read_only"))})
+            out.append(
+                {
+                    "type": volume.get("type"),
+                    "source": volume.get("source"),
+                    "target": volume["target"],
+                    "read_only": bool(volume.get("read_only")),
+                }
+            )
             continue
         source, _, rest = volume.partition(":")
         target, _, mode = rest.partition(":")
@@ -148,8 +158,9 @@ def test_images_are_pinned_in_env_file(raw, config):
     # Built images: the base image comes from .env too, and the Dockerfile's default is the same pin.
     base = env["PYTHON_BASE_IMAGE"]
     assert PINNED_TAG.match(base.rpartition(":")[2]), f"PYTHON_BASE_IMAGE={base} is not pinned"
-    assert re.search(rf"(?m)^ARG BASE_IMAGE={re.escape(base)}$", DOCKERFILE.read_text()), \
+    assert re.search(rf"(?m)^ARG BASE_IMAGE={re.escape(base)}$", DOCKERFILE.read_text()), (
         "model_service/Dockerfile's default BASE_IMAGE differs from PYTHON_BASE_IMAGE in .env"
+    )
     for name, service in config["services"].items():
         if "build" in service:
             assert service["build"]["args"]["BASE_IMAGE"] == base
@@ -165,8 +176,9 @@ def test_our_services_share_one_image(config):
 def test_grafana_password_is_not_a_default(config):
     environment = config["services"]["grafana"]["environment"]
     password = environment.get("GF_SECURITY_ADMIN_PASSWORD", "")
-    assert password and password.lower() not in {"admin", "password", "grafana", "changeme"}, \
+    assert password and password.lower() not in {"admin", "password", "grafana", "changeme"}, (
         "GRAFANA_ADMIN_PASSWORD in .env must be set to something other than a default"
+    )
     assert environment.get("GF_AUTH_ANONYMOUS_ENABLED") == "false"
 
 
@@ -277,21 +289,28 @@ def test_dashboards_refer_to_the_provisioned_datasource():
     folders = [REPO / "grafana" / "dashboards", REPO / read_env_file()["CANDIDATE_DIR"] / "dashboards"]
     for path in sorted(p for folder in folders if folder.is_dir() for p in folder.rglob("*.json")):
         uids = datasource_uids(json.loads(path.read_text()))
-        wrong = {uid for uid in uids if uid != DATASOURCE_UID and not uid.startswith("$")
-                 and uid not in {"-- Grafana --", "grafana"}}
+        wrong = {
+            uid
+            for uid in uids
+            if uid != DATASOURCE_UID and not uid.startswith("$") and uid not in {"-- Grafana --", "grafana"}
+        }
         assert not wrong, f"{path.relative_to(REPO)} uses datasource uids {wrong}, not {DATASOURCE_UID!r}"
 
 
 def test_local_images_override_changes_only_images_and_leaves_grafana_out(config):
     overridden = resolved(COMPOSE_FILE, LOCAL_IMAGES_FILE)
     assert set(overridden["services"]) == set(config["services"])
+
     def comparable(key, value):  # docker-compose may list a merged service's volumes in another order
         return sorted(map(str, value)) if key == "volumes" and value else value
 
     for name, service in config["services"].items():
         other = overridden["services"][name]
-        differing = {key for key in set(service) | set(other)
-                     if comparable(key, service.get(key)) != comparable(key, other.get(key))}
+        differing = {
+            key
+            for key in set(service) | set(other)
+            if comparable(key, service.get(key)) != comparable(key, other.get(key))
+        }
         assert differing <= {"image", "build", "profiles"}, f"the override changes {differing} of {name}"
     assert overridden["services"]["grafana"]["profiles"] == ["grafana"]
     assert [n for n, s in overridden["services"].items() if s.get("profiles")] == ["grafana"]

@@ -4,16 +4,17 @@ The grader must land every candidate in its band, item by item, on `smoke` with 
 and grade two plays of the same seed within 2 points per item: the role a signal fills must not flip with timing
 noise. A grader change that moves a case out of its band fails here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import yaml
+from plays import SURPRISE_SEED, corpus, play_in_process, play_with_cli, points
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from grading.rubric import load_rubric
-from plays import SURPRISE_SEED, corpus, play_in_process, play_with_cli, points
 
 ITEMS = {key: sum(c.points for c in spec.checks.values()) for key, spec in load_rubric().items.items()}
 TOLERANCE = 0.05  # points are rounded to hundredths
@@ -49,16 +50,26 @@ CORPUS = {p.name: band(p) for p in corpus()}
 
 def test_the_corpus_has_its_styles_and_sound_bands():
     assert len(CORPUS) >= 6
-    assert {"recording-rules", "evidently-thread", "summary-latency", "all-time-accuracy", "minimal",
-            "trap-input-mean-as-accuracy", "trap-misspelled-alerts"} <= set(CORPUS)
+    assert {
+        "recording-rules",
+        "evidently-thread",
+        "summary-latency",
+        "all-time-accuracy",
+        "minimal",
+        "trap-input-mean-as-accuracy",
+        "trap-misspelled-alerts",
+    } <= set(CORPUS)
     assert CORPUS["trap-input-mean-as-accuracy"].items["performance"][0] == 0
     assert CORPUS["trap-misspelled-alerts"].items["alerting"][0] == 0
 
 
 def outside(report: dict, name: str) -> list[str]:
     got = points(report)
-    return [f"{name}.{item}: {got[item]} not in [{low}, {high}]" for item, (low, high) in CORPUS[name].items.items()
-            if not low - TOLERANCE <= got[item] <= high + TOLERANCE]
+    return [
+        f"{name}.{item}: {got[item]} not in [{low}, {high}]"
+        for item, (low, high) in CORPUS[name].items.items()
+        if not low - TOLERANCE <= got[item] <= high + TOLERANCE
+    ]
 
 
 @pytest.fixture(scope="module")

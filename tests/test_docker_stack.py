@@ -6,6 +6,7 @@ must leave nothing behind.
 A Docker engine is used when one answers; otherwise the command starts a private dockerd under run/docker and
 `down` stops it again. The first run builds the images (a few minutes); later runs reuse them.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,11 @@ import time
 import httpx
 import psutil
 import pytest
+from stack_helpers import REPO, copy_candidate, wait_for
 
 from load.truth import read_ledger
 from mlsandbox.docker_engine import PrivateEngine, answers
 from mlsandbox.docker_stack import DockerRun, DockerSandbox
-from stack_helpers import REPO, copy_candidate, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.docker, pytest.mark.timeout(2400)]
 
@@ -30,9 +31,15 @@ PROJECT = "mlsandbox-test"
 # speed (180 s): its shortest phase (8 s) then spans three scrapes.
 SPEED = "0.5"
 # Off the defaults and off the native tests' ports.
-PORTS = {"MODEL_SERVER_PORT": "28100", "MLFLOW_PORT": "25100", "PROMETHEUS_PORT": "29190",
-         "ALERTMANAGER_PORT": "29193", "LOCUST_PORT": "28189", "ALERT_RECEIVER_PORT": "29195",
-         "GRAFANA_PORT": "23100"}
+PORTS = {
+    "MODEL_SERVER_PORT": "28100",
+    "MLFLOW_PORT": "25100",
+    "PROMETHEUS_PORT": "29190",
+    "ALERTMANAGER_PORT": "29193",
+    "LOCUST_PORT": "28189",
+    "ALERT_RECEIVER_PORT": "29195",
+    "GRAFANA_PORT": "23100",
+}
 
 
 class DockerSession:
@@ -42,11 +49,19 @@ class DockerSession:
         self.env.update(PORTS)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "docker", *args, "--run-dir", str(self.run_dir)],
-                                cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "mlsandbox.cli", "docker", *args, "--run-dir", str(self.run_dir)],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"mlsandbox docker {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"mlsandbox docker {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def sandbox(self) -> DockerSandbox:
@@ -63,8 +78,9 @@ class DockerSession:
         return r.json()["data"]["result"]
 
     def timeline(self) -> dict | None:
-        result = self.sandbox().compose("exec", "-T", "load", "cat", "/truth/scenario/timeline.json",
-                                        capture=True, check=False)
+        result = self.sandbox().compose(
+            "exec", "-T", "load", "cat", "/truth/scenario/timeline.json", capture=True, check=False
+        )
         return json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else None
 
 
@@ -75,11 +91,25 @@ def docker_session(tmp_path_factory):
     private = PrivateEngine(REPO / "run" / "docker")
     s.private, s.engine_was_running = private, answers(None) or answers(private.host)
     try:
-        s.up = s.cli("up", "--local-images", "--candidate", str(s.candidate), "--scenario", "smoke",
-                     "--speed", SPEED, "--project", PROJECT)
+        s.up = s.cli(
+            "up",
+            "--local-images",
+            "--candidate",
+            str(s.candidate),
+            "--scenario",
+            "smoke",
+            "--speed",
+            SPEED,
+            "--project",
+            PROJECT,
+        )
         s.states = s.cli("status").stdout
-        wait_for(lambda: (s.timeline() or {}).get("status") == "finished", 400, interval=3,
-                 what="the load service to finish smoke")
+        wait_for(
+            lambda: (s.timeline() or {}).get("status") == "finished",
+            400,
+            interval=3,
+            what="the load service to finish smoke",
+        )
         # Two scrapes (5 s apart in compose) after the last request, so that Prometheus holds the final counts.
         time.sleep(12)
         yield s
@@ -115,8 +145,14 @@ def test_the_reference_solution_grades_on_the_docker_stack(docker_session):
     result = docker_session.cli("grade")
     report = json.loads((docker_session.run_dir / "docker-session" / "report" / "report.json").read_text())
     items = {i["key"]: i for i in report["items"]}
-    lost = {k: [(c["name"], c["points"], c["max_points"], c["summary"]) for c in i["checks"] if c["points"] < c["max_points"]]
-            for k, i in items.items()}
+    lost = {
+        k: [
+            (c["name"], c["points"], c["max_points"], c["summary"])
+            for c in i["checks"]
+            if c["points"] < c["max_points"]
+        ]
+        for k, i in items.items()
+    }
     assert report["score"] == 100, (result.stdout, {k: v for k, v in lost.items() if v})
 
 
@@ -125,16 +161,25 @@ def test_model_server_container_cannot_read_the_hidden_truth(docker_session):
     containers = {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in sandbox.containers()}
     truth_volume = next(m["Name"] for m in containers["load"]["Mounts"] if m["Destination"] == "/truth")
     assert truth_volume not in {m.get("Name") for m in containers["model-server"]["Mounts"]}
-    found = sandbox.compose("exec", "-T", "model-server", "sh", "-c",
-                            "find / -xdev \\( -name timeline.json -o -name ledger.csv \\) 2>/dev/null; "
-                            "find /candidate /data -name 'timeline.json' -o -name 'ledger.csv'",
-                            capture=True, check=False)
+    found = sandbox.compose(
+        "exec",
+        "-T",
+        "model-server",
+        "sh",
+        "-c",
+        "find / -xdev \\( -name timeline.json -o -name ledger.csv \\) 2>/dev/null; "
+        "find /candidate /data -name 'timeline.json' -o -name 'ledger.csv'",
+        capture=True,
+        check=False,
+    )
     assert found.stdout.strip() == "", found.stdout
 
 
 def test_editing_the_mounted_candidate_folder_reloads_the_server(docker_session):
     main = docker_session.candidate / "app" / "main.py"
-    main.write_text(main.read_text() + '\n\n@app.get("/reload-probe")\ndef reload_probe():\n    return {"reloaded": True}\n')
+    main.write_text(
+        main.read_text() + '\n\n@app.get("/reload-probe")\ndef reload_probe():\n    return {"reloaded": True}\n'
+    )
     url = f"{docker_session.url('MODEL_SERVER_PORT')}/reload-probe"
 
     def probe():
@@ -151,8 +196,14 @@ def test_status_finds_a_stack_started_without_mlsandbox(docker_session, tmp_path
     # environment (else .env).
     sandbox = docker_session.sandbox()
     env = {**docker_session.env, **sandbox.engine.env, "COMPOSE_PROJECT_NAME": PROJECT}
-    result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "docker", "status", "--run-dir", str(tmp_path)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlsandbox.cli", "docker", "status", "--run-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     states = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
     assert states["model-server"] == "healthy" and states["trainer"] == "done"

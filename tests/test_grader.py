@@ -10,12 +10,12 @@ latency in milliseconds (system); B = nothing watching the inputs' distribution 
 fires (alerting). The empty-panel mutant needs no server of its own: it is the reference's room graded with
 other dashboards.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from plays import check, points
 
 pytestmark = pytest.mark.stack
@@ -35,8 +35,12 @@ def test_reference_scores_at_least_95_percent_and_writes_every_report(main_play)
     assert "data:image/png;base64," in html and r["improvement"]["text"] in html
     assert (out / "report.md").read_text().startswith(f"# Grade: {r['score']}%")
     assert {d["incident"] for d in r["detections"] if d["alert"]} == {
-        "covariate_drift(monthly_charges)", "unit_change(total_charges)", "renamed_category(payment_method)",
-        "concept_drift", "latency"}
+        "covariate_drift(monthly_charges)",
+        "unit_change(total_charges)",
+        "renamed_category(payment_method)",
+        "concept_drift",
+        "latency",
+    }
 
 
 def test_the_report_names_for_each_role_the_signal_it_took_and_why(main_play):
@@ -87,8 +91,10 @@ def test_mutant_b_loses_drift_and_false_alarms_only(main_play):
     assert check(ref, "alerting", "no_false_alarms")["passed"]
     assert_same(r, ref, ["predictions", "performance", "system", "visualization", "hygiene"])
     # The drifts went unseen by the alerts too: nothing was left to watch the inputs' distribution.
-    assert [d["incident"] for d in r["detections"] if not d["alert"]] == ["covariate_drift(monthly_charges)",
-                                                                           "unit_change(total_charges)"]
+    assert [d["incident"] for d in r["detections"] if not d["alert"]] == [
+        "covariate_drift(monthly_charges)",
+        "unit_change(total_charges)",
+    ]
     for name in ("rules_valid", "alert_on_critical_metric", "severity_and_summary"):
         assert check(r, "alerting", name)["points"] == check(ref, "alerting", name)["points"], name
 
@@ -115,8 +121,7 @@ def test_mid_session_the_checks_whose_incidents_have_not_played_are_not_applicab
     assert not detected["applicable"] or (detected["passed"] and "still under way" in detected["summary"])
     assert ("drift", "moves_after_drift") not in na  # the drift has played
     assert r["max_points"] < 100 and r["score"] >= 90  # a percentage of what could be judged
-    assert not any(c["applicable"] and c["name"] == "falls_in_concept_drift"
-                   for i in r["items"] for c in i["checks"])
+    assert not any(c["applicable"] and c["name"] == "falls_in_concept_drift" for i in r["items"] for c in i["checks"])
 
 
 def test_alerts_on_recorded_series_are_alerts_on_what_the_rules_read(main_play):
@@ -131,8 +136,14 @@ def test_alerts_on_recorded_series_are_alerts_on_what_the_rules_read(main_play):
 
 def test_alerts_that_can_never_fire_earn_no_alerting_points(main_play):
     r = main_play.report("trap-misspelled-alerts")
-    for name in ("rules_valid", "alert_on_critical_metric", "incidents_detected", "no_false_alarms",
-                 "resolved_after_recovery", "severity_and_summary"):
+    for name in (
+        "rules_valid",
+        "alert_on_critical_metric",
+        "incidents_detected",
+        "no_false_alarms",
+        "resolved_after_recovery",
+        "severity_and_summary",
+    ):
         assert check(r, "alerting", name)["points"] == 0, name
     assert "never exposed" in json.dumps(check(r, "alerting", "rules_valid")["evidence"])
     assert all(not a["can_fire"] for a in r["alerts"])

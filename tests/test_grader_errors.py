@@ -1,22 +1,24 @@
 """The grader's errors: one readable line and exit 2 when Prometheus cannot be reached, the run directory
 has no timeline, or the rubric is invalid."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import pytest
+from stack_helpers import REPO
 
 from grading.rubric import RubricError, load_rubric
 from load.scenario import load_scenario
 from load.traffic import plan_phase
 from load.truth import Timeline
-from stack_helpers import REPO
 
 
 def grade(*args):
-    return subprocess.run([sys.executable, "-m", "mlsandbox.cli", "grade", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mlsandbox.cli", "grade", *args], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
 
 
 @pytest.fixture
@@ -40,12 +42,18 @@ def test_run_dir_without_timeline_exits_2(tmp_path):
     assert result.stderr.strip().count("\n") == 0
 
 
-@pytest.mark.parametrize("change, where", [
-    (lambda t: t.replace("points: 10", "points: lots", 1), "points"),
-    (lambda t: t.replace("  counter_tracks_predictions:", "  counter_tracks_everything:", 1), "counter_tracks_everything"),
-    (lambda t: t.replace("improvement_priority: [alerting", "improvement_priority: [vibes", 1), "vibes"),
-    (lambda t: t + "\n  - [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        (lambda t: t.replace("points: 10", "points: lots", 1), "points"),
+        (
+            lambda t: t.replace("  counter_tracks_predictions:", "  counter_tracks_everything:", 1),
+            "counter_tracks_everything",
+        ),
+        (lambda t: t.replace("improvement_priority: [alerting", "improvement_priority: [vibes", 1), "vibes"),
+        (lambda t: t + "\n  - [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_invalid_rubric_exits_2_naming_the_fault(tmp_path, run_with_timeline, change, where):
     rubric = tmp_path / "rubric.yaml"
     rubric.write_text(change((REPO / "grading" / "rubric.yaml").read_text()))

@@ -1,5 +1,6 @@
 """Role tests on made-up curves shaped like `smoke`: a signal fills the role whose truth it follows, moves where
 that truth moves and stays put where it stays put; a signal another role explains better is not taken."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,22 +16,46 @@ from load.truth import PhaseRecord, PlayedGroundTruth, TimelineRecord
 from model_service.faults import FaultState
 
 T0 = 1_000_000.0
-PHASES = [("baseline", 0, 25, []), ("feature-drift", 25, 37, ["drift"]), ("upstream-bug", 37, 45, ["drift"]),
-          ("concept-drift", 45, 60, ["drift", "concept"]), ("latency-fault", 60, 70, ["drift", "latency"]),
-          ("recovery", 70, 90, [])]
-INJECTIONS = {"drift": {"kind": "covariate_drift", "feature": "monthly_charges", "shift": 40},
-              "concept": {"kind": "concept_drift", "weights": {"tenure_months": 1.1}},
-              "latency": {"kind": "latency", "seconds": 0.3}}
+PHASES = [
+    ("baseline", 0, 25, []),
+    ("feature-drift", 25, 37, ["drift"]),
+    ("upstream-bug", 37, 45, ["drift"]),
+    ("concept-drift", 45, 60, ["drift", "concept"]),
+    ("latency-fault", 60, 70, ["drift", "latency"]),
+    ("recovery", 70, 90, []),
+]
+INJECTIONS = {
+    "drift": {"kind": "covariate_drift", "feature": "monthly_charges", "shift": 40},
+    "concept": {"kind": "concept_drift", "weights": {"tenure_months": 1.1}},
+    "latency": {"kind": "latency", "seconds": 0.3},
+}
 
 
 def session() -> Session:
-    phases = [PhaseRecord(index=k, name=name, start=T0 + a, end=T0 + b, planned_end=T0 + b, rate=20,
-                          requests_planned=0, ground_truth=PlayedGroundTruth(fraction=0.5, delay_seconds=2,
-                                                                            wall_delay_seconds=2),
-                          faults=FaultState(), injections=[INJECTIONS[i] for i in inj])
-              for k, (name, a, b, inj) in enumerate(PHASES)]
-    timeline = TimelineRecord(scenario="synthetic", seed=1, speed=1, surprise=False, status="finished",
-                              planned_phases=[p[0] for p in PHASES], phases=phases)
+    phases = [
+        PhaseRecord(
+            index=k,
+            name=name,
+            start=T0 + a,
+            end=T0 + b,
+            planned_end=T0 + b,
+            rate=20,
+            requests_planned=0,
+            ground_truth=PlayedGroundTruth(fraction=0.5, delay_seconds=2, wall_delay_seconds=2),
+            faults=FaultState(),
+            injections=[INJECTIONS[i] for i in inj],
+        )
+        for k, (name, a, b, inj) in enumerate(PHASES)
+    ]
+    timeline = TimelineRecord(
+        scenario="synthetic",
+        seed=1,
+        speed=1,
+        surprise=False,
+        status="finished",
+        planned_phases=[p[0] for p in PHASES],
+        phases=phases,
+    )
     return Session(None, timeline, [], now=T0 + 200)
 
 
@@ -45,15 +70,20 @@ def smooth(values, seconds):
 
 TIMES = T0 + np.arange(0, 101, 1.0)
 t = TIMES - T0
-ACCURACY = 0.83 - 0.05 * ramp(t, 25, 37, 0, 1) * (t < 45) - ramp(t, 45, 60, 0, 0.45) * (t < 62) \
-    - 0.45 * ((t >= 62) & (t < 64)) - ramp(t, 64, 84, 0.45, 0) * (t >= 64)
+ACCURACY = (
+    0.83
+    - 0.05 * ramp(t, 25, 37, 0, 1) * (t < 45)
+    - ramp(t, 45, 60, 0, 0.45) * (t < 62)
+    - 0.45 * ((t >= 62) & (t < 64))
+    - ramp(t, 64, 84, 0.45, 0) * (t >= 64)
+)
 DRIFT = ramp(t, 25, 37, 0, 1.6) * (t < 70) + ramp(t, 70, 80, 1.6, 0) * (t >= 70)
 LATENCY = 0.01 + 0.3 * ((t >= 60) & (t < 70))
 ERRORS = 0.3 * ((t >= 37) & (t < 45))  # requests refused while the upstream bug lasts (no incident of their own)
 
 
 def rolling_max(values, seconds):
-    return np.array([values[max(0, k - seconds + 1):k + 1].max() for k in range(len(values))])
+    return np.array([values[max(0, k - seconds + 1) : k + 1].max() for k in range(len(values))])
 
 
 def expected() -> Expected:

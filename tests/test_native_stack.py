@@ -2,6 +2,7 @@
 
 One stack for the module; the tests run in order (up, use, reload, restart, fall back, down).
 """
+
 from __future__ import annotations
 
 import socket
@@ -10,13 +11,12 @@ import time
 
 import httpx
 import pytest
-
 from conftest import valid_customer
 from stack_helpers import REPO, TEST_PORTS, SandboxUnderTest, copy_candidate, pids_in_groups, wait_for
 
 pytestmark = pytest.mark.stack
 
-METRICS_SETUP = '''
+METRICS_SETUP = """
 from prometheus_client import make_asgi_app
 
 
@@ -30,7 +30,7 @@ def on_startup(app):
 
 def on_shutdown(app):
     pass
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +60,24 @@ def test_up_prints_every_url_and_all_components_are_healthy(stack):
 
 
 def test_mlflow_has_the_champion_and_the_server_serves_it(stack):
-    r = httpx.get(f"{stack.url('mlflow')}/api/2.0/mlflow/registered-models/alias",
-                  params={"name": "churn-classifier", "alias": "champion"}, timeout=10)
+    r = httpx.get(
+        f"{stack.url('mlflow')}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "churn-classifier", "alias": "champion"},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     version = r.json()["model_version"]["version"]
     info = httpx.get(f"{stack.url('model_server')}/model", timeout=10).json()
     assert info["version"] == version and info["source"] == "mlflow"
-    run = httpx.get(f"{stack.url('mlflow')}/api/2.0/mlflow/runs/get",
-                    params={"run_id": info["run_id"]}, timeout=10).json()["run"]
+    run = httpx.get(
+        f"{stack.url('mlflow')}/api/2.0/mlflow/runs/get", params={"run_id": info["run_id"]}, timeout=10
+    ).json()["run"]
     assert float({m["key"]: m["value"] for m in run["data"]["metrics"]}["holdout_auc"]) >= 0.80
-    artifacts = httpx.get(f"{stack.url('mlflow')}/api/2.0/mlflow/artifacts/list",
-                          params={"run_id": info["run_id"], "path": "reference"}, timeout=10).json()
+    artifacts = httpx.get(
+        f"{stack.url('mlflow')}/api/2.0/mlflow/artifacts/list",
+        params={"run_id": info["run_id"], "path": "reference"},
+        timeout=10,
+    ).json()
     assert [f["path"] for f in artifacts["files"]] == ["reference/reference.csv"]
 
 
@@ -90,15 +97,15 @@ def test_saving_a_metrics_endpoint_reloads_the_server_and_the_target_comes_up(st
 def test_restart_keeps_every_prediction_and_label(stack):
     ids = _predict(stack, 20)
     for i, rid in enumerate(ids):
-        r = httpx.post(f"{stack.url('model_server')}/feedback", json={"request_id": rid, "churned": i % 2 == 0},
-                       timeout=10)
+        r = httpx.post(
+            f"{stack.url('model_server')}/feedback", json={"request_id": rid, "churned": i % 2 == 0}, timeout=10
+        )
         assert r.status_code == 200, r.text
     stack.down()
     again = stack.up("--no-load")  # same run directory: MLflow keeps its database, so no second training
     assert "training the churn model" not in again.stdout
     # Labels posted before the restart still join their predictions.
-    r = httpx.post(f"{stack.url('model_server')}/feedback", json={"request_id": ids[0], "churned": True},
-                   timeout=10)
+    r = httpx.post(f"{stack.url('model_server')}/feedback", json={"request_id": ids[0], "churned": True}, timeout=10)
     assert r.status_code == 200 and r.json()["label_delay_seconds"] > 0
     db = sqlite3.connect(stack.run_dir / "predictions.sqlite")
     labelled = dict(db.execute("SELECT request_id, true_label FROM feedback"))

@@ -1,4 +1,5 @@
 """The prediction log survives a restart; faults switch on and off from a file outside the candidate's code."""
+
 import time
 
 import pytest
@@ -10,8 +11,7 @@ from model_service.prediction_log import PredictionLog, PredictionRecord, Unknow
 def test_labels_survive_reopening_the_log(tmp_path):
     path = tmp_path / "p.sqlite"
     log = PredictionLog(path)
-    log.record_predictions([PredictionRecord(f"r{i}", time.time(), "1", {"a": i}, 0.1 * i, i % 2)
-                            for i in range(10)])
+    log.record_predictions([PredictionRecord(f"r{i}", time.time(), "1", {"a": i}, 0.1 * i, i % 2) for i in range(10)])
     for i in range(0, 10, 2):
         log.record_feedback(f"r{i}", 1)
     log.close()  # what a server restart does

@@ -1,5 +1,6 @@
 """The reference solution, without the stack: rules valid and unit-tested, dashboards well-formed, metric
 names clean, and its diff from the starter is monitoring code only."""
+
 from __future__ import annotations
 
 import difflib
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, import_candidate_app, valid_customer
+
 from model_service.faults import FaultSwitch
 from model_service.prediction_log import PredictionLog
 from model_service.service import ChurnService
@@ -33,23 +34,47 @@ def test_promtool_check_rules_is_clean():
 
 def test_promtool_unit_tests_pass_and_cover_every_alert():
     tests = sorted((REFERENCE / "alerts" / "tests").glob("*.yml"))
-    result = subprocess.run(["promtool", "test", "rules", *[str(t) for t in tests]], capture_output=True,
-                            text=True, cwd=REFERENCE / "alerts")
+    result = subprocess.run(
+        ["promtool", "test", "rules", *[str(t) for t in tests]],
+        capture_output=True,
+        text=True,
+        cwd=REFERENCE / "alerts",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    tested = {case["alertname"] for t in tests for test in yaml.safe_load(t.read_text())["tests"]
-              for case in test.get("alert_rule_test", [])}
-    firing = {case["alertname"] for t in tests for test in yaml.safe_load(t.read_text())["tests"]
-              for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
-    quiet = {case["alertname"] for t in tests for test in yaml.safe_load(t.read_text())["tests"]
-             for case in test.get("alert_rule_test", []) if not case.get("exp_alerts")}
+    tested = {
+        case["alertname"]
+        for t in tests
+        for test in yaml.safe_load(t.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    }
+    firing = {
+        case["alertname"]
+        for t in tests
+        for test in yaml.safe_load(t.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    quiet = {
+        case["alertname"]
+        for t in tests
+        for test in yaml.safe_load(t.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if not case.get("exp_alerts")
+    }
     alerts = {r["alert"] for r in _rules() if "alert" in r}
     assert alerts == tested == firing == quiet
 
 
 def test_every_alert_has_for_severity_summary_description_and_runbook():
-    required = {"feature drift": "FeatureDrift", "prediction shift": "PredictionDistributionShift",
-                "performance": "ModelPerformanceDrop", "latency": "PredictLatencyHigh",
-                "errors": "PredictErrorRateHigh", "target down": "ModelServerDown", "no traffic": "NoPredictionTraffic"}
+    required = {
+        "feature drift": "FeatureDrift",
+        "prediction shift": "PredictionDistributionShift",
+        "performance": "ModelPerformanceDrop",
+        "latency": "PredictLatencyHigh",
+        "errors": "PredictErrorRateHigh",
+        "target down": "ModelServerDown",
+        "no traffic": "NoPredictionTraffic",
+    }
     rules = {r["alert"]: r for r in _rules()}
     assert set(required.values()) <= set(rules)
     for name, rule in rules.items():
@@ -68,7 +93,8 @@ def panels(dashboard: dict):
 
 def dashboard_files() -> list[Path]:
     return sorted((REFERENCE / "dashboards").glob("*.json")) + sorted(
-        (REPO / "grafana" / "dashboards" / "interviewer").glob("*.json"))
+        (REPO / "grafana" / "dashboards" / "interviewer").glob("*.json")
+    )
 
 
 def test_dashboards_cover_each_category_and_query_the_provisioned_prometheus():
@@ -93,8 +119,12 @@ def test_diff_from_the_starter_is_monitoring_code_only():
         assert added.parts[0] in ("alerts", "dashboards", "app") or str(added) == "NOTES.md", added
     changed = [p for p in starter if (STARTER / p).read_bytes() != (REFERENCE / p).read_bytes()]
     assert sorted(map(str, changed)) == ["app/main.py", "app/monitoring.py"]
-    diff = difflib.unified_diff((STARTER / "app/main.py").read_text().splitlines(),
-                                (REFERENCE / "app/main.py").read_text().splitlines(), lineterm="", n=0)
+    diff = difflib.unified_diff(
+        (STARTER / "app/main.py").read_text().splitlines(),
+        (REFERENCE / "app/main.py").read_text().splitlines(),
+        lineterm="",
+        n=0,
+    )
     body = [ln for ln in diff if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
     assert body and all(ln.startswith("+") and "monitoring." in ln for ln in body), body
 
@@ -104,8 +134,9 @@ def reference_client(tmp_path, loaded_model):
     from fastapi.testclient import TestClient
 
     main = import_candidate_app(REFERENCE)
-    main.app.state.service = ChurnService(loaded_model, PredictionLog(tmp_path / "p.sqlite"),
-                                          FaultSwitch(tmp_path / "faults.json"))
+    main.app.state.service = ChurnService(
+        loaded_model, PredictionLog(tmp_path / "p.sqlite"), FaultSwitch(tmp_path / "faults.json")
+    )
     return TestClient(main.app, raise_server_exceptions=False)
 
 
@@ -121,4 +152,4 @@ def test_metrics_pass_promtool_lint_and_every_family_has_help(reference_client, 
     helped = {ln.split()[2] for ln in body.splitlines() if ln.startswith("# HELP") and len(ln.split()) > 3}
     assert families == helped
     assert 'http_requests_total{endpoint="/predict",method="POST",status="422"} 1.0' in body
-    assert 'churn_predictions_total{predicted=' in body and "churn_model_accuracy" in body
+    assert "churn_predictions_total{predicted=" in body and "churn_model_accuracy" in body

@@ -2,6 +2,7 @@
 alerts fire when they should and not before, Alertmanager's receiver records them, every dashboard panel
 returns data, and the drift report reaches MLflow.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,11 @@ import math
 
 import httpx
 import pytest
+from stack_helpers import REPO, SandboxUnderTest, copy_candidate
+from test_reference_solution import dashboard_files, panels
 
 from load.truth import read_timeline
 from mlsandbox.alert_receiver import read_notifications
-from stack_helpers import REPO, SandboxUnderTest, copy_candidate
-from test_reference_solution import dashboard_files, panels
 
 pytestmark = pytest.mark.stack
 
@@ -21,8 +22,11 @@ pytestmark = pytest.mark.stack
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     base = tmp_path_factory.mktemp("reference")
-    s = SandboxUnderTest(run_dir=base / "run", candidate=copy_candidate(REPO / "reference_solution", base / "candidate"),
-                         extra_env={"CHURN_MONITORING_REPORT_INTERVAL_SECONDS": "15"})
+    s = SandboxUnderTest(
+        run_dir=base / "run",
+        candidate=copy_candidate(REPO / "reference_solution", base / "candidate"),
+        extra_env={"CHURN_MONITORING_REPORT_INTERVAL_SECONDS": "15"},
+    )
     s.up("--no-load")
     try:
         s.cli("scenario", "play", "smoke", "--seed", "7")
@@ -70,8 +74,13 @@ def test_drift_score_rises_for_the_drifted_feature_only(session):
 
 def test_unit_bug_shows_as_total_charges_out_of_range(session):
     start, end = session.phase["upstream-bug"]
-    share = values(session, 'sum(rate(churn_feature_out_of_range_total{feature="total_charges"}[5s]))'
-                            ' / sum(rate(churn_feature_rows_checked_total[5s]))', start + 3, end)
+    share = values(
+        session,
+        'sum(rate(churn_feature_out_of_range_total{feature="total_charges"}[5s]))'
+        " / sum(rate(churn_feature_rows_checked_total[5s]))",
+        start + 3,
+        end,
+    )
     assert max(v for _, v in share) > 0.5
 
 
@@ -127,11 +136,14 @@ def test_every_dashboard_panel_returns_data_during_smoke(session):
 
 def test_evidently_drift_report_is_logged_to_mlflow(session):
     mlflow = session.url("mlflow")
-    exp = httpx.get(f"{mlflow}/api/2.0/mlflow/experiments/get-by-name",
-                    params={"experiment_name": "churn-monitoring"}, timeout=10).json()["experiment"]
-    runs = httpx.post(f"{mlflow}/api/2.0/mlflow/runs/search",
-                      json={"experiment_ids": [exp["experiment_id"]]}, timeout=10).json()["runs"]
+    exp = httpx.get(
+        f"{mlflow}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "churn-monitoring"}, timeout=10
+    ).json()["experiment"]
+    runs = httpx.post(
+        f"{mlflow}/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp["experiment_id"]]}, timeout=10
+    ).json()["runs"]
     assert runs
-    files = httpx.get(f"{mlflow}/api/2.0/mlflow/artifacts/list",
-                      params={"run_id": runs[0]["info"]["run_id"]}, timeout=10).json()["files"]
+    files = httpx.get(
+        f"{mlflow}/api/2.0/mlflow/artifacts/list", params={"run_id": runs[0]["info"]["run_id"]}, timeout=10
+    ).json()["files"]
     assert any(f["path"] == "drift_report.html" for f in files)

@@ -1,5 +1,6 @@
 """Rubric validation is complete: every problem is refused at load with one line naming the field, so that a
 rubric that loads can be graded with (no KeyError mid-grade)."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,37 +36,50 @@ def test_a_rubric_that_leaves_out_a_check_is_refused_naming_it(tmp_path):
 
 
 def test_a_check_named_twice_is_refused_with_its_line(tmp_path):
-    text = TEXT.replace("      distribution_exposed:\n",
-                        "      counter_tracks_predictions:\n        points: 1\n        advice: again\n"
-                        "      distribution_exposed:\n", 1)
+    text = TEXT.replace(
+        "      distribution_exposed:\n",
+        "      counter_tracks_predictions:\n        points: 1\n        advice: again\n      distribution_exposed:\n",
+        1,
+    )
     with pytest.raises(RubricError, match=r"rubric.yaml:\d+: 'counter_tracks_predictions' named twice"):
         rubric(tmp_path, text)
 
 
 def test_only_restricts_an_item_to_the_checks_it_lists(tmp_path):
     text = drop_check(TEXT, "falls_in_concept_drift").replace(
-        "    title: Performance from ground truth\n", "    title: Performance from ground truth\n    only: [tracks_accuracy]\n")
+        "    title: Performance from ground truth\n",
+        "    title: Performance from ground truth\n    only: [tracks_accuracy]\n",
+    )
     r = rubric(tmp_path, text)
     assert list(r.items["performance"].checks) == ["tracks_accuracy"]
 
 
-@pytest.mark.parametrize("only, message", [
-    ("[tracks_accuracy, tracks_accuracy]", "named twice"),
-    ("[tracks_vibes]", "no such check"),
-    ("[falls_in_concept_drift]", "not in `only`"),
-    ("[]", "empty"),
-])
+@pytest.mark.parametrize(
+    "only, message",
+    [
+        ("[tracks_accuracy, tracks_accuracy]", "named twice"),
+        ("[tracks_vibes]", "no such check"),
+        ("[falls_in_concept_drift]", "not in `only`"),
+        ("[]", "empty"),
+    ],
+)
 def test_a_bad_only_list_is_refused(tmp_path, only, message):
-    text = TEXT.replace("    title: Performance from ground truth\n",
-                        f"    title: Performance from ground truth\n    only: {only}\n")
+    text = TEXT.replace(
+        "    title: Performance from ground truth\n", f"    title: Performance from ground truth\n    only: {only}\n"
+    )
     with pytest.raises(RubricError, match=message):
         rubric(tmp_path, text)
 
 
 def test_needs_name_known_incident_kinds_and_conditions(tmp_path):
     with pytest.raises(RubricError, match="no such incident kind"):
-        rubric(tmp_path, TEXT.replace("needs: {any_of: [concept_drift], conditions: [labels]}",
-                                      "needs: {any_of: [concept_dift], conditions: [labels]}"))
+        rubric(
+            tmp_path,
+            TEXT.replace(
+                "needs: {any_of: [concept_drift], conditions: [labels]}",
+                "needs: {any_of: [concept_dift], conditions: [labels]}",
+            ),
+        )
     with pytest.raises(RubricError, match="no such condition"):
         rubric(tmp_path, TEXT.replace("needs: {conditions: [errors]}", "needs: {conditions: [oops]}"))
 

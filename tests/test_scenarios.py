@@ -1,10 +1,12 @@
 """Scenarios: validated files, a reproducible request stream, injections that do what they say, surprise."""
+
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from stack_helpers import REPO
 
 from load.player import ScenarioPlayer
 from load.scenario import ScenarioError, load_scenario, shipped_scenarios
@@ -12,7 +14,6 @@ from load.surprise import apply_surprise
 from load.traffic import plan_phase, render_stream
 from load.truth import read_ledger, read_timeline
 from model_service.spec import default_spec
-from stack_helpers import REPO
 
 
 def _phase(scenario, name):
@@ -27,8 +28,16 @@ def _means(planned, feature):
 def test_every_shipped_scenario_is_valid_and_smoke_fits_in_90_seconds():
     names = shipped_scenarios()
     assert {"baseline", "interview", "smoke"} <= set(names)
-    kinds = {"covariate-drift", "upstream-bug", "data-quality", "concept-drift", "latency", "errors", "outage",
-             "traffic"}
+    kinds = {
+        "covariate-drift",
+        "upstream-bug",
+        "data-quality",
+        "concept-drift",
+        "latency",
+        "errors",
+        "outage",
+        "traffic",
+    }
     assert {f"training-{k}" for k in kinds} <= set(names)
     for name in names:
         load_scenario(name)
@@ -51,7 +60,9 @@ def test_covariate_drift_moves_the_named_feature_by_the_configured_shift_and_no_
     sample = plan_phase(smoke, _phase(smoke, "baseline"), 99)
     for f in default_spec().numeric:
         if f != "monthly_charges":
-            noise = abs(_means(sample, f) - _means(base, f)) + 0.1 * np.std([json.loads(r.body)[f] for r in base.requests])
+            noise = abs(_means(sample, f) - _means(base, f)) + 0.1 * np.std(
+                [json.loads(r.body)[f] for r in base.requests]
+            )
             assert abs(_means(held, f) - _means(base, f)) < 3 * noise, f
 
 
@@ -69,13 +80,14 @@ def test_upstream_bug_sends_charges_in_cents_but_labels_follow_the_real_customer
     bug = plan_phase(smoke, k, 7)
     phase = smoke.phases[k]
     fixed = phase.model_copy(update={"injections": [i for i in phase.injections if i.kind != "unit_change"]})
-    clean = plan_phase(smoke.model_copy(update={"phases": [*smoke.phases[:k], fixed, *smoke.phases[k + 1:]]}), k, 7)
+    clean = plan_phase(smoke.model_copy(update={"phases": [*smoke.phases[:k], fixed, *smoke.phases[k + 1 :]]}), k, 7)
     assert [r.true_label for r in bug.requests] == [r.true_label for r in clean.requests]
     for b, c in zip(bug.requests, clean.requests):
         sent, real = json.loads(b.body), json.loads(c.body)
         assert sent["total_charges"] == pytest.approx(real["total_charges"] * 100, abs=0.01)
-        assert {k: v for k, v in sent.items() if k != "total_charges"} == \
-            {k: v for k, v in real.items() if k != "total_charges"}
+        assert {k: v for k, v in sent.items() if k != "total_charges"} == {
+            k: v for k, v in real.items() if k != "total_charges"
+        }
 
 
 def test_concept_drift_changes_labels_not_inputs():
@@ -104,7 +116,9 @@ def test_data_quality_and_bug_injections():
     bug = plan_phase(load_scenario("training-upstream-bug"), 1, 11, speed=10)
     bodies = [json.loads(r.body) for r in bug.requests]
     assert {b["data_usage_gb"] for b in bodies} == {0}
-    assert "credit-card" not in {b["payment_method"] for b in bodies} and "card" in {b["payment_method"] for b in bodies}
+    assert "credit-card" not in {b["payment_method"] for b in bodies} and "card" in {
+        b["payment_method"] for b in bodies
+    }
 
 
 def test_ground_truth_fraction_and_delay_follow_the_phase_and_speed():
@@ -137,13 +151,20 @@ def test_surprise_redraws_hidden_parameters_reproducibly():
 @pytest.mark.parametrize(
     "text, where",
     [
-        ("name: x\ndescription: y\nphases:\n  - name: a\n    duration_seconds: -1\n    rate: 5\n",
-         ":5: phases.0.duration_seconds:"),
-        ("name: x\ndescription: y\nphases:\n  - name: a\n    duration_seconds: 10\n    rate: 5\n"
-         "    injections:\n      - {kind: covariate_drift, feature: monthly_charge, shift: 3}\n",
-         ":8: phases.0.injections.0.feature: 'monthly_charge' is not a numeric feature"),
-        ("name: x\ndescription: y\nphases:\n  - name: a\n    duration_seconds: 10\n    rate: 5\n"
-         "    injections:\n      - {kind: teleport}\n", ":8: phases.0.injections.0"),
+        (
+            "name: x\ndescription: y\nphases:\n  - name: a\n    duration_seconds: -1\n    rate: 5\n",
+            ":5: phases.0.duration_seconds:",
+        ),
+        (
+            "name: x\ndescription: y\nphases:\n  - name: a\n    duration_seconds: 10\n    rate: 5\n"
+            "    injections:\n      - {kind: covariate_drift, feature: monthly_charge, shift: 3}\n",
+            ":8: phases.0.injections.0.feature: 'monthly_charge' is not a numeric feature",
+        ),
+        (
+            "name: x\ndescription: y\nphases:\n  - name: a\n    duration_seconds: 10\n    rate: 5\n"
+            "    injections:\n      - {kind: teleport}\n",
+            ":8: phases.0.injections.0",
+        ),
         ("name: x\n  description: [\n", ":2: not valid YAML"),
         ("- just\n- a list\n", ":1: a scenario is a mapping"),
     ],
@@ -155,8 +176,9 @@ def test_malformed_scenario_gives_one_readable_line_and_exit_1(tmp_path, text, w
     with pytest.raises(ScenarioError, match=None) as err:
         load_scenario(bad)
     assert where in str(err.value) and "\n" not in str(err.value)
-    result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "scenario", "check", str(bad)],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlsandbox.cli", "scenario", "check", str(bad)], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and where in result.stderr
 
@@ -165,8 +187,12 @@ def test_up_with_a_broken_scenario_starts_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndescription: y\nphases: []\n")
     run_dir = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "mlsandbox.cli", "up", "--scenario", str(bad),
-                             "--run-dir", str(run_dir)], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlsandbox.cli", "up", "--scenario", str(bad), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 1 and "phases" in result.stderr
     assert not (run_dir / "stack.json").exists()
 

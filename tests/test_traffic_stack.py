@@ -1,6 +1,7 @@
 """Drifting traffic against the real bare server: `smoke` played by Locust, checked from the server's
 prediction log and the hidden timeline and ledger. Then an outage and a surprise play.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import statistics
 
 import httpx
 import pytest
+from stack_helpers import REPO, SandboxUnderTest, copy_candidate, wait_for
 
 from load.player import _model_server_pgid
 from load.scenario import load_scenario
@@ -16,7 +18,6 @@ from load.traffic import plan_phase
 from load.truth import read_ledger, read_timeline
 from mlsandbox.processes import stop
 from model_service.spec import default_spec
-from stack_helpers import REPO, SandboxUnderTest, copy_candidate, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -30,8 +31,7 @@ def played(tmp_path_factory):
         wait_for(lambda: getattr(read_timeline(s.run_dir), "phases", None), 30, what="the scenario to start")
         s.status_during_play = s.cli("scenario", "status").stdout
         s.locust_ui = httpx.get(s.url("locust"), timeout=10).status_code
-        wait_for(lambda: read_timeline(s.run_dir).status == "finished", 150, interval=2,
-                 what="smoke to finish")
+        wait_for(lambda: read_timeline(s.run_dir).status == "finished", 150, interval=2, what="smoke to finish")
         yield s
     finally:
         s.cli("down", check=False)
@@ -111,8 +111,9 @@ def test_labels_arrive_for_the_configured_fraction_after_the_configured_delay(pl
             "SELECT count(*), count(true_label) FROM labelled_predictions WHERE ts >= ? AND ts < ?", (start, end)
         ).fetchone()
         assert abs(labelled / n - fraction) < 0.08, name
-    delays = [d for (d,) in db.execute("SELECT label_delay_seconds FROM labelled_predictions "
-                                        "WHERE true_label IS NOT NULL")]
+    delays = [
+        d for (d,) in db.execute("SELECT label_delay_seconds FROM labelled_predictions WHERE true_label IS NOT NULL")
+    ]
     assert 2.0 <= statistics.median(delays) < 2.5 and min(delays) >= 1.99
 
 

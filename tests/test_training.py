@@ -1,4 +1,5 @@
 """Training: a scikit-learn pipeline that separates churners from stayers on the default seed."""
+
 from model_service.spec import default_spec
 
 

@@ -5,6 +5,7 @@ nothing fires in the baseline; alerts resolve after recovery; every alert has a 
 What an alert watches is found from its condition's value side (judged like any signal: an alert on a recorded
 accuracy is a performance alert) or, failing that, from the scraped metrics it reads through recording rules.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -76,7 +77,7 @@ class AlertOutcome:
 
 
 def describe_rules(ctx: Context, found: Findings) -> list[AlertRule]:
-    held = set(ctx.prom.label_values("__name__", "{__name__=~\".+\"}"))
+    held = set(ctx.prom.label_values("__name__", '{__name__=~".+"}'))
     records = ctx.signals.records
     out = []
     for r in (r for r in ctx.rules if r.kind == "alerting"):
@@ -87,8 +88,9 @@ def describe_rules(ctx: Context, found: Findings) -> list[AlertRule]:
             sig = ctx.signals.of_expr(side)
             if sig is None:
                 continue
-            judged = sorted((v for v in found.verdicts if v.signal is sig and v.passed),
-                            key=lambda v: (not v.primary, -abs(v.rho)))
+            judged = sorted(
+                (v for v in found.verdicts if v.signal is sig and v.passed), key=lambda v: (not v.primary, -abs(v.rho))
+            )
             for v in judged:
                 if v.role not in roles:
                     roles.append(v.role)
@@ -146,18 +148,26 @@ def detections(ctx: Context, rules: list[AlertRule], firings: list[Firing]) -> l
         rule = by_name.get(f.alert)
         roles = rule.roles if rule else []
         named = {v for _, v in f.labels if v in features}
-        fitting = [i for i, inc in enumerate(incidents)
-                   if inc.start <= f.start <= inc.end + ctx.tol.detection_grace_seconds
-                   and (not roles or set(roles) & SEES.get(inc.kind, frozenset()))
-                   and (not named or not inc.features or named & inc.features)]
+        fitting = [
+            i
+            for i, inc in enumerate(incidents)
+            if inc.start <= f.start <= inc.end + ctx.tol.detection_grace_seconds
+            and (not roles or set(roles) & SEES.get(inc.kind, frozenset()))
+            and (not named or not inc.features or named & inc.features)
+        ]
         if not fitting:
             continue
 
         first.setdefault(max(fitting, key=lambda i, roles=roles: _rank(incidents[i], roles)), f)
     s = ctx.session
-    return [Detection(inc, first.get(i), pending=first.get(i) is None and not s.finished
-                      and inc.end + ctx.tol.detection_grace_seconds > s.now)
-            for i, inc in enumerate(incidents)]
+    return [
+        Detection(
+            inc,
+            first.get(i),
+            pending=first.get(i) is None and not s.finished and inc.end + ctx.tol.detection_grace_seconds > s.now,
+        )
+        for i, inc in enumerate(incidents)
+    ]
 
 
 def check(ctx: Context, found: Findings) -> tuple[list[CheckResult], AlertOutcome]:
@@ -165,10 +175,19 @@ def check(ctx: Context, found: Findings) -> tuple[list[CheckResult], AlertOutcom
     until = min(ctx.session.now, ctx.session.end + ctx.tol.resolve_grace_seconds)
     firings = firing_intervals(ctx, until)
     live = [r for r in rules if not r.dead and not r.broken]
-    outcome = AlertOutcome(rules, firings, detections(ctx, live, firings) if live else
-                           [Detection(i, None) for i in ctx.session.incidents()])
-    results = [_valid(ctx, rules), _critical(ctx, live), _incidents(ctx, outcome),
-               _false_alarms(ctx, live, outcome), _resolved(ctx, live, outcome, until), _annotated(ctx, live, rules)]
+    outcome = AlertOutcome(
+        rules,
+        firings,
+        detections(ctx, live, firings) if live else [Detection(i, None) for i in ctx.session.incidents()],
+    )
+    results = [
+        _valid(ctx, rules),
+        _critical(ctx, live),
+        _incidents(ctx, outcome),
+        _false_alarms(ctx, live, outcome),
+        _resolved(ctx, live, outcome, until),
+        _annotated(ctx, live, rules),
+    ]
     return results, outcome
 
 
@@ -179,49 +198,85 @@ def _valid(ctx: Context, rules: list[AlertRule]) -> CheckResult:
         evidence.append(Evidence(f"{r.kind} rule {r.name}", "fails at evaluation", r.last_error[:300]))
     for r in rules:
         if r.dead:
-            evidence.append(Evidence(f"alert {r.name}", "can never see anything",
-                                     f"reads {', '.join(sorted(r.missing))}, which the server never exposed"))
+            evidence.append(
+                Evidence(
+                    f"alert {r.name}",
+                    "can never see anything",
+                    f"reads {', '.join(sorted(r.missing))}, which the server never exposed",
+                )
+            )
     lint_ok = True
     if ctx.candidate_dir is not None:
         files = sorted(p for pattern in ("*.yml", "*.yaml") for p in (ctx.candidate_dir / "alerts").glob(pattern))
         if files:
             res = subprocess.run(["promtool", "check", "rules", *map(str, files)], capture_output=True, text=True)
             lint_ok = res.returncode == 0
-            evidence.append(Evidence("promtool check rules alerts/*.yml", "SUCCESS" if lint_ok else "FAILED",
-                                     "" if lint_ok else (res.stdout + res.stderr).strip()[-300:]))
+            evidence.append(
+                Evidence(
+                    "promtool check rules alerts/*.yml",
+                    "SUCCESS" if lint_ok else "FAILED",
+                    "" if lint_ok else (res.stdout + res.stderr).strip()[-300:],
+                )
+            )
     if not rules:
         return ctx.result(ITEM, "rules_valid", 0, "no alerting rule is loaded", evidence)
     good = [r for r in rules if not r.dead and not r.broken]
     fraction = 0.0 if not lint_ok else (len(good) - len(recording_errors)) / len(rules)
-    summary = (f"{len(rules)} alerting rules loaded, all evaluate and read what the server exposes"
-               if fraction >= 0.999 else
-               "promtool rejects the rule files" if not lint_ok else
-               f"{len(good)} of {len(rules)} alerting rules evaluate and read what the server exposes" +
-               (f"; {len(recording_errors)} recording rules fail" if recording_errors else ""))
+    summary = (
+        f"{len(rules)} alerting rules loaded, all evaluate and read what the server exposes"
+        if fraction >= 0.999
+        else "promtool rejects the rule files"
+        if not lint_ok
+        else f"{len(good)} of {len(rules)} alerting rules evaluate and read what the server exposes"
+        + (f"; {len(recording_errors)} recording rules fail" if recording_errors else "")
+    )
     return ctx.result(ITEM, "rules_valid", fraction, summary, evidence)
 
 
 def _critical(ctx: Context, live: list[AlertRule]) -> CheckResult:
     watching = sorted({r.name for r in live if set(r.roles) & CRITICAL})
-    return ctx.result(ITEM, "alert_on_critical_metric", 1 if watching else 0,
-                      f"alerts on what matters: {', '.join(watching)}" if watching
-                      else "no alert watches performance, drift, data quality, latency, errors or traffic",
-                      [Evidence(f"alert {r.name}", [x.value for x in r.roles] or "nothing the grader recognised",
-                                r.how) for r in live])
+    return ctx.result(
+        ITEM,
+        "alert_on_critical_metric",
+        1 if watching else 0,
+        f"alerts on what matters: {', '.join(watching)}"
+        if watching
+        else "no alert watches performance, drift, data quality, latency, errors or traffic",
+        [
+            Evidence(f"alert {r.name}", [x.value for x in r.roles] or "nothing the grader recognised", r.how)
+            for r in live
+        ],
+    )
 
 
 def _incidents(ctx: Context, outcome: AlertOutcome) -> CheckResult:
     judged = [d for d in outcome.detections if not d.pending]
     if not judged:
-        return ctx.not_applicable(ITEM, "incidents_detected", "no incident can be judged yet (each is still under way)"
-                                  if outcome.detections else "the scenario injected no incident")
+        return ctx.not_applicable(
+            ITEM,
+            "incidents_detected",
+            "no incident can be judged yet (each is still under way)"
+            if outcome.detections
+            else "the scenario injected no incident",
+        )
     caught = [d for d in judged if d.firing is not None]
-    evidence = [Evidence('ALERTS{alertstate="firing"}', f"{d.firing.key} after {d.latency:.0f} s" if d.firing else
-                         ("not yet" if d.pending else "no alert"), d.incident.label) for d in outcome.detections]
+    evidence = [
+        Evidence(
+            'ALERTS{alertstate="firing"}',
+            f"{d.firing.key} after {d.latency:.0f} s" if d.firing else ("not yet" if d.pending else "no alert"),
+            d.incident.label,
+        )
+        for d in outcome.detections
+    ]
     pending = len(outcome.detections) - len(judged)
-    return ctx.result(ITEM, "incidents_detected", len(caught) / len(judged),
-                      f"{len(caught)} of {len(judged)} incidents caught by an alert that watches what they change"
-                      + (f" ({pending} still under way, not judged yet)" if pending else ""), evidence)
+    return ctx.result(
+        ITEM,
+        "incidents_detected",
+        len(caught) / len(judged),
+        f"{len(caught)} of {len(judged)} incidents caught by an alert that watches what they change"
+        + (f" ({pending} still under way, not judged yet)" if pending else ""),
+        evidence,
+    )
 
 
 def _false_alarms(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) -> CheckResult:
@@ -229,25 +284,35 @@ def _false_alarms(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) ->
         return ctx.result(ITEM, "no_false_alarms", 0, "no alert can fire: quiet proves nothing", [])
     judged = [d for d in outcome.detections if not d.pending]
     if judged and not any(d.firing for d in judged):
-        return ctx.result(ITEM, "no_false_alarms", 0,
-                          "no alert caught any incident either: quiet in the baseline proves nothing", [])
+        return ctx.result(
+            ITEM, "no_false_alarms", 0, "no alert caught any incident either: quiet in the baseline proves nothing", []
+        )
     base = ctx.session.baseline()
     if base is None:
         return ctx.result(ITEM, "no_false_alarms", 0, "the scenario has no baseline", [])
     rules = {r.name: r for r in live}
     down = _server_down_times(ctx, base[0] - 120, base[1])
-    false = sorted({f.key for f in outcome.firings if f.start < base[1] and f.end >= base[0]
-                    and not _saw_real_outage(rules.get(f.alert), f, down)})
-    return ctx.result(ITEM, "no_false_alarms", 0 if false else 1,
-                      f"{len(false)} alerts fired during the baseline: {', '.join(false)}" if false
-                      else "nothing fired during the baseline",
-                      [Evidence('ALERTS{alertstate="firing"} during the baseline', false or "none")])
+    false = sorted(
+        {
+            f.key
+            for f in outcome.firings
+            if f.start < base[1] and f.end >= base[0] and not _saw_real_outage(rules.get(f.alert), f, down)
+        }
+    )
+    return ctx.result(
+        ITEM,
+        "no_false_alarms",
+        0 if false else 1,
+        f"{len(false)} alerts fired during the baseline: {', '.join(false)}"
+        if false
+        else "nothing fired during the baseline",
+        [Evidence('ALERTS{alertstate="firing"} during the baseline', false or "none")],
+    )
 
 
 def _server_down_times(ctx: Context, start: float, end: float) -> list[float]:
     """When Prometheus could not scrape the model server (up == 0)."""
-    return [t for _, points in ctx.prom.series_values(f'up{{job="{JOB}"}} == 0', start, end, STEP)
-            for t, _ in points]
+    return [t for _, points in ctx.prom.series_values(f'up{{job="{JOB}"}} == 0', start, end, STEP) for t, _ in points]
 
 
 def _saw_real_outage(rule: AlertRule | None, f: Firing, down: list[float]) -> bool:
@@ -266,20 +331,37 @@ def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until:
     first_incident = min(i.start for i in ctx.session.incidents())
     started = [f for f in outcome.firings if f.end >= first_incident]
     still = sorted({f.key for f in started if f.end >= until - 2 * STEP})
-    return ctx.result(ITEM, "resolved_after_recovery", 0 if still else 1,
-                      "every alert resolved after recovery" if not still else f"still firing: {', '.join(still)}",
-                      [Evidence('ALERTS{alertstate="firing"}', still or "none firing",
-                                f"at {until - ctx.session.end:.0f} s after the scenario ended")])
+    return ctx.result(
+        ITEM,
+        "resolved_after_recovery",
+        0 if still else 1,
+        "every alert resolved after recovery" if not still else f"still firing: {', '.join(still)}",
+        [
+            Evidence(
+                'ALERTS{alertstate="firing"}',
+                still or "none firing",
+                f"at {until - ctx.session.end:.0f} s after the scenario ended",
+            )
+        ],
+    )
 
 
 def _annotated(ctx: Context, live: list[AlertRule], rules: list[AlertRule]) -> CheckResult:
     if not live:
-        return ctx.result(ITEM, "severity_and_summary", 0,
-                          "no alert that can fire" if rules else "no alerting rule", [])
-    good = [r for r in live if r.info.labels.get("severity")
-            and (r.info.annotations.get("summary") or r.info.annotations.get("description"))]
+        return ctx.result(
+            ITEM, "severity_and_summary", 0, "no alert that can fire" if rules else "no alerting rule", []
+        )
+    good = [
+        r
+        for r in live
+        if r.info.labels.get("severity")
+        and (r.info.annotations.get("summary") or r.info.annotations.get("description"))
+    ]
     missing = sorted({r.name for r in live} - {r.name for r in good})
-    return ctx.result(ITEM, "severity_and_summary", len(good) / len(live),
-                      "every alert has a severity and a summary" if not missing else f"missing on {', '.join(missing)}",
-                      [Evidence("/api/v1/rules labels.severity, annotations.summary", f"{len(good)} of {len(live)}")])
-
+    return ctx.result(
+        ITEM,
+        "severity_and_summary",
+        len(good) / len(live),
+        "every alert has a severity and a summary" if not missing else f"missing on {', '.join(missing)}",
+        [Evidence("/api/v1/rules labels.severity, annotations.summary", f"{len(good)} of {len(live)}")],
+    )

@@ -1,6 +1,7 @@
 """The counting roles: counters (and histograms' or summaries' _count, which are counters too) that grew by as
 many as the ledger says: predictions served, requests answered, errors; a score histogram; predictions by
 class; a latency histogram in seconds."""
+
 from __future__ import annotations
 
 import math
@@ -76,7 +77,8 @@ class Counter:
                 for s in ctx.prom.query(f"sum by ({label}) (increase({series}[{ctx.window}]))", ctx.eval_at):
                     value = s["metric"].get(label, "")
                     out[Group(label, value)] = float(s["value"][1]) + sum(
-                        v for m, v in born if m.get(label, "") == value)
+                        v for m, v in born if m.get(label, "") == value
+                    )
         self._cache[series] = out
         return out
 
@@ -86,8 +88,9 @@ class Counter:
         tol = self.ctx.tol
         return target > 0 and abs(value - target) <= max(tol.count_relative * target, tol.count_absolute)
 
-    def tracking(self, role: Role, targets: dict[str, int], families: list[Family], grouped_only: bool = False,
-                 group_filter=None) -> list[CountFinding]:
+    def tracking(
+        self, role: Role, targets: dict[str, int], families: list[Family], grouped_only: bool = False, group_filter=None
+    ) -> list[CountFinding]:
         """Every (series, group) whose increase matches one of the ledger's counts."""
         found = []
         for fam in families:
@@ -105,8 +108,11 @@ class Counter:
 
 
 def evidence(finding: CountFinding, ctx: Context) -> Evidence:
-    return Evidence(f"sum(increase({finding.group.selector(finding.series)}[{ctx.window}]))",
-                    round(finding.increase, 1), f"the ledger: {finding.target}")
+    return Evidence(
+        f"sum(increase({finding.group.selector(finding.series)}[{ctx.window}]))",
+        round(finding.increase, 1),
+        f"the ledger: {finding.target}",
+    )
 
 
 def served(ctx: Context) -> dict[str, int]:
@@ -116,14 +122,20 @@ def served(ctx: Context) -> dict[str, int]:
 
 def answered(ctx: Context) -> dict[str, int]:
     s = ctx.session
-    return {"/predict calls answered": s.total("answered"), "/predict calls answered 2xx": s.total("ok"),
-            "/predict and /feedback calls answered": s.total("answered") + s.total("labels_posted")}
+    return {
+        "/predict calls answered": s.total("answered"),
+        "/predict calls answered 2xx": s.total("ok"),
+        "/predict and /feedback calls answered": s.total("answered") + s.total("labels_posted"),
+    }
 
 
 def errors(ctx: Context) -> dict[str, int]:
     s = ctx.session
-    out = {"rejected (4xx)": s.total("client_errors"), "failed (5xx)": s.total("server_errors"),
-           "4xx and 5xx": s.total("client_errors") + s.total("server_errors")}
+    out = {
+        "rejected (4xx)": s.total("client_errors"),
+        "failed (5xx)": s.total("server_errors"),
+        "4xx and 5xx": s.total("client_errors") + s.total("server_errors"),
+    }
     return {k: v for k, v in out.items() if v}
 
 
@@ -134,8 +146,13 @@ def find(ctx: Context) -> tuple[dict[Role, list[CountFinding]], list[LatencyTria
     out: dict[Role, list[CountFinding]] = {
         Role.PREDICTION_COUNTER: c.tracking(Role.PREDICTION_COUNTER, served(ctx), counting),
         Role.REQUEST_COUNTER: c.tracking(Role.REQUEST_COUNTER, answered(ctx), counting),
-        Role.ERROR_COUNTER: c.tracking(Role.ERROR_COUNTER, errors(ctx), counting, grouped_only=True,
-                                       group_filter=lambda g: bool(ERROR_GROUP.search(g.value))),
+        Role.ERROR_COUNTER: c.tracking(
+            Role.ERROR_COUNTER,
+            errors(ctx),
+            counting,
+            grouped_only=True,
+            group_filter=lambda g: bool(ERROR_GROUP.search(g.value)),
+        ),
         Role.SCORE_HISTOGRAM: _score_histograms(ctx, c),
         Role.CLASS_COUNTER: _class_counters(ctx, c, counting),
     }
@@ -156,8 +173,16 @@ def _score_histograms(ctx: Context, c: Counter) -> list[CountFinding]:
         count = c.increases(f"{fam.name}_count").get(Group(), 0.0)
         what = next((f"{k} {n}" for k, n in targets.items() if c.matches(count, n)), None)
         if what:
-            found.append(CountFinding(Role.SCORE_HISTOGRAM, fam.name, f"{fam.name}_bucket", Group(), count,
-                                      f"{what}; buckets {sorted(set(bounds))}"))
+            found.append(
+                CountFinding(
+                    Role.SCORE_HISTOGRAM,
+                    fam.name,
+                    f"{fam.name}_bucket",
+                    Group(),
+                    count,
+                    f"{what}; buckets {sorted(set(bounds))}",
+                )
+            )
     return found
 
 
@@ -173,9 +198,16 @@ def _class_counters(ctx: Context, c: Counter, counting: list[Family]) -> list[Co
                 total = sum(by_value.values())
                 what = next((f"{k} {n}" for k, n in targets.items() if c.matches(total, n)), None)
                 if 2 <= len(by_value) <= 5 and what and sum(1 for n in by_value.values() if n > 0) >= 2:
-                    found.append(CountFinding(Role.CLASS_COUNTER, fam.name, series, Group(label, "*"), total,
-                                              f"{what}, by {label}: " + ", ".join(
-                                                  f"{k} {v:.0f}" for k, v in sorted(by_value.items()))))
+                    found.append(
+                        CountFinding(
+                            Role.CLASS_COUNTER,
+                            fam.name,
+                            series,
+                            Group(label, "*"),
+                            total,
+                            f"{what}, by {label}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(by_value.items())),
+                        )
+                    )
     return found
 
 
@@ -202,8 +234,9 @@ def _mean_latency(ctx: Context, fam: Family, selector: str, start: float, end: f
     return total / count if count and count == count else math.nan
 
 
-def latency_histograms(ctx: Context, c: Counter | None = None,
-                       scores: list[CountFinding] = ()) -> tuple[list[CountFinding], list[LatencyTrial]]:
+def latency_histograms(
+    ctx: Context, c: Counter | None = None, scores: list[CountFinding] = ()
+) -> tuple[list[CountFinding], list[LatencyTrial]]:
     """Histograms (or summaries) that count the /predict calls and whose mean, in the baseline, is the client's
     latency in seconds (and which rise by the injected latency during a latency fault). A histogram of scores
     is not one, whatever its mean happens to be next to the client's latency."""

@@ -1,5 +1,6 @@
 """Item 4, data drift: a drift signal that moved when the drifted feature did, per feature with the drifted one
 standing out, and flat in the baseline."""
+
 from __future__ import annotations
 
 import statistics
@@ -35,8 +36,10 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
     s = ctx.session
     drift = next((i for i in s.incidents() if i.kind in DRIFTS), None)
     if drift is None:
-        return [ctx.result(ITEM, n, 0, "no drift was played", []) for n in
-                ("moves_after_drift", "right_feature", "flat_in_baseline")]
+        return [
+            ctx.result(ITEM, n, 0, "no drift was played", [])
+            for n in ("moves_after_drift", "right_feature", "flat_in_baseline")
+        ]
     [feature] = sorted(drift.features)
     times, base = ctx.expected.grid, s.baseline()
     # An input's drift: a signal about the drifted feature, or about no feature in particular that follows an
@@ -50,16 +53,30 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
     if not movers:
         tried = [v for v in found.tried(Role.DRIFT) if v.feature in (feature, None)][:3]
         evidence = [Evidence(v.name, "failed", f"{t.name}: {t.detail}") for v in tried for t in v.tests if not t.passed]
-        return [ctx.result(ITEM, "moves_after_drift", 0, f"no signal moved when {feature} drifted",
-                           evidence or [Evidence("each gauge and expression against each feature's drift", "none")]),
-                ctx.result(ITEM, "right_feature", 0, "no drift signal", []),
-                ctx.result(ITEM, "flat_in_baseline", 0, "no drift signal", [])]
+        return [
+            ctx.result(
+                ITEM,
+                "moves_after_drift",
+                0,
+                f"no signal moved when {feature} drifted",
+                evidence or [Evidence("each gauge and expression against each feature's drift", "none")],
+            ),
+            ctx.result(ITEM, "right_feature", 0, "no drift signal", []),
+            ctx.result(ITEM, "flat_in_baseline", 0, "no drift signal", []),
+        ]
     # Prefer a signal about the drifted feature itself, then the one that follows drift best.
     movers.sort(key=lambda m: (m[2].feature != feature, -abs(m[2].rho)))
     move, wobble, best = movers[0]
-    moved = ctx.result(ITEM, "moves_after_drift", 1, f"{best.summary()}; it moved when {feature} drifted",
-                       [Evidence(v.name, round(m, 4), f"largest departure from its baseline level while {feature} drifted")
-                        for m, _, v in movers[:3]])
+    moved = ctx.result(
+        ITEM,
+        "moves_after_drift",
+        1,
+        f"{best.summary()}; it moved when {feature} drifted",
+        [
+            Evidence(v.name, round(m, 4), f"largest departure from its baseline level while {feature} drifted")
+            for m, _, v in movers[:3]
+        ],
+    )
     return [moved, _right_feature(ctx, feature, drift, found), _flat(ctx, best, move, wobble)]
 
 
@@ -81,14 +98,17 @@ def _right_feature(ctx: Context, feature: str, drift: Incident, found: Findings)
             continue
         others = [v for f, v in scores.items() if f != feature]
         ok = scores[feature] > max(others) and scores[feature] > 3 * statistics.median(others)
-        evidence = [Evidence(f"{sig.expr} {{{f}}}", round(v, 1), "its move over its baseline wobble")
-                    for f, v in sorted(scores.items(), key=lambda kv: -kv[1])[:5]]
+        evidence = [
+            Evidence(f"{sig.expr} {{{f}}}", round(v, 1), "its move over its baseline wobble")
+            for f, v in sorted(scores.items(), key=lambda kv: -kv[1])[:5]
+        ]
         if ok:
             return ctx.result(ITEM, "right_feature", 1, f"{sig.expr}: {feature} moved the most", evidence)
         best_evidence = best_evidence or (sig.expr, evidence)
     if best_evidence:
-        return ctx.result(ITEM, "right_feature", 0, f"{best_evidence[0]}: {feature} moved, but not the most",
-                          best_evidence[1])
+        return ctx.result(
+            ITEM, "right_feature", 0, f"{best_evidence[0]}: {feature} moved, but not the most", best_evidence[1]
+        )
     return ctx.result(ITEM, "right_feature", 0, f"no drift signal per feature in which {feature} moved", [])
 
 
@@ -97,6 +117,11 @@ def _flat(ctx: Context, best: Verdict, move: float, wobble: float) -> CheckResul
         flat, seen = True, "no value in the baseline"
     else:
         flat, seen = wobble <= 0.3 * move, f"baseline wobble {wobble:.3g} against a move of {move:.3g}"
-    return ctx.result(ITEM, "flat_in_baseline", 1 if flat else 0,
-                      f"{best.name} " + ("stayed flat in the baseline" if flat else "wobbled in the baseline almost as much as it moved"),
-                      [Evidence(best.name, seen, "90th percentile of its distance from its baseline level")])
+    return ctx.result(
+        ITEM,
+        "flat_in_baseline",
+        1 if flat else 0,
+        f"{best.name} "
+        + ("stayed flat in the baseline" if flat else "wobbled in the baseline almost as much as it moved"),
+        [Evidence(best.name, seen, "90th percentile of its distance from its baseline level")],
+    )

@@ -1,6 +1,7 @@
 """Item 2, performance from ground truth: a signal that fills the performance role (it follows the accuracy the
 grader computes from the labels, moves at concept drift, stays put elsewhere), and how far it falls across
 concept drift compared with the labels' own accuracy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,18 +22,28 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
     taken = found.taken(Role.PERFORMANCE)
     if not taken:
         tried = found.tried(Role.PERFORMANCE)[:3]
-        evidence = [e for v in tried for e in verdict_evidence(v) if e.seen == "failed"] or \
-            [Evidence("each gauge and expression against the labels' accuracy", "none came near")]
+        evidence = [e for v in tried for e in verdict_evidence(v) if e.seen == "failed"] or [
+            Evidence("each gauge and expression against the labels' accuracy", "none came near")
+        ]
         note = f"; closest: {tried[0].name} ({tried[0].signal.where})" if tried else ""
-        return [ctx.result(ITEM, "tracks_accuracy", 0, "no signal follows the accuracy of the labelled predictions" + note,
-                           evidence),
-                ctx.result(ITEM, "falls_in_concept_drift", 0, "no performance signal to judge", [])]
+        return [
+            ctx.result(
+                ITEM,
+                "tracks_accuracy",
+                0,
+                "no signal follows the accuracy of the labelled predictions" + note,
+                evidence,
+            ),
+            ctx.result(ITEM, "falls_in_concept_drift", 0, "no performance signal to judge", []),
+        ]
     v = taken[0]
     tracks = ctx.result(ITEM, "tracks_accuracy", 1, v.summary(), verdict_evidence(v))
     return [tracks, _falls(ctx, v)]
 
 
-def relative_move(times: np.ndarray, values: np.ndarray, start: float, end: float, sign: float) -> tuple[float, float, float]:
+def relative_move(
+    times: np.ndarray, values: np.ndarray, start: float, end: float, sign: float
+) -> tuple[float, float, float]:
     """(level before, extreme after, move relative to the level before) in direction `sign` (-1: a fall)."""
     before = values[(times >= start - 10) & (times < start) & np.isfinite(values)]
     after = values[(times >= start) & (times <= end) & np.isfinite(values)]
@@ -49,8 +60,14 @@ def _falls(ctx: Context, v: Verdict) -> CheckResult:
         return ctx.result(ITEM, "falls_in_concept_drift", 0, "no concept drift was played", [])
     times = ctx.expected.grid
     end = concept.end + v.lag + AFTER_INCIDENT_SECONDS
-    truth = next((c for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
-                  if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")), None)
+    truth = next(
+        (
+            c
+            for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
+            if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")
+        ),
+        None,
+    )
     if truth is None:
         return ctx.result(ITEM, "falls_in_concept_drift", 0, "too few labels to judge", [])
     t_pre, t_low, t_rel = relative_move(times, truth.values, concept.start, end, -1)
@@ -61,9 +78,18 @@ def _falls(ctx: Context, v: Verdict) -> CheckResult:
     needed = max(ctx.tol.performance_drop_relative, 0.5 * t_rel)
     fraction = s_rel / needed if s_rel > 0 else 0.0
     way = "fell" if sign < 0 else "rose"
-    return ctx.result(ITEM, "falls_in_concept_drift", fraction,
-                      f"{v.name} {way} from {s_pre:.3g} to {s_ext:.3g} across the concept drift ({s_rel:+.0%} of its level; "
-                      f"the labels' accuracy fell {t_rel:.0%})",
-                      [Evidence(v.name, {"before": round(s_pre, 4), "extreme": round(s_ext, 4)},
-                                f"{way} by {s_rel:.0%} of its level; {needed:.0%} earns full marks"),
-                       Evidence(truth.variant, {"before": round(t_pre, 4), "lowest": round(t_low, 4)}, "the grader's")])
+    return ctx.result(
+        ITEM,
+        "falls_in_concept_drift",
+        fraction,
+        f"{v.name} {way} from {s_pre:.3g} to {s_ext:.3g} across the concept drift ({s_rel:+.0%} of its level; "
+        f"the labels' accuracy fell {t_rel:.0%})",
+        [
+            Evidence(
+                v.name,
+                {"before": round(s_pre, 4), "extreme": round(s_ext, 4)},
+                f"{way} by {s_rel:.0%} of its level; {needed:.0%} earns full marks",
+            ),
+            Evidence(truth.variant, {"before": round(t_pre, 4), "lowest": round(t_low, 4)}, "the grader's"),
+        ],
+    )

@@ -1,4 +1,5 @@
 """Shared by the behavioural checks: candidate gauge series over the session, and simple statistics."""
+
 from __future__ import annotations
 
 import bisect

@@ -1,5 +1,6 @@
 """Item 6, visualization: dashboards (from Grafana's API when it answers, else the candidate's JSON files),
 panels covering what the candidate measures, and panel queries that return data over the session."""
+
 from __future__ import annotations
 
 from ..context import CheckResult, Context, Evidence
@@ -40,28 +41,44 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
     broken = [b for b in ctx.dashboards if b.error is not None]
     queries = [(b.title, title, q) for b in boards for title, q in b.queries()]
     notes = [Evidence(b.source, "unreadable", b.error) for b in broken]
-    has = ctx.result(ITEM, "has_dashboard", 1 if queries else 0,
-                     f"{len(boards)} dashboards with {len(queries)} queries, from {ctx.dashboards_from}" if queries
-                     else f"no dashboard with a query, from {ctx.dashboards_from}",
-                     [Evidence("dashboards", [b.title for b in boards])] + notes)
+    has = ctx.result(
+        ITEM,
+        "has_dashboard",
+        1 if queries else 0,
+        f"{len(boards)} dashboards with {len(queries)} queries, from {ctx.dashboards_from}"
+        if queries
+        else f"no dashboard with a query, from {ctx.dashboards_from}",
+        [Evidence("dashboards", [b.title for b in boards])] + notes,
+    )
     if not queries:
-        return [has, ctx.result(ITEM, "covers_categories", 0, "no dashboard", []),
-                ctx.result(ITEM, "panels_return_data", 0, "no dashboard", [])]
+        return [
+            has,
+            ctx.result(ITEM, "covers_categories", 0, "no dashboard", []),
+            ctx.result(ITEM, "panels_return_data", 0, "no dashboard", []),
+        ]
     measured = _measured(found)
     panel_signals = _panel_signals(ctx)
     read = set().union(*(s.reads for s in panel_signals)) if panel_signals else set()
     covered = sorted(cat for cat, names in measured.items() if names & read)
-    covers = ctx.result(ITEM, "covers_categories", len(covered) / len(measured) if measured else 0,
-                        f"panels cover {', '.join(covered) or 'nothing'} of what is measured "
-                        f"({', '.join(sorted(measured)) or 'nothing'})",
-                        [Evidence("categories measured / with a panel", {"measured": sorted(measured), "panels": covered})])
+    covers = ctx.result(
+        ITEM,
+        "covers_categories",
+        len(covered) / len(measured) if measured else 0,
+        f"panels cover {', '.join(covered) or 'nothing'} of what is measured "
+        f"({', '.join(sorted(measured)) or 'nothing'})",
+        [Evidence("categories measured / with a panel", {"measured": sorted(measured), "panels": covered})],
+    )
     empty = []
     for sig in panel_signals:
         if not sig.series:
             where = next(o.where for o in sig.origins if o.source == Source.PANEL)
             empty.append((where, sig.expr, sig.error or "no data"))
     n_panel_queries = len(panel_signals)
-    data = ctx.result(ITEM, "panels_return_data", 1 - len(empty) / n_panel_queries if n_panel_queries else 0,
-                      f"{n_panel_queries - len(empty)} of {n_panel_queries} panel queries return data over the session",
-                      [Evidence(expr, why, where) for where, expr, why in empty[:10]])
+    data = ctx.result(
+        ITEM,
+        "panels_return_data",
+        1 - len(empty) / n_panel_queries if n_panel_queries else 0,
+        f"{n_panel_queries - len(empty)} of {n_panel_queries} panel queries return data over the session",
+        [Evidence(expr, why, where) for where, expr, why in empty[:10]],
+    )
     return [has, covers, data]

@@ -7,6 +7,7 @@ distance for categorical ones, the statistics evidently itself picks for a refer
 directly so that a pass takes milliseconds. Every `report_interval_seconds` it also runs a full evidently
 DataDriftPreset report on the same window and logs it to MLflow as HTML.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,20 +32,31 @@ from .monitoring_config import MonitoringSettings
 log = logging.getLogger("monitoring.drift")
 SPEC = default_spec()
 
-DRIFT_SCORE = Gauge("churn_feature_drift_score",
-                    "Drift of a feature's recent values from the training reference: normed Wasserstein distance "
-                    "(numeric) or Jensen-Shannon distance (categorical); 0 is identical.", ["feature"])
+DRIFT_SCORE = Gauge(
+    "churn_feature_drift_score",
+    "Drift of a feature's recent values from the training reference: normed Wasserstein distance "
+    "(numeric) or Jensen-Shannon distance (categorical); 0 is identical.",
+    ["feature"],
+)
 DRIFTED = Gauge("churn_feature_drifted", "1 when the feature's drift score is at or above the threshold.", ["feature"])
-DRIFTED_SHARE = Gauge("churn_drifted_features_share", "Share of input features whose drift score is over the threshold.")
-PREDICTION_DRIFT = Gauge("churn_prediction_drift_score",
-                         "Normed Wasserstein distance between recent churn scores and the reference's scores.")
-THRESHOLD = Gauge("churn_drift_threshold", "Drift score at or above which a feature counts as drifted, by kind.",
-                  ["kind"])
+DRIFTED_SHARE = Gauge(
+    "churn_drifted_features_share", "Share of input features whose drift score is over the threshold."
+)
+PREDICTION_DRIFT = Gauge(
+    "churn_prediction_drift_score",
+    "Normed Wasserstein distance between recent churn scores and the reference's scores.",
+)
+THRESHOLD = Gauge(
+    "churn_drift_threshold", "Drift score at or above which a feature counts as drifted, by kind.", ["kind"]
+)
 WINDOW_ROWS = Gauge("churn_drift_window_rows", "Recent predictions the drift scores are computed on.")
 REFERENCE_ROWS = Gauge("churn_drift_reference_rows", "Rows of the training reference (0: not loaded yet).")
 LAST_RUN = Gauge("churn_drift_last_run_timestamp_seconds", "Unix time of the last drift computation.")
-RUN_SECONDS = Histogram("churn_drift_computation_seconds", "Time one drift pass over the window takes.",
-                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+RUN_SECONDS = Histogram(
+    "churn_drift_computation_seconds",
+    "Time one drift pass over the window takes.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 
 
 class Reference:
@@ -71,8 +83,12 @@ def drift_scores(reference: Reference, window: pd.DataFrame) -> dict[str, float]
             out[f] = math.nan
             continue
         levels = reference.shares[f].index.union(current.index)
-        out[f] = float(jensenshannon(reference.shares[f].reindex(levels, fill_value=0).to_numpy(),
-                                     current.reindex(levels, fill_value=0).to_numpy()))
+        out[f] = float(
+            jensenshannon(
+                reference.shares[f].reindex(levels, fill_value=0).to_numpy(),
+                current.reindex(levels, fill_value=0).to_numpy(),
+            )
+        )
     return out
 
 
@@ -104,8 +120,10 @@ class DriftMonitor:
         self._thread = threading.Thread(target=self._run, name="drift-monitor", daemon=True)
         self.reference: Reference | None = None
         self._last_report = time.monotonic()
-        self.thresholds = {**{f: settings.drift_threshold_numeric for f in SPEC.numeric},
-                           **{f: settings.drift_threshold_categorical for f in SPEC.categorical}}
+        self.thresholds = {
+            **{f: settings.drift_threshold_numeric for f in SPEC.numeric},
+            **{f: settings.drift_threshold_categorical for f in SPEC.categorical},
+        }
         THRESHOLD.labels("numeric").set(settings.drift_threshold_numeric)
         THRESHOLD.labels("categorical").set(settings.drift_threshold_categorical)
 
@@ -162,8 +180,10 @@ class DriftMonitor:
         snapshot = evidently_report(self.reference, window)
         drifted = next(m["value"] for m in snapshot.dict()["metrics"] if "DriftedColumnsCount" in m["metric_name"])
         mlflow.set_experiment("churn-monitoring")
-        with tempfile.TemporaryDirectory() as tmp, \
-                mlflow.start_run(run_name=f"drift-report-{time.strftime('%Y%m%d-%H%M%S')}"):
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            mlflow.start_run(run_name=f"drift-report-{time.strftime('%Y%m%d-%H%M%S')}"),
+        ):
             path = os.path.join(tmp, "drift_report.html")
             snapshot.save_html(path)
             mlflow.set_tags({"model_version": self.model_version, "reference_run_id": self.run_id})

@@ -1,5 +1,6 @@
 """Requests by endpoint and status, latency, requests in flight: a plain ASGI middleware (cheaper than
 BaseHTTPMiddleware, and it sees every response, errors included)."""
+
 from __future__ import annotations
 
 import time
@@ -10,10 +11,17 @@ from prometheus_client import Counter, Gauge, Histogram
 # below 100 ms, where the SLO decisions are, and up to the client time-out.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-REQUESTS = Counter("http_requests_total", "HTTP requests answered, by endpoint, method and status code.",
-                   ["endpoint", "method", "status"])
-LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request, by endpoint.",
-                    ["endpoint"], buckets=LATENCY_BUCKETS)
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by endpoint, method and status code.",
+    ["endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by endpoint.",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
 IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being handled right now.")
 
 SKIPPED_PATHS = ("/metrics",)

@@ -8,6 +8,7 @@
   path, and a periodic evidently report in MLflow (drift.py)
 Everything is exposed on /metrics for Prometheus.
 """
+
 from __future__ import annotations
 
 from fastapi import FastAPI, Response
@@ -45,8 +46,9 @@ def on_startup(app: FastAPI) -> None:
     """Start background work here; the model is loaded."""
     global _drift
     model = app.state.service.model
-    model_metrics.MODEL_INFO.info({"name": model.name, "version": model.version, "alias": model.alias,
-                                   "source": model.source})
+    model_metrics.MODEL_INFO.info(
+        {"name": model.name, "version": model.version, "alias": model.alias, "source": model.source}
+    )
     _drift = DriftMonitor(settings(), model.run_id, model.version)
     _drift.start()
 
@@ -67,5 +69,6 @@ def observe_predictions(predictions) -> None:
 
 def observe_feedback(labelled) -> None:
     """A true outcome arrived: it joins the performance window."""
-    _performance.add(labelled.score, bool(labelled.predicted_label), bool(labelled.true_label),
-                     labelled.label_delay_seconds)
+    _performance.add(
+        labelled.score, bool(labelled.predicted_label), bool(labelled.true_label), labelled.label_delay_seconds
+    )

@@ -1,4 +1,5 @@
 """Monitoring settings, read once from the environment (prefix CHURN_MONITORING_)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

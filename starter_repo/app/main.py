@@ -4,6 +4,7 @@ Run natively by `mlsandbox up` (uvicorn reloads this folder when you save a file
 Everything model-side (loading the model from MLflow, validation, the prediction log) lives in the
 `model_service` package; this app is yours to instrument.
 """
+
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException
@@ -42,8 +43,9 @@ def service() -> ChurnService:
 
 
 def _response(p) -> PredictionResponse:
-    return PredictionResponse(request_id=p.request_id, churn_probability=p.churn_probability,
-                              churned=p.churned, model_version=p.model_version)
+    return PredictionResponse(
+        request_id=p.request_id, churn_probability=p.churn_probability, churned=p.churned, model_version=p.model_version
+    )
 
 
 @app.post("/predict", response_model=PredictionResponse)
@@ -63,13 +65,22 @@ def feedback(body: FeedbackRequest):
     try:
         labelled = service().feedback(body.request_id, body.churned)
     except UnknownRequestId:
-        raise HTTPException(status_code=404, detail=[{
-            "loc": ["body", "request_id"], "msg": f"no prediction with request_id {body.request_id!r}",
-        }])
+        raise HTTPException(
+            status_code=404,
+            detail=[
+                {
+                    "loc": ["body", "request_id"],
+                    "msg": f"no prediction with request_id {body.request_id!r}",
+                }
+            ],
+        )
     return FeedbackResponse(
-        request_id=labelled.request_id, churned=bool(labelled.true_label),
-        predicted_churned=bool(labelled.predicted_label), churn_probability=labelled.score,
-        model_version=labelled.model_version, label_delay_seconds=labelled.label_delay_seconds,
+        request_id=labelled.request_id,
+        churned=bool(labelled.true_label),
+        predicted_churned=bool(labelled.predicted_label),
+        churn_probability=labelled.score,
+        model_version=labelled.model_version,
+        label_delay_seconds=labelled.label_delay_seconds,
     )
 
 

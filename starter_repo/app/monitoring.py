@@ -12,6 +12,7 @@ app/main.py calls three hooks:
                    start background work here;
 - on_shutdown(app) when the server stops (and before each reload).
 """
+
 from fastapi import FastAPI
 
 
