@@ -1,6 +1,6 @@
-# The front door. `make up` runs the sandbox natively; `make test` runs the tests.
+# The front door. `make up` runs the sandbox natively; `make test` runs the tests; `make help` lists the rest.
 # With Docker and a registry: `docker compose up`. With Docker's packages but no registry (or no running engine):
-# `make docker-local`, stopped by `make docker-local-down`.
+# `make docker-local`, stopped by `make down`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,31 +9,46 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 # What `make up` passes on, e.g. make up ARGS="--candidate reference_solution"
 ARGS ?=
 
-.PHONY: up down status reload test system-deps test-system-deps docker-deps docker-local docker-local-down venv clean
+.PHONY: help up down status reload test test-fast lint format system-deps test-system-deps docker-deps docker-local \
+        docker-local-down venv clean
 
-up: system-deps venv
+help: ## This list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+up: system-deps venv ## Run the sandbox natively (installs what is missing); options via ARGS="..."
 	$(BIN)/mlsandbox up $(ARGS)
 
-down:
-	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox down; else echo "nothing to stop (no $(VENV))"; fi
+down: ## Stop the sandbox (native or Docker)
+	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox down $(ARGS); else echo "nothing to stop (no $(VENV))"; fi
 
-status: venv
+status: venv ## Each component and its health
 	$(BIN)/mlsandbox status
 
-reload: venv
+reload: venv ## Check the candidate's alert rules and load them into Prometheus
 	$(BIN)/mlsandbox reload
 
-test: test-system-deps venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: test-system-deps venv lint ## Every test (what CI runs): lint, then unit, stack and Docker tests
+	$(BIN)/python -m pytest --durations=12 $(PYTEST_ARGS)
+
+test-fast: venv ## The unit tests only (no process started; under a minute)
+	$(BIN)/python -m pytest -m "not stack and not docker" -q $(PYTEST_ARGS)
+
+lint: venv ## ruff: lint and formatting, as CI checks them
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## Let ruff fix what it can and format the tree
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Builds the images here (a local Debian base from debootstrap; Prometheus and Alertmanager from Debian's packages),
 # starts compose.yaml with compose.local-images.yaml (no Grafana) and waits until every service is healthy.
 # Starts a private Docker engine under run/docker when none answers. E.g. make docker-local ARGS="--scenario smoke"
-docker-local: docker-deps venv
-	$(BIN)/mlsandbox docker up --local-images $(ARGS)
+docker-local: docker-deps venv ## The Docker stack where no registry can be reached (images built here)
+	$(BIN)/mlsandbox up --docker --local-images $(ARGS)
 
-docker-local-down:
-	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox docker down $(ARGS); else echo "nothing to stop (no $(VENV))"; fi
+docker-local-down: ## Stop it (ARGS="--volumes" deletes the data too)
+	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox down $(ARGS); else echo "nothing to stop (no $(VENV))"; fi
 
 system-deps:
 	@scripts/ensure-system-deps.sh
@@ -57,6 +72,6 @@ $(STAMP):
 	@touch $@
 	@echo "$(VENV) ready"
 
-clean: down
-	@if [ -f run/docker-stack.json ]; then $(BIN)/mlsandbox docker down --volumes; fi
+clean: ## Stop everything and delete .venv and run/
+	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox down --volumes; fi
 	rm -rf $(VENV) run

@@ -14,7 +14,7 @@ import sys
 
 import httpx
 import yaml
-from sandbox import REPO, cli, run_dir, sandbox, url
+from sandbox import REPO, driver
 
 sys.path.insert(0, str(REPO))
 
@@ -48,30 +48,29 @@ def main() -> None:
         for r in g["rules"]
     }
     drift_interval = 5.0  # reference_solution/app/monitoring_config.py's default
-    with run_dir(MLSANDBOX_SCRAPE_INTERVAL=args.scrape_interval) as (path, env):
-        with sandbox(env, REPO / "reference_solution"):
-            cli(env, "scenario", "play", "smoke")
-            timeline = read_timeline(path)
-            start, end = timeline.phases[0].start, timeline.phases[-1].end
-            print(f"smoke, scrape and evaluation every {args.scrape_interval}")
-            print(f"{'incident':<15} {'alert':<22} {'detected after':>14} {'floor':>10}")
-            for phase in timeline.phases:
-                if phase.name not in INCIDENTS:
-                    continue
-                alert, labels = INCIDENTS[phase.name]
-                selector = ",".join(
-                    [f'alertname="{alert}"', 'alertstate="firing"', *[f'{k}="{v}"' for k, v in labels.items()]]
-                )
-                result = httpx.get(
-                    f"{url('prometheus')}/api/v1/query_range",
-                    params={"query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": 0.5},
-                ).json()
-                times = [float(t) for s in result["data"]["result"] for t, _ in s["values"]]
-                first = min((t for t in times if t >= phase.start), default=math.nan)
-                floor = 2 * seconds(args.scrape_interval) + seconds(rules[alert]["for"])
-                # A drift alert waits for the next drift pass too: from no time to a whole interval.
-                upper = floor + (drift_interval if alert == "FeatureDrift" else 0)
-                print(f"{phase.name:<15} {alert:<22} {first - phase.start:>13.1f}s {floor:>4.0f}-{upper:.0f}s")
+    with driver(REPO / "reference_solution", scrape_interval=args.scrape_interval) as d, d.running("--no-load"):
+        d.cli("scenario", "play", "smoke")
+        timeline = read_timeline(d.run_dir)
+        start, end = timeline.phases[0].start, timeline.phases[-1].end
+        print(f"smoke, scrape and evaluation every {args.scrape_interval}")
+        print(f"{'incident':<15} {'alert':<22} {'detected after':>14} {'floor':>10}")
+        for phase in timeline.phases:
+            if phase.name not in INCIDENTS:
+                continue
+            alert, labels = INCIDENTS[phase.name]
+            selector = ",".join(
+                [f'alertname="{alert}"', 'alertstate="firing"', *[f'{k}="{v}"' for k, v in labels.items()]]
+            )
+            result = httpx.get(
+                f"{d.url('prometheus')}/api/v1/query_range",
+                params={"query": f"ALERTS{{{selector}}}", "start": start, "end": end + 30, "step": 0.5},
+            ).json()
+            times = [float(t) for s in result["data"]["result"] for t, _ in s["values"]]
+            first = min((t for t in times if t >= phase.start), default=math.nan)
+            floor = 2 * seconds(args.scrape_interval) + seconds(rules[alert]["for"])
+            # A drift alert waits for the next drift pass too: from no time to a whole interval.
+            upper = floor + (drift_interval if alert == "FeatureDrift" else 0)
+            print(f"{phase.name:<15} {alert:<22} {first - phase.start:>13.1f}s {floor:>4.0f}-{upper:.0f}s")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ holds while it plays `smoke` on the reference solution, measured in one run.
 Uses the engine that answers, or starts the private one under run/docker (stopped again at the end if it was
 started here). --cold removes every unused image and the engine's build cache first, so everything is built
 again from the base's root file system (cached by the first debootstrap, which took 45 s here).
-Compose project `mlsandbox-bench` on ports 2x2xx; the native stack on the benchmark ports of bench/sandbox.py.
+Compose project `mlsandbox-bench` on ports from 25200; the native stack on the benchmark ports of bench/sandbox.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -22,24 +21,18 @@ import time
 from pathlib import Path
 
 import psutil
-from sandbox import REPO, cli, run_dir
+from sandbox import REPO, driver
 
 sys.path.insert(0, str(REPO))
 
+from mlsandbox.docker_backend import engine_root  # noqa: E402
 from mlsandbox.docker_engine import PrivateEngine, answers, connect  # noqa: E402
-from mlsandbox.docker_stack import LOCAL_BASE_IMAGE, DockerSandbox  # noqa: E402
-from mlsandbox.processes import load_state  # noqa: E402
+from mlsandbox.docker_stack import LOCAL_BASE_IMAGE, ComposeProject  # noqa: E402
+from mlsandbox.layout import Ports, RunLayout  # noqa: E402
+from mlsandbox.state import SandboxState  # noqa: E402
 
 PROJECT = "mlsandbox-bench"
-DOCKER_PORTS = {
-    "MODEL_SERVER_PORT": "28200",
-    "MLFLOW_PORT": "25200",
-    "PROMETHEUS_PORT": "29290",
-    "ALERTMANAGER_PORT": "29293",
-    "LOCUST_PORT": "28289",
-    "ALERT_RECEIVER_PORT": "29295",
-    "GRAFANA_PORT": "23200",
-}
+DOCKER_PORTS = Ports.block(25200)
 IMAGES = [
     "mlsandbox/model-service:0.1.0-debian",
     "mlsandbox/prometheus-debian:bookworm",
@@ -54,7 +47,7 @@ def timed(fn) -> tuple[float, object]:
     return time.monotonic() - t0, result
 
 
-def docker_memory(sandbox: DockerSandbox) -> dict[str, float]:
+def docker_memory(sandbox: ComposeProject) -> dict[str, float]:
     out = sandbox.docker("stats", "--no-stream", "--format", "{{json .}}").stdout
     mem = {}
     for line in out.splitlines():
@@ -68,9 +61,9 @@ def docker_memory(sandbox: DockerSandbox) -> dict[str, float]:
 
 
 def native_memory(run: Path) -> dict[str, float]:
-    comps, _ = load_state(run / "stack.json")
+    state = SandboxState.load(RunLayout(run))
     mem = {}
-    for comp in comps:
+    for comp in state.components if state else []:
         try:
             root = psutil.Process(comp.pid)
             procs = [root, *root.children(recursive=True)]
@@ -94,12 +87,11 @@ def sample(read, seconds: float) -> dict[str, float]:
 
 
 def bench_docker(cold: bool, candidate: Path) -> dict:
-    os.environ.update(DOCKER_PORTS)
-    private = PrivateEngine(REPO / "run" / "docker")
+    private = PrivateEngine(engine_root())
     engine_was_running = answers(None) or answers(private.host)
     engine = connect(private.root, print)
-    settings = {"CANDIDATE_DIR": str(candidate), "SCENARIO": "smoke"}
-    sandbox = DockerSandbox(engine, True, PROJECT, settings, say=lambda _: None)
+    settings = {"CANDIDATE_DIR": str(candidate), "SCENARIO": "smoke", **DOCKER_PORTS.compose_environment()}
+    sandbox = ComposeProject(engine, True, PROJECT, settings, say=lambda _: None)
     figures: dict = {}
     try:
         if cold:
@@ -129,15 +121,12 @@ def bench_docker(cold: bool, candidate: Path) -> dict:
 
 def bench_native(candidate: Path) -> dict:
     figures: dict = {}
-    with run_dir() as (run, env):
+    with driver(candidate) as d:
         t0 = time.monotonic()
-        cli(env, "up", "--candidate", str(candidate), "--scenario", "smoke")
-        figures["up_fresh_s"] = time.monotonic() - t0
-        try:
+        with d.running("--scenario", "smoke"):
+            figures["up_fresh_s"] = time.monotonic() - t0
             time.sleep(20)
-            figures["memory_mb"] = sample(lambda: native_memory(run), SAMPLE_SECONDS)
-        finally:
-            cli(env, "down")
+            figures["memory_mb"] = sample(lambda: native_memory(d.run_dir), SAMPLE_SECONDS)
     return figures
 
 

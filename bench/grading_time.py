@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 
-from sandbox import REPO, cli, run_dir, sandbox
+from sandbox import REPO, driver
 
 sys.path.insert(0, str(REPO))
 
@@ -30,28 +29,20 @@ def main() -> None:
     rows = []
     plays = [("smoke", 1.0)] + ([] if args.only_smoke else [("interview", args.interview_speed)])
     for scenario, speed in plays:
-        with run_dir() as (path, env):
-            with sandbox(env, REPO / "reference_solution"):
-                print(f"playing {scenario} at {speed:g}x ...", flush=True)
-                cli(env, "scenario", "play", scenario, "--speed", str(speed))
-                timeline = read_timeline(path)
-                span = timeline.phases[-1].end - timeline.phases[0].start
-                times, inside, score = [], [], None
-                for _ in range(3):
-                    t0 = time.monotonic()
-                    subprocess.run(
-                        [sys.executable, "-m", "mlsandbox.cli", "grade", "--out", str(path / "report")],
-                        env=env,
-                        cwd=REPO,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    times.append(time.monotonic() - t0)
-                    report = json.loads((path / "report" / "report.json").read_text())
-                    inside.append(report["grading_seconds"])
-                    score = report["score"]
-                rows.append((scenario, speed, span, statistics.median(times), statistics.median(inside), score))
+        with driver(REPO / "reference_solution") as d, d.running("--no-load"):
+            print(f"playing {scenario} at {speed:g}x ...", flush=True)
+            d.cli("scenario", "play", scenario, "--speed", str(speed), timeout=7200)
+            timeline = read_timeline(d.run_dir)
+            span = timeline.phases[-1].end - timeline.phases[0].start
+            times, inside, score = [], [], None
+            for _ in range(3):
+                t0 = time.monotonic()
+                d.cli("grade", "--out", str(d.layout.report))
+                times.append(time.monotonic() - t0)
+                report = json.loads((d.layout.report / "report.json").read_text())
+                inside.append(report["grading_seconds"])
+                score = report["score"]
+            rows.append((scenario, speed, span, statistics.median(times), statistics.median(inside), score))
     print(f"\n{'scenario':<10} {'speed':>5} {'session s':>9} {'command s':>9} {'grader s':>8}  score %")
     for scenario, speed, span, took, graded, score in rows:
         print(f"{scenario:<10} {speed:>5g} {span:>9.0f} {took:>9.1f} {graded:>8.2f}  {score}")

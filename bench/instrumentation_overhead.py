@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox import REPO, run_dir, sandbox, url
+from sandbox import REPO, driver
 
 sys.path.insert(0, str(REPO))
 CANDIDATES = {"bare": REPO / "starter_repo", "reference": REPO / "reference_solution"}
@@ -51,16 +51,17 @@ def main() -> None:
 
     customer = {k: (v.item() if hasattr(v, "item") else v) for k, v in generate_features(1, 0).iloc[0].items()}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in CANDIDATES}
-    with run_dir() as (path, env):
-        script = path.parent / "post.lua"
+    with driver() as d:
+        script = d.run_dir.parent / "post.lua"
         script.write_text(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
             f"wrk.body = {json.dumps(json.dumps(customer))}\n"
         )
-        predict = f"{url('model_server')}/predict"
+        predict = f"{d.url('model_server')}/predict"
         for rnd in range(args.rounds):
             for name, folder in CANDIDATES.items():
-                with sandbox(env, folder):
+                d.candidate = folder
+                with d.running("--no-load"):
                     wrk(predict, 3, args.connections, script)  # warm-up
                     rps, p99 = wrk(predict, args.seconds, args.connections, script)
                 results[name].append((rps, p99))

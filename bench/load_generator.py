@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import psutil
-from sandbox import REPO, run_dir, sandbox, url
+from sandbox import REPO, driver
 
 sys.path.insert(0, str(REPO))
 
@@ -35,7 +35,7 @@ def rss_mb(proc: psutil.Process) -> float:
         return float("nan")
 
 
-def play(run_dir: Path, env: dict, rate: float, seconds: float) -> dict:
+def play(run_dir: Path, env: dict, host: str, rate: float, seconds: float) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     scenario = run_dir / f"bench-{rate:g}.yaml"
     scenario.write_text(
@@ -51,7 +51,7 @@ def play(run_dir: Path, env: dict, rate: float, seconds: float) -> dict:
         "--headless",
         "--only-summary",
         "--host",
-        url("model_server"),
+        host,
         "--scenario",
         str(scenario),
         "--exit-code-on-error",
@@ -89,13 +89,12 @@ def main() -> None:
     parser.add_argument("--rates", default="50,100,200")
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    with run_dir() as (path, env):
-        print("starting a sandbox for the benchmark ...", flush=True)
-        with sandbox(env, REPO / "starter_repo"):
-            results = []
-            for rate in [float(r) for r in args.rates.split(",")]:
-                print(f"playing {rate:g} req/s for {args.seconds:g} s ...", flush=True)
-                results.append(play(path, env, rate, args.seconds))
+    print("starting a sandbox for the benchmark ...", flush=True)
+    with driver(REPO / "starter_repo") as d, d.running("--no-load"):
+        results = []
+        for rate in [float(r) for r in args.rates.split(",")]:
+            print(f"playing {rate:g} req/s for {args.seconds:g} s ...", flush=True)
+            results.append(play(d.run_dir, d.env, d.url("model_server"), rate, args.seconds))
     print(f"\nLocust holding a constant rate for {args.seconds:g} s against the bare server, on {os.cpu_count()} cores")
     print(
         f"{'target/s':>9} {'sent':>7} {'planned':>8} {'held/s med':>10} {'held/s min':>10} {'ok':>6} "

@@ -1,48 +1,25 @@
-"""A native sandbox for benchmarks: its own ports and a temporary run directory, stopped afterwards."""
+"""A sandbox for benchmarks: the tests' harness (mlsandbox.harness) on the benchmarks' own block of ports and a
+temporary run directory."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PORTS = {
-    "MLSANDBOX_MODEL_SERVER_PORT": "28000",
-    "MLSANDBOX_PROMETHEUS_PORT": "29090",
-    "MLSANDBOX_ALERTMANAGER_PORT": "29093",
-    "MLSANDBOX_MLFLOW_PORT": "25000",
-    "MLSANDBOX_LOCUST_PORT": "28089",
-    "MLSANDBOX_ALERT_RECEIVER_PORT": "29095",
-}
+sys.path.insert(0, str(REPO))
 
+from mlsandbox.harness import Driver  # noqa: E402
+from mlsandbox.layout import Ports  # noqa: E402
 
-def url(component: str) -> str:
-    return f"http://127.0.0.1:{PORTS[f'MLSANDBOX_{component.upper()}_PORT']}"
-
-
-def cli(env: dict, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "mlsandbox.cli", *args], env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL
-    )
+PORTS = Ports.block(28000)  # off the defaults, the tests' and the Docker tests' ports
 
 
 @contextmanager
-def run_dir(**extra_env: str):
-    """(run directory, environment) for `mlsandbox` commands on the benchmark ports."""
+def driver(candidate: Path | None = None, scrape_interval: str = "5s", **extra_env: str) -> Iterator[Driver]:
+    """A Driver on a fresh temporary run directory (deleted afterwards); `with d.running("--no-load"):` starts it."""
     with tempfile.TemporaryDirectory(prefix="mlsandbox-bench-") as tmp:
-        path = Path(tmp) / "run"
-        yield path, {**os.environ, **PORTS, "MLSANDBOX_RUN_DIR": str(path), **extra_env}
-
-
-@contextmanager
-def sandbox(env: dict, candidate: Path):
-    """The stack up (no load) on `candidate`, and down again whatever happens."""
-    cli(env, "up", "--no-load", "--candidate", str(candidate))
-    try:
-        yield
-    finally:
-        cli(env, "down")
+        yield Driver(Path(tmp) / "run", PORTS, candidate, extra_env=dict(extra_env), scrape_interval=scrape_interval)

@@ -40,10 +40,9 @@ def _options(parser):
     )
     parser.add_argument(
         "--seed",
-        type=int,
-        default=None,
+        default="",
         env_var="MLSANDBOX_SEED",
-        help="Seed of the request stream; default: the scenario's own (a random one with --surprise).",
+        help="Seed of the request stream; default (empty): the scenario's own (a random one with --surprise).",
     )
     parser.add_argument(
         "--speed",
@@ -82,10 +81,13 @@ def _options(parser):
 
 @events.init.add_listener
 def _check_scenario(environment, **_):
-    # A broken scenario (or targets file) stops Locust before any traffic, with one readable line.
+    # A broken scenario (or targets file, or seed) stops Locust before any traffic, with one readable line.
     try:
         load_scenario(environment.parsed_options.scenario)
         targets(environment)
+        seed = str(environment.parsed_options.seed).strip()
+        if seed and not seed.lstrip("-").isdigit():
+            raise ScenarioError(f"--seed: {seed!r} is not a whole number")
     except (ScenarioError, TargetsError) as exc:
         print(f"scenario error: {exc}", file=sys.stderr, flush=True)
         os._exit(2)
@@ -111,8 +113,8 @@ def player(environment) -> ScenarioPlayer:
         opts = environment.parsed_options
         scenario = load_scenario(opts.scenario)
         seed = (
-            opts.seed
-            if opts.seed is not None
+            int(opts.seed)
+            if str(opts.seed).strip()
             else (random.SystemRandom().randrange(2**31) if opts.surprise else scenario.seed)
         )
         _player = ScenarioPlayer(scenario, seed, opts.speed, targets=targets(environment), surprise=opts.surprise)

@@ -1,5 +1,6 @@
 """Plays a scenario in wall-clock time: hands out the next request or label when it is due, switches
-phases (and with them the service faults), and writes the hidden timeline and ledger.
+phases (and with them the service faults, an outage among them: the model server applies them to itself), and
+writes the hidden timeline and ledger.
 
 Free of Locust so that it can be tested alone; load/locustfile.py drives it.
 """
@@ -9,8 +10,6 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from .scenario import Scenario
 from .surprise import apply_surprise
 from .targets import Target
 from .traffic import PlannedPhase, PlannedRequest, plan_phase
-from .truth import Ledger, Timeline, control_path
+from .truth import Ledger, Timeline, atomic_write, control_path
 
 log = logging.getLogger("load.player")
 
@@ -70,9 +69,9 @@ class ScenarioPlayer:
         self._cursor = 0
         self._feedback: list[tuple[float, int, str, bool]] = []
         self._seq = 0
-        self._frozen_pgid: int | None = None
-        self._skips_seen = self._read_skips()
+        self._skips_seen = int(self._read_control().get("skips", 0))
         self._skips_checked = 0.0
+        self._paused_since: float | None = None
         self._in_flight = 0
         self._users = 2
         self.finished = False
@@ -90,8 +89,7 @@ class ScenarioPlayer:
         planned = plan_phase(self.scenario, index, self.seed, self.speed)
         self.current, self.phase_start, self._cursor = planned, now, 0
         self._write_faults(planned.faults)
-        notes = self._set_outage(planned.outage)
-        self.timeline.phase_started(planned, now, notes)
+        self.timeline.phase_started(planned, now)
         log.info("phase %d/%d started", index + 1, len(self.scenario.phases))
 
     def _leave(self, now: float, skipped: bool) -> None:
@@ -108,11 +106,19 @@ class ScenarioPlayer:
         now = self.clock() if now is None else now
         if now - self._skips_checked >= SKIP_POLL_SECONDS:
             self._skips_checked = now
-            skips = self._read_skips()
+            control = self._read_control()
+            skips = int(control.get("skips", 0))
             while skips > self._skips_seen and self.current is not None:
                 self._skips_seen += 1
                 self._leave(now, skipped=True)
+                if self._paused_since is not None:
+                    self._paused_since = now  # the new phase starts counting when the traffic resumes
             self._skips_seen = skips
+            self._pause(bool(control.get("paused")), now)
+        if self._paused_since is not None:
+            for ledger in self.ledgers.values():
+                ledger.flush(now)
+            return  # the scenario's clock stands still
         while self.current is not None and now >= self.phase_start + self.current.wall_seconds:
             self._leave(self.phase_start + self.current.wall_seconds, skipped=False)
         if self.current is None and not self._feedback and not self._in_flight and not self.finished:
@@ -121,11 +127,31 @@ class ScenarioPlayer:
         for ledger in self.ledgers.values():
             ledger.flush(now)
 
-    def _read_skips(self) -> int:
+    def _read_control(self) -> dict:
         try:
-            return int(json.loads(control_path(self.run_dir).read_text()).get("skips", 0))
+            return json.loads(control_path(self.run_dir).read_text())
         except (OSError, ValueError):
-            return 0
+            return {}
+
+    def _pause(self, paused: bool, now: float) -> None:
+        """`mlsandbox scenario pause|resume`: no request or label is sent while paused; on resume the phase, and
+        every label still due, moves later by the pause."""
+        if paused and self._paused_since is None and self.current is not None:
+            self._paused_since = now
+            self.timeline.paused(now)
+            log.info("traffic paused")
+        elif not paused and self._paused_since is not None:
+            delta = now - self._paused_since
+            self._paused_since = None
+            self.phase_start += delta
+            self._feedback = [(due + delta, seq, ids, churned) for due, seq, ids, churned in self._feedback]
+            heapq.heapify(self._feedback)
+            self.timeline.resumed(now, delta)
+            log.info("traffic resumed after %.0f s", delta)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_since is not None
 
     @property
     def phase_name(self) -> str:
@@ -149,6 +175,8 @@ class ScenarioPlayer:
         self.advance(now)
         if self.finished:
             return None
+        if self._paused_since is not None:
+            return Action("wait", now + SKIP_POLL_SECONDS, self.phase_name)
         next_request = None
         if self.current is not None and self._cursor < len(self.current.requests):
             req = self.current.requests[self._cursor]
@@ -189,27 +217,9 @@ class ScenarioPlayer:
 
     def _clear_faults(self) -> None:
         self._write_faults(FaultState())
-        self._set_outage(False)
-
-    def _set_outage(self, on: bool) -> list[str]:
-        """Freeze (SIGSTOP) or thaw (SIGCONT) the model server's process group, natively."""
-        if not on:
-            if self._frozen_pgid is not None:
-                try:
-                    os.killpg(self._frozen_pgid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-                self._frozen_pgid = None
-            return []
-        pgid = _model_server_pgid(self.run_dir)
-        if pgid is None:
-            return ["outage not applied: no natively started model server in the run directory"]
-        os.killpg(pgid, signal.SIGSTOP)
-        self._frozen_pgid = pgid
-        return []
 
     def stop(self, status: str = "stopped") -> None:
-        """End the play: faults off, server thawed, timeline and ledger closed."""
+        """End the play: faults off (an outage with them), timeline and ledger closed."""
         now = self.clock()
         if self.current is not None:
             self.timeline.phase_ended(now, skipped=True)
@@ -227,26 +237,23 @@ REQUEST_TIMEOUT_SECONDS = 2.0
 SKIP_POLL_SECONDS = 0.5
 
 
-def _model_server_pgid(run_dir: Path) -> int | None:
+def _control(run_dir: Path) -> dict:
     try:
-        state = json.loads((Path(run_dir) / "stack.json").read_text())
+        return json.loads(control_path(run_dir).read_text())
     except (OSError, ValueError):
-        return None
-    for comp in state.get("components", []):
-        if comp["name"] == "model-server":
-            return int(comp["pid"])
-    return None
+        return {}
 
 
 def request_skip(run_dir: Path) -> int:
     """Ask the running player to end the current phase now (what `mlsandbox scenario next` does)."""
-    path = control_path(run_dir)
-    try:
-        skips = int(json.loads(path.read_text()).get("skips", 0))
-    except (OSError, ValueError):
-        skips = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"skips": skips + 1}))
-    os.replace(tmp, path)
-    return skips + 1
+    control = _control(run_dir)
+    control["skips"] = int(control.get("skips", 0)) + 1
+    atomic_write(control_path(run_dir), json.dumps(control))
+    return control["skips"]
+
+
+def request_pause(run_dir: Path, paused: bool) -> None:
+    """Ask the running player to pause the traffic, or to resume it (`mlsandbox scenario pause|resume`)."""
+    control = _control(run_dir)
+    control["paused"] = paused
+    atomic_write(control_path(run_dir), json.dumps(control))

@@ -137,7 +137,10 @@ def phase_faults(phase: Phase, seed: int, phase_index: int) -> tuple[FaultState,
     error_rate = next((i.rate for i in phase.injections if isinstance(i, Errors)), 0.0)
     outage = any(isinstance(i, Outage) for i in phase.injections)
     return FaultState(
-        added_latency_seconds=latency, error_rate=error_rate, seed=_seeds(seed, phase_index, 5)[4] % (2**31)
+        added_latency_seconds=latency,
+        error_rate=error_rate,
+        outage=outage,
+        seed=_seeds(seed, phase_index, 5)[4] % (2**31),
     ), outage
 
 

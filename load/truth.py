@@ -101,6 +101,7 @@ class TimelineRecord(_Record):
     status: Literal["running", "finished", "stopped"] = "running"
     started_at: float | None = None
     finished_at: float | None = None
+    paused_at: float | None = None  # the traffic is paused (`mlsandbox scenario pause`) since then
     planned_phases: list[str]
     phases: list[PhaseRecord] = []
 
@@ -125,6 +126,19 @@ class Timeline:
             surprise=surprise,
             planned_phases=[p.name for p in scenario.phases],
         )
+
+    def paused(self, now: float) -> None:
+        self.record.paused_at = now
+        self._write()
+
+    def resumed(self, now: float, paused_seconds: float) -> None:
+        """The phase playing is longer by the pause: its traffic stood still."""
+        self.record.paused_at = None
+        if self.record.phases and self.record.phases[-1].end is None:
+            phase = self.record.phases[-1]
+            phase.planned_end += paused_seconds
+            phase.notes.append(f"traffic paused for {paused_seconds:.0f} s")
+        self._write()
 
     def phase_started(self, planned: PlannedPhase, now: float, notes: list[str] | None = None) -> None:
         p, truth = planned.phase, planned.ground_truth

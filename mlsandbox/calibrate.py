@@ -8,10 +8,8 @@ parallel; then each room is graded on its own, and the points per item are shown
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +17,12 @@ from typing import Callable
 
 from . import components
 from .config import StackConfig
-from .native_config import InvalidConfig, check_alertmanager, check_prometheus, write_alertmanager, write_prometheus
-from .processes import RunningComponent, StartError, port_is_free, start, stop, tail, wait_healthy
-from .stack import StackError, champion_exists, check_scenario, require_binaries, train_model
+from .layout import Ports
+from .native import champion_exists, check_candidate, check_scenario, prometheus_config, require_binaries, train_model
+from .native_config import InvalidConfig, check_alertmanager, write_alertmanager
+from .processes import Started, StartError, port_is_free, run_to_end, start, stop, tail, wait_healthy
+from .sandbox import SandboxError
+from .state import ScenarioPlay
 
 Say = Callable[[str], None]
 # From the base port: the shared MLflow, Alertmanager and alert receiver, then room k's model server at
@@ -38,7 +39,7 @@ class Room:
     name: str
     candidate_dir: Path
     cfg: StackConfig
-    components: list[RunningComponent] = field(default_factory=list)
+    components: list[Started] = field(default_factory=list)
 
     @property
     def run_dir(self) -> Path:
@@ -79,22 +80,15 @@ class Calibration:
         names: list[str] | None = None,
     ):
         if not candidates:
-            raise StackError("give at least one candidate folder")
-        for c in candidates:
-            if not (Path(c) / "app" / "main.py").exists():
-                raise StackError(f"{c} is not a candidate folder: it has no app/main.py")
+            raise SandboxError("give at least one candidate folder")
+        candidates = [check_candidate(Path(c)) for c in candidates]
         self.out_dir = out_dir.resolve()
         self.say = say
-        settings = {
-            "run_dir": self.out_dir / "shared",
-            "mlflow_port": base_port,
-            "alertmanager_port": base_port + 1,
-            "alert_receiver_port": base_port + 2,
-            "locust_port": base_port + 3,
-        }
+        settings = {"run_dir": self.out_dir / "shared"}
         if scrape_interval:
             settings["scrape_interval"] = scrape_interval
-        self.shared = StackConfig(**settings)
+        # The shared services on the block's first ports; each room's two from base + ROOMS_OFFSET.
+        self.shared = StackConfig.with_ports(Ports.block(base_port), **settings)
         names = names or room_names(candidates)
         self.rooms = [
             Room(
@@ -110,7 +104,7 @@ class Calibration:
             )
             for k, (name, c) in enumerate(zip(names, candidates))
         ]
-        self._shared: list[RunningComponent] = []
+        self._shared: list[Started] = []
 
     # --- start and stop -------------------------------------------------------------------------------
     def up(self) -> None:
@@ -119,7 +113,7 @@ class Calibration:
         require_binaries()
         busy = [p for p in self._ports() if not port_is_free(self.shared.host, p)]
         if busy:
-            raise StackError(f"ports already in use: {', '.join(map(str, busy))} (choose another --base-port)")
+            raise SandboxError(f"ports already in use: {', '.join(map(str, busy))} (choose another --base-port)")
         try:
             self._up()
         except BaseException:
@@ -135,7 +129,7 @@ class Calibration:
             *[p for r in self.rooms for p in (r.cfg.model_server_port, r.cfg.prometheus_port)],
         ]
 
-    def _launch(self, spec, into: list[RunningComponent], logs: Path) -> RunningComponent:
+    def _launch(self, spec, into: list[Started], logs: Path) -> Started:
         comp = start(spec, logs)
         into.append(comp)
         return comp
@@ -147,7 +141,7 @@ class Calibration:
         try:
             check_alertmanager(am_config)
         except InvalidConfig as exc:
-            raise StackError(f"Alertmanager would not start: {exc}") from None
+            raise SandboxError(f"Alertmanager would not start: {exc}") from None
         self.say("starting MLflow, Alertmanager and the alert receiver (shared) ...")
         mlflow = self._launch(components.mlflow(s), self._shared, s.logs_dir)
         others = [
@@ -155,29 +149,28 @@ class Calibration:
             self._launch(components.alertmanager(s, am_config), self._shared, s.logs_dir),
         ]
         self._healthy([mlflow])
-        if not champion_exists(s):
+        if not champion_exists(s.mlflow_url):
             train_model(s, self.say)
         for room in self.rooms:
             if room.run_dir.exists():
                 shutil.rmtree(room.run_dir)
             room.run_dir.mkdir(parents=True)
-            prom_config = write_prometheus(room.cfg, room.candidate_dir)
             try:
-                check_prometheus(prom_config)
-            except InvalidConfig as exc:
-                raise StackError(f"{room.name}: Prometheus would not start: {exc}") from None
+                prom_config = prometheus_config(room.cfg, room.candidate_dir)
+            except SandboxError as exc:
+                raise SandboxError(f"{room.name}: {exc}") from None
             self._launch(components.prometheus(room.cfg, prom_config), room.components, room.cfg.logs_dir)
             self._launch(components.model_server(room.cfg, room.candidate_dir), room.components, room.cfg.logs_dir)
         self.say(f"starting {len(self.rooms)} rooms (a model server and a Prometheus each) ...")
         self._healthy(others + [c for r in self.rooms for c in r.components])
         self.say("every room is up: " + ", ".join(f"{r.name} {r.server_url}" for r in self.rooms))
 
-    def _healthy(self, comps: list[RunningComponent]) -> None:
+    def _healthy(self, comps: list[Started]) -> None:
         try:
             for comp in comps:
                 wait_healthy(comp, self.shared.health_timeout_seconds)
         except StartError as exc:
-            raise StackError(str(exc)) from None
+            raise SandboxError(str(exc)) from None
 
     def down(self) -> None:
         for room in self.rooms:
@@ -196,7 +189,7 @@ class Calibration:
         self.down()
 
     # --- play and grade -------------------------------------------------------------------------------
-    def play(self, play: components.ScenarioPlay) -> None:
+    def play(self, play: ScenarioPlay) -> None:
         """Play the scenario once, headless, to every room at the same time; returns when it is over."""
         from load.targets import Target, write_targets
 
@@ -204,25 +197,11 @@ class Calibration:
         targets_file = self.out_dir / "targets.json"
         write_targets(targets_file, [Target(name=r.name, url=r.server_url, run_dir=r.run_dir) for r in self.rooms])
         spec = components.load_generator(self.shared, play, headless=True, targets_file=targets_file)
-        log = self.shared.logs_dir / "load-headless.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+        log = self.shared.layout.log("load-headless")
         self.say(f"playing {play.scenario} to {len(self.rooms)} rooms ...")
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                spec.argv,
-                cwd=spec.cwd,
-                env={**os.environ, **spec.env},
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        try:
-            code = proc.wait()
-        finally:
-            stop(proc.pid)
+        code = run_to_end(spec.argv, log, spec.env, spec.cwd)
         if code != 0:
-            raise StackError(f"the load generator exited {code}; its log: {log}\n{tail(str(log))}")
+            raise SandboxError(f"the load generator exited {code}; its log: {log}\n{tail(str(log))}")
 
     def wait_after_play(self, seconds: float) -> None:
         """Wait until `seconds` after the scenario's end (alerts must have had the time to resolve)."""

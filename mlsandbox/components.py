@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from .config import REPO_ROOT, StackConfig
 from .processes import ComponentSpec
+from .state import ScenarioPlay
 
 PYTHON = sys.executable
 
+__all__ = [
+    "ScenarioPlay",
+    "mlflow",
+    "model_server",
+    "prometheus",
+    "alert_receiver",
+    "alertmanager",
+    "load_generator",
+    "SYSTEM_BINARIES",
+]
+
 
 def mlflow(cfg: StackConfig) -> ComponentSpec:
-    data = cfg.run_dir / "mlflow"
+    data = cfg.layout.mlflow
     data.mkdir(parents=True, exist_ok=True)
     argv = [
         PYTHON,
@@ -41,20 +52,22 @@ def mlflow(cfg: StackConfig) -> ComponentSpec:
 def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
     candidate_dir = candidate_dir.resolve()
     argv = [
+        # model_service.asgi serves the candidate's app/main.py behind the scenario's fault switch.
         PYTHON,
         "-m",
         "uvicorn",
-        "app.main:app",
+        "model_service.asgi:app",
         "--app-dir",
         str(candidate_dir),
         "--host",
         cfg.host,
         "--port",
         str(cfg.model_server_port),
-        # The candidate's edits take effect on save.
+        # The candidate's edits to the app take effect on save; a helper script saved elsewhere in the
+        # workspace restarts nothing (a restart resets every counter).
         "--reload",
         "--reload-dir",
-        str(candidate_dir),
+        str(candidate_dir / "app"),
     ]
     env = {
         "MLSANDBOX_RUN_DIR": str(cfg.run_dir.resolve()),
@@ -66,7 +79,7 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
 
 
 def prometheus(cfg: StackConfig, config_file: Path) -> ComponentSpec:
-    data = cfg.run_dir / "prometheus" / "data"
+    data = cfg.layout.prometheus_data
     data.mkdir(parents=True, exist_ok=True)
     argv = [
         "prometheus",
@@ -90,14 +103,14 @@ def alert_receiver(cfg: StackConfig) -> ComponentSpec:
         "--port",
         str(cfg.alert_receiver_port),
         "--out",
-        str(cfg.notifications_path.resolve()),
+        str(cfg.layout.notifications.resolve()),
     ]
     url = cfg.url(cfg.alert_receiver_port)
     return ComponentSpec("alert-receiver", argv, cfg.alert_receiver_port, f"{url}/health", url, {}, REPO_ROOT)
 
 
 def alertmanager(cfg: StackConfig, config_file: Path) -> ComponentSpec:
-    data = cfg.run_dir / "alertmanager" / "data"
+    data = cfg.layout.alertmanager_data
     data.mkdir(parents=True, exist_ok=True)
     argv = [
         "prometheus-alertmanager",
@@ -111,6 +124,24 @@ def alertmanager(cfg: StackConfig, config_file: Path) -> ComponentSpec:
     return ComponentSpec("alertmanager", argv, cfg.alertmanager_port, f"{url}/-/ready", url, {}, cfg.run_dir)
 
 
+def console(cfg: StackConfig, token_file: Path) -> ComponentSpec:
+    argv = [
+        PYTHON,
+        "-m",
+        "mlsandbox.console.app",
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.console_port),
+        "--token-file",
+        str(token_file.resolve()),
+    ]
+    url = cfg.url(cfg.console_port)
+    # The console reads the home run directory and the sessions as the command that started it sees them.
+    env = {"MLSANDBOX_RUN_DIR": str(cfg.run_dir.resolve()), "PYTHONUNBUFFERED": "1"}
+    return ComponentSpec("console", argv, cfg.console_port, f"{url}/health", url, env, REPO_ROOT)
+
+
 # Binaries the native stack needs from the system, and the Debian package that brings each.
 SYSTEM_BINARIES = {
     "prometheus": "prometheus",
@@ -118,14 +149,6 @@ SYSTEM_BINARIES = {
     "amtool": "prometheus-alertmanager",
     "prometheus-alertmanager": "prometheus-alertmanager",
 }
-
-
-@dataclass(frozen=True)
-class ScenarioPlay:
-    scenario: str
-    seed: int | None = None
-    speed: float = 1.0
-    surprise: bool = False
 
 
 def load_generator(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,36 +101,36 @@ class PrivateEngine:
             )
         for folder in (self.data_root, self.exec_root):
             folder.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    dockerd,
-                    "--data-root",
-                    str(self.data_root),
-                    "--exec-root",
-                    str(self.exec_root),
-                    "--host",
-                    self.host,
-                    "--pidfile",
-                    str(self.pidfile),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if answers(self.host):
-                return
-            if proc.poll() is not None:
-                raise EngineError(
-                    f"dockerd exited with {proc.returncode} while starting; its log: {self.log}\n"
+        proc = processes.spawn(
+            [
+                dockerd,
+                "--data-root",
+                str(self.data_root),
+                "--exec-root",
+                str(self.exec_root),
+                "--host",
+                self.host,
+                "--pidfile",
+                str(self.pidfile),
+            ],
+            self.log,
+        )
+        try:
+            processes.wait_until(
+                lambda: answers(self.host),
+                timeout,
+                f"dockerd did not answer; its log: {self.log}",
+                lambda: (
+                    None
+                    if proc.poll() is None
+                    else f"dockerd exited with {proc.returncode} while starting; its log: {self.log}\n"
                     f"{processes.tail(str(self.log))}"
-                )
-            time.sleep(0.5)
-        processes.stop(proc.pid)
-        raise EngineError(f"dockerd did not answer within {timeout:.0f}s; its log: {self.log}")
+                ),
+                interval=0.5,
+            )
+        except processes.StartError as exc:
+            processes.stop(proc.pid)
+            raise EngineError(str(exc)) from None
 
     def stop(self) -> None:
         """Stop dockerd and its containerd (its process group); it stops any container still running first."""

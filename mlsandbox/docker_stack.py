@@ -1,5 +1,5 @@
-"""The sandbox on Docker: compose.yaml on an engine from docker_engine, and where no registry can be reached,
-compose.local-images.yaml over it (images built on a local Debian base made by debootstrap, no Grafana).
+"""A compose project of the sandbox: compose.yaml on an engine from docker_engine, and where no registry can be
+reached, compose.local-images.yaml over it (images built on a local Debian base made by debootstrap, no Grafana).
 
 Docker Compose v1 (Debian's docker-compose 1.29) and v2 (`docker compose`) both read these files; this module
 uses whichever is installed, and waits for health itself because v1 has no `up --wait`.
@@ -13,14 +13,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
-from .config import REPO_ROOT
-from .docker_engine import Engine, PrivateEngine, docker_cli
+from .docker_engine import Engine, docker_cli
+from .layout import REPO_ROOT
+from .processes import StartError, wait_until
 
 Say = Callable[[str], None]
 
@@ -36,23 +37,6 @@ BASE_PACKAGES = "python3,python3-venv,ca-certificates"
 ONE_SHOT_SERVICES = {"trainer"}
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-
-
-# Host ports compose.yaml publishes (defaults in .env); set in the environment at `up`, they are kept for
-# later commands on the same stack.
-PORT_VARIABLES = (
-    "MODEL_SERVER_PORT",
-    "MLFLOW_PORT",
-    "PROMETHEUS_PORT",
-    "ALERTMANAGER_PORT",
-    "GRAFANA_PORT",
-    "LOCUST_PORT",
-    "ALERT_RECEIVER_PORT",
-)
-
-
-def port_settings() -> dict[str, str]:
-    return {name: os.environ[name] for name in PORT_VARIABLES if os.environ.get(name)}
 
 
 class DockerStackError(RuntimeError):
@@ -84,7 +68,7 @@ def copy_ca_bundle(say: Say) -> None:
 
 
 @dataclass
-class DockerSandbox:
+class ComposeProject:
     engine: Engine
     local_images: bool
     project: str = "mlsandbox"
@@ -182,12 +166,13 @@ class DockerSandbox:
         resolved = yaml.safe_load(self.compose("config", capture=True).stdout)
         return {name for name, service in resolved["services"].items() if not service.get("profiles")}
 
-    def up(self, timeout: float = 600) -> float:
-        """Start the stack and wait until every service is healthy (one-shot services: exited with 0).
-        Returns the seconds from `up` until then."""
+    def up(self, without: set[str] = frozenset(), timeout: float = 600) -> float:
+        """Start the stack (all but the services `without`) and wait until every service is healthy (one-shot
+        services: exited with 0). Returns the seconds from `up` until then."""
         t0 = time.monotonic()
-        self.compose("up", "--detach", "--no-build", capture=True)
-        self.wait_healthy(timeout - (time.monotonic() - t0))
+        services = sorted(self.expected_services() - without)
+        self.compose("up", "--detach", "--no-build", *(services if without else []), capture=True)
+        self.wait_healthy(timeout - (time.monotonic() - t0), set(services))
         return time.monotonic() - t0
 
     def containers(self) -> list[dict]:
@@ -214,24 +199,28 @@ class DockerSandbox:
                 states[service] = (state.get("Health") or {}).get("Status", "running")
         return states
 
-    def wait_healthy(self, timeout: float) -> None:
-        expected = self.expected_services()
-        deadline = time.monotonic() + timeout
+    def wait_healthy(self, timeout: float, expected: set[str] | None = None) -> None:
+        expected = self.expected_services() if expected is None else expected
         states: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            states = self.service_states()
-            broken = [s for s, st in states.items() if st in {"failed", "exited", "unhealthy"}]
-            if broken:
-                raise DockerStackError(
-                    f"{', '.join(sorted(broken))} did not come up ({states});\n" + self.logs_tail(broken)
-                )
-            if set(states) >= expected and all(states[s] in {"healthy", "running", "done"} for s in expected):
-                return
-            time.sleep(1)
-        waiting = sorted(s for s in expected if states.get(s) not in {"healthy", "running", "done"})
-        raise DockerStackError(
-            f"not healthy after {timeout:.0f}s: {', '.join(waiting)} ({states})\n" + self.logs_tail(waiting)
-        )
+
+        def ready() -> bool:
+            states.update(self.service_states())
+            return set(states) >= expected and all(states[s] in {"healthy", "running", "done"} for s in expected)
+
+        def broken() -> str | None:
+            failed = sorted(s for s, st in states.items() if s in expected and st in {"failed", "exited", "unhealthy"})
+            return f"{', '.join(failed)} did not come up ({states});\n{self.logs_tail(failed)}" if failed else None
+
+        try:
+            wait_until(ready, timeout, "not healthy", broken, interval=1.0)
+        except StartError as exc:
+            waiting = sorted(s for s in expected if states.get(s) not in {"healthy", "running", "done"})
+            detail = (
+                str(exc)
+                if "did not come up" in str(exc)
+                else f"not healthy after {timeout:.0f}s: {', '.join(waiting)} ({states})\n{self.logs_tail(waiting)}"
+            )
+            raise DockerStackError(detail) from None
 
     def logs_tail(self, services: list[str], lines: int = 20) -> str:
         result = self.compose("logs", "--no-color", "--tail", str(lines), *services, capture=True, check=False)
@@ -250,22 +239,37 @@ class DockerSandbox:
         load service) and the prediction log (a consistent copy taken inside the model server)."""
         dest.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest / "scenario", ignore_errors=True)
-        self._copy_out("load", "/truth/scenario", dest / "scenario")
+        self.copy_out("load", "/truth/scenario", dest / "scenario")
         backup = (
             "import sqlite3; s = sqlite3.connect('/data/predictions.sqlite'); "
             "d = sqlite3.connect('/tmp/predictions.sqlite'); s.backup(d); d.close()"
         )
         self.compose("exec", "-T", "model-server", "python", "-c", backup, capture=True)
-        self._copy_out("model-server", "/tmp/predictions.sqlite", dest / "predictions.sqlite")
+        self.copy_out("model-server", "/tmp/predictions.sqlite", dest / "predictions.sqlite")
         return dest
 
-    def _copy_out(self, service: str, source: str, dest: Path) -> None:
-        container = self.compose("ps", "--quiet", service, capture=True).stdout.strip()
+    def copy_out(self, service: str, source: str, dest: Path) -> None:
+        """`docker cp` out of the service's container, running or stopped; one that was never started (the load
+        service of a sandbox started without load) is created for the copy and removed again: its volumes are
+        what is wanted."""
+        created = False
+        container = self._container(service)
         if not container:
-            raise DockerStackError(f"no {service} container: is the stack up?")
-        result = self.docker("cp", f"{container}:{source}", str(dest))
-        if result.returncode != 0:
-            raise DockerStackError(f"cannot copy {source} out of {service}: {result.stderr.strip()}")
+            self.compose("up", "--no-start", "--no-deps", service, capture=True)
+            container, created = self._container(service), True
+        try:
+            if not container:
+                raise DockerStackError(f"no {service} container: is the stack up?")
+            result = self.docker("cp", f"{container}:{source}", str(dest))
+            if result.returncode != 0:
+                raise DockerStackError(f"cannot copy {source} out of {service}: {result.stderr.strip()}")
+        finally:
+            if created:
+                self.compose("rm", "--force", service, capture=True, check=False)
+
+    def _container(self, service: str) -> str | None:
+        ids = self.compose("ps", "--all", "--quiet", service, capture=True, check=False).stdout.split()
+        return ids[0] if ids else None
 
     def down(self, volumes: bool) -> None:
         self.compose("down", "--remove-orphans", *(["--volumes"] if volumes else []), capture=True)
@@ -278,31 +282,3 @@ class DockerSandbox:
             "networks": self.docker("network", "ls", "--quiet", "--filter", label).stdout.split(),
             "volumes": self.docker("volume", "ls", "--quiet", "--filter", label).stdout.split(),
         }
-
-
-@dataclass(frozen=True)
-class DockerRun:
-    """What `mlsandbox docker up` started, so that `down` can undo exactly that."""
-
-    project: str
-    local_images: bool
-    settings: dict[str, str]
-    private_engine_root: str | None
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> "DockerRun | None":
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def sandbox(self, say: Say = print) -> DockerSandbox:
-        """The stack this run describes, on the engine it was started on."""
-        private = PrivateEngine(Path(self.private_engine_root)) if self.private_engine_root else None
-        return DockerSandbox(
-            Engine(private.host if private else None, private), self.local_images, self.project, self.settings, say
-        )

@@ -61,13 +61,11 @@ def _write(path: Path, source: Path, config: dict) -> Path:
 
 
 def write_prometheus(cfg: StackConfig, candidate_dir: Path) -> Path:
-    return _write(
-        cfg.run_dir / "prometheus" / "prometheus.yml", PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir)
-    )
+    return _write(cfg.layout.prometheus_config, PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir))
 
 
 def write_alertmanager(cfg: StackConfig) -> Path:
-    return _write(cfg.run_dir / "alertmanager" / "alertmanager.yml", ALERTMANAGER_SOURCE, render_alertmanager(cfg))
+    return _write(cfg.layout.alertmanager_config, ALERTMANAGER_SOURCE, render_alertmanager(cfg))
 
 
 class InvalidConfig(ValueError):

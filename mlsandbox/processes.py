@@ -1,7 +1,8 @@
-"""Start components in their own process groups, wait for health, and stop whole groups.
+"""Processes: started detached in their own process groups, waited on until healthy, stopped as whole groups;
+and state files written atomically. Every start, poll and state write of the sandbox goes through here.
 
-MLflow's server, uvicorn's reloader and Locust all start children; signalling only the parent would leave
-those behind holding ports, so every component gets its own session and is stopped as a group.
+MLflow's server, uvicorn's reloader, Locust and dockerd all start children; signalling only the parent would
+leave those behind holding ports, so every component gets its own session and is stopped as a group.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 
 @dataclass(frozen=True)
@@ -27,17 +30,6 @@ class ComponentSpec:
     url: str
     env: dict[str, str]
     cwd: Path
-
-
-@dataclass(frozen=True)
-class RunningComponent:
-    name: str
-    pid: int
-    port: int
-    health_url: str
-    url: str
-    log: str
-    started_at: float
 
 
 class StartError(RuntimeError):
@@ -54,25 +46,61 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def start(spec: ComponentSpec, logs_dir: Path) -> RunningComponent:
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a process detached from this one (its own session and process group), its output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def run_to_end(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Run a process group in the foreground until it exits; stop the whole group whatever happens (Ctrl-C)."""
+    proc = spawn(argv, log, env, cwd)
+    try:
+        return proc.wait()
+    finally:
+        stop(proc.pid)
+
+
+def start(spec: ComponentSpec, logs_dir: Path) -> "Started":
     if not port_is_free("127.0.0.1", spec.port):
         raise StartError(
             f"{spec.name}: port {spec.port} is already in use; stop what holds it "
             f"(`mlsandbox down`, or `ss -ltnp 'sport = :{spec.port}'` to see it)"
         )
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    log_path = logs_dir / f"{spec.name}.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            spec.argv,
-            cwd=spec.cwd,
-            env={**os.environ, **spec.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return RunningComponent(spec.name, proc.pid, spec.port, spec.health_url, spec.url, str(log_path), time.time())
+    log = logs_dir / f"{spec.name}.log"
+    proc = spawn(spec.argv, log, spec.env, spec.cwd)
+    return Started(
+        name=spec.name,
+        pid=proc.pid,
+        port=spec.port,
+        health_url=spec.health_url,
+        url=spec.url,
+        log=str(log),
+        started_at=time.time(),
+    )
+
+
+class Started(BaseModel):
+    """A component started by `start`: its process group and where to check it (kept in the state file)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    pid: int
+    port: int
+    health_url: str
+    url: str
+    log: str
+    started_at: float
 
 
 def is_alive(pid: int) -> bool:
@@ -102,17 +130,35 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_healthy(comp: RunningComponent, timeout: float) -> float:
-    """Seconds until the component answered its health check; StartError if it died or timed out."""
+def wait_until(
+    ready: Callable[[], bool],
+    timeout: float,
+    what: str,
+    broken: Callable[[], str | None] = lambda: None,
+    interval: float = 0.25,
+) -> float:
+    """Poll until `ready()` (seconds it took); StartError with `broken()`'s words as soon as it says something is
+    wrong, or with `what` when the time is up."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if is_healthy(comp.health_url):
+        if ready():
             return time.monotonic() - t0
-        if not is_alive(comp.pid):
-            raise StartError(f"{comp.name} exited during start-up; its log: {comp.log}\n{tail(comp.log)}")
-        time.sleep(0.25)
-    raise StartError(
-        f"{comp.name} not healthy at {comp.health_url} after {timeout:.0f}s; its log: {comp.log}\n{tail(comp.log)}"
+        problem = broken()
+        if problem:
+            raise StartError(problem)
+        time.sleep(interval)
+    raise StartError(f"{what} after {timeout:.0f}s")
+
+
+def wait_healthy(comp: Started, timeout: float) -> float:
+    """Seconds until the component answered its health check; StartError if it died or timed out."""
+    return wait_until(
+        lambda: is_healthy(comp.health_url),
+        timeout,
+        f"{comp.name} not healthy at {comp.health_url}; its log: {comp.log}\n{tail(comp.log)}",
+        lambda: (
+            None if is_alive(comp.pid) else f"{comp.name} exited during start-up; its log: {comp.log}\n{tail(comp.log)}"
+        ),
     )
 
 
@@ -132,7 +178,7 @@ def stop(pid: int, grace_seconds: float = 10.0) -> None:
         return
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        if not _group_alive(pid):
+        if not group_alive(pid):
             return
         time.sleep(0.1)
     try:
@@ -140,37 +186,36 @@ def stop(pid: int, grace_seconds: float = 10.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _group_alive(pid):
+    while time.monotonic() < deadline and group_alive(pid):
         time.sleep(0.1)
 
 
-def _group_alive(pgid: int) -> bool:
-    is_alive(pgid)  # reaps the leader if it is our child
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    # killpg(0) succeeds while zombies remain in the group; count only live members.
+def group_members(pgid: int) -> list[int]:
+    """Live processes (not zombies) of a process group."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+            found.append(int(stat.parent.name))
+    return found
 
 
-def save_state(path: Path, components: list[RunningComponent], extra: dict) -> None:
+def group_alive(pgid: int) -> bool:
+    is_alive(pgid)  # reaps the leader if it is our child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # killpg(0) succeeds while zombies remain in the group; count only live members.
+    return bool(group_members(pgid))
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Replace a JSON file in one step: a reader sees the old one or the new one, never half of either."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**extra, "components": [asdict(c) for c in components]}, indent=2))
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
-
-
-def load_state(path: Path) -> tuple[list[RunningComponent], dict]:
-    if not path.exists():
-        return [], {}
-    data = json.loads(path.read_text())
-    components = [RunningComponent(**c) for c in data.pop("components", [])]
-    return components, data

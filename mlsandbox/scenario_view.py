@@ -25,8 +25,10 @@ def describe(timeline: TimelineRecord, now: float | None = None) -> str:
         f"{'  surprise' if timeline.surprise else ''}  status {timeline.status}"
     ]
     cur = timeline.current
+    if timeline.paused_at is not None:
+        lines.append(f"PAUSED since {_clock(timeline.paused_at)} (`mlsandbox scenario resume` resumes the traffic)")
     if cur is not None:
-        left = max(0.0, cur.planned_end - now)
+        left = max(0.0, cur.planned_end - now + (now - timeline.paused_at if timeline.paused_at else 0))
         lines.append(
             f"NOW: phase {cur.index + 1}/{len(timeline.planned_phases)} {cur.name!r}, "
             f"{left:.0f}s left, {cur.rate:g} req/s, labels {cur.ground_truth.fraction:.0%} "

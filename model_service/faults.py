@@ -1,8 +1,9 @@
 """Service faults (added latency, errors, outage) switched from outside the candidate's code.
 
 The scenario writes a JSON file in the run directory; the model service reads it (at most every
-`poll_seconds`) on each prediction. The candidate's app never touches it, so it cannot switch a fault
-off by accident, and the faults act inside the request so the candidate's own metrics see them.
+`poll_seconds`). The candidate's app never touches it, so it cannot switch a fault off by accident. Latency and
+errors act inside the prediction, so the candidate's own metrics see them; an outage acts in front of the whole
+app (model_service.asgi), as a frozen process would: nothing answers, /metrics and /health included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class FaultState(BaseModel):
 
     added_latency_seconds: float = Field(0.0, ge=0, le=60)
     error_rate: float = Field(0.0, ge=0, le=1)
+    # The server answers nothing, as if frozen: every request waits until the outage is over (clients give up).
+    outage: bool = False
     # Seeds the error draws so that a scenario replayed with the same seed fails the same requests.
     seed: int = 0
 

@@ -11,12 +11,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_NAME = "churn-classifier"
 MODEL_ALIAS = "champion"
+# Where a sandbox keeps its state when nothing says otherwise: run/ in the checkout (every component, the load
+# generator and the CLI agree on it; MLSANDBOX_RUN_DIR moves it).
+DEFAULT_RUN_DIR = Path(__file__).resolve().parents[1] / "run"
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MLSANDBOX_", extra="ignore")
 
-    run_dir: Path = Path("run")
+    run_dir: Path = DEFAULT_RUN_DIR
     mlflow_tracking_uri: str = Field(
         "http://127.0.0.1:5000", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLSANDBOX_MLFLOW_TRACKING_URI")
     )

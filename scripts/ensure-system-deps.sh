@@ -3,12 +3,13 @@
 #   scripts/ensure-system-deps.sh          Prometheus, promtool, Alertmanager, Python's venv
 #   scripts/ensure-system-deps.sh --docker the Docker path where no engine or registry is at hand: Debian's
 #                                          Docker engine, docker-compose and debootstrap (for the local base image)
-#   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths)
+#   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths), and Debian's chromium and
+#                                          chromedriver (a test drives the interviewer's console in a real browser)
 set -euo pipefail
 
-native=1; docker=0
+native=1; docker=0; browser=0
 case "${1:-}" in
-  --test) docker=1 ;;
+  --test) docker=1; browser=1 ;;
   --docker) native=0; docker=1 ;;
   "") ;;
   *) echo "usage: $0 [--test|--docker]" >&2; exit 2 ;;
@@ -25,6 +26,11 @@ if [ $docker = 1 ]; then
   command -v docker >/dev/null || packages+=(docker.io)
   command -v docker-compose >/dev/null || packages+=(docker-compose)
   command -v debootstrap >/dev/null || packages+=(debootstrap)
+fi
+
+if [ $browser = 1 ]; then
+  command -v chromium >/dev/null || packages+=(chromium)
+  command -v chromedriver >/dev/null || packages+=(chromium-driver)
 fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0

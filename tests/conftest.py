@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mlsandbox.layout import Ports
 from model_service.churn_data import generate_features
 from model_service.faults import FaultSwitch
 from model_service.model_store import LoadedModel
@@ -15,6 +16,8 @@ from model_service.prediction_log import PredictionLog
 from model_service.service import ChurnService
 
 REPO = Path(__file__).resolve().parents[1]
+# The native stack tests' ports: off the defaults, so that tests never collide with a sandbox someone is using.
+TEST_PORTS = Ports.block(15000)
 
 
 @pytest.fixture(scope="session")

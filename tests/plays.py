@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import candidates
-from stack_helpers import REPO
 
+from mlsandbox.layout import REPO_ROOT as REPO
 from mlsandbox.processes import stop
 
 CORPUS = REPO / "tests" / "corpus"
@@ -80,7 +80,7 @@ def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None) -> P
     t0 = time.monotonic()
     with cal:
         play.timings["up"] = time.monotonic() - t0
-        cal.play(ScenarioPlay("smoke", seed))
+        cal.play(ScenarioPlay(scenario="smoke", seed=seed))
         play.timings["played"] = time.monotonic() - t0
         cal.wait_after_play(rubric.tolerances.resolve_grace_seconds)
         cal.save_metrics()

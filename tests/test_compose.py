@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from mlsandbox.layout import Ports
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "compose.yaml"
 LOCAL_IMAGES_FILE = REPO / "compose.local-images.yaml"
@@ -123,6 +125,13 @@ def test_every_port_binds_localhost(config):
             assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port} beyond 127.0.0.1"
 
 
+def test_env_file_ports_are_the_layouts_defaults():
+    # One place owns the ports (mlsandbox/layout.py); .env is what plain `docker compose up` reads.
+    env = read_env_file()
+    for name, port in Ports.default().compose_environment().items():
+        assert env.get(name) == port, f".env has {name}={env.get(name)}, the layout says {port}"
+
+
 def test_every_service_has_a_healthcheck_and_a_memory_limit(config):
     for name, service in config["services"].items():
         check = service.get("healthcheck") or {}
@@ -161,7 +170,7 @@ def test_images_are_pinned_in_env_file(raw, config):
     assert re.search(rf"(?m)^ARG BASE_IMAGE={re.escape(base)}$", DOCKERFILE.read_text()), (
         "model_service/Dockerfile's default BASE_IMAGE differs from PYTHON_BASE_IMAGE in .env"
     )
-    for name, service in config["services"].items():
+    for service in config["services"].values():
         if "build" in service:
             assert service["build"]["args"]["BASE_IMAGE"] == base
 

@@ -1,8 +1,10 @@
-"""The Docker path for real: `mlsandbox docker up --local-images` (what `make docker-local` runs) builds the
+"""The Docker path for real: `mlsandbox up --docker --local-images` (what `make docker-local` runs) builds the
 images, starts compose.yaml with the local-images override, and the load service plays `smoke` against the
-reference solution. Checked from the host, through published ports and the docker CLI; then `down --volumes`
-must leave nothing behind.
+reference solution. Then, on the same stack: grading, the hidden truth out of the server's reach, a reload on
+save, a stack found without its state file, an outage played with `scenario play`, an interview session as a
+compose project of its own (started, played, ended, archived, re-graded), and `down --volumes`.
 
+The fixture goes through all of it once and records what it saw; the tests check the records, in any order.
 A Docker engine is used when one answers; otherwise the command starts a private dockerd under run/docker and
 `down` stops it again. The first run builds the images (a few minutes); later runs reuse them.
 """
@@ -10,19 +12,21 @@ A Docker engine is used when one answers; otherwise the command starts a private
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 
 import httpx
 import psutil
 import pytest
-from stack_helpers import REPO, copy_candidate, wait_for
 
 from load.truth import read_ledger
+from mlsandbox.docker_backend import engine_root
 from mlsandbox.docker_engine import PrivateEngine, answers
-from mlsandbox.docker_stack import DockerRun, DockerSandbox
+from mlsandbox.docker_stack import ComposeProject
+from mlsandbox.harness import MLSANDBOX, Driver, copy_candidate, wait_for
+from mlsandbox.layout import REPO_ROOT, Ports
+from mlsandbox.sandbox import open_sandbox
+from mlsandbox.session_store import SessionRecord
 
 pytestmark = [pytest.mark.stack, pytest.mark.docker, pytest.mark.timeout(2400)]
 
@@ -30,200 +34,271 @@ PROJECT = "mlsandbox-test"
 # smoke is cut for the native tests' 1 s scrape; compose's Prometheus scrapes every 5 s, so it is played at half
 # speed (180 s): its shortest phase (8 s) then spans three scrapes.
 SPEED = "0.5"
-# Off the defaults and off the native tests' ports.
-PORTS = {
-    "MODEL_SERVER_PORT": "28100",
-    "MLFLOW_PORT": "25100",
-    "PROMETHEUS_PORT": "29190",
-    "ALERTMANAGER_PORT": "29193",
-    "LOCUST_PORT": "28189",
-    "ALERT_RECEIVER_PORT": "29195",
-    "GRAFANA_PORT": "23100",
-}
+PORTS = Ports.block(25100)  # off the defaults and off the native tests' ports
+OUTAGE = """name: outage-test
+description: a short outage, under compose
+phases:
+  - {name: before, duration_seconds: 6, rate: 5}
+  - {name: outage, duration_seconds: 12, rate: 5, injections: [{kind: outage}]}
+  - {name: after, duration_seconds: 8, rate: 5}
+"""
+# A short play for the compose session: compose scrapes every 5 s, so each phase spans several scrapes.
+DRIFT = """name: drift-test
+description: a baseline, then monthly charges drift, under compose
+ground_truth: {fraction: 0.5, delay_seconds: 2}
+phases:
+  - {name: baseline, duration_seconds: 25, rate: 10}
+  - name: drift
+    duration_seconds: 25
+    rate: 10
+    injections: [{kind: covariate_drift, feature: monthly_charges, shift: 40, onset: sudden}]
+  - {name: recovery, duration_seconds: 10, rate: 10}
+"""
+SESSION_PORTS = 25200
 
 
-class DockerSession:
-    def __init__(self, run_dir, candidate):
-        self.run_dir, self.candidate = run_dir, candidate
-        self.env = {k: v for k, v in os.environ.items() if k not in {"MLSANDBOX_RUN_DIR", "COMPOSE_PROJECT_NAME"}}
-        self.env.update(PORTS)
+def _project(s: Driver):
+    from mlsandbox.config import StackConfig
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "mlsandbox.cli", "docker", *args, "--run-dir", str(self.run_dir)],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"mlsandbox docker {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
+    sandbox = open_sandbox(StackConfig(run_dir=s.run_dir), say=lambda _: None)
+    assert sandbox is not None and sandbox.backend == "docker", "no Docker sandbox in the run directory"
+    return sandbox.compose_project()
 
-    def sandbox(self) -> DockerSandbox:
-        state = DockerRun.load(self.run_dir / "docker-stack.json")
-        assert state is not None, "mlsandbox docker up saved no state"
-        return state.sandbox(say=lambda _: None)
 
-    def url(self, variable: str) -> str:
-        return f"http://127.0.0.1:{PORTS[variable]}"
-
-    def prom_query(self, expr: str) -> list:
-        r = httpx.get(f"{self.url('PROMETHEUS_PORT')}/api/v1/query", params={"query": expr}, timeout=10)
-        r.raise_for_status()
-        return r.json()["data"]["result"]
-
-    def timeline(self) -> dict | None:
-        result = self.sandbox().compose(
-            "exec", "-T", "load", "cat", "/truth/scenario/timeline.json", capture=True, check=False
-        )
-        return json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else None
+def _probe(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(scope="module")
-def docker_session(tmp_path_factory):
+def lived(tmp_path_factory):
     base = tmp_path_factory.mktemp("docker")
-    s = DockerSession(base / "run", copy_candidate(REPO / "reference_solution", base / "candidate"))
-    private = PrivateEngine(REPO / "run" / "docker")
-    s.private, s.engine_was_running = private, answers(None) or answers(private.host)
+    s = Driver(base / "run", PORTS, copy_candidate(REPO_ROOT / "reference_solution", base / "candidate"), docker=True)
+    private = PrivateEngine(engine_root())
+    seen: dict = {"engine was running": answers(None) or answers(private.host), "private": private}
     try:
-        s.up = s.cli(
-            "up",
-            "--local-images",
-            "--candidate",
-            str(s.candidate),
-            "--scenario",
-            "smoke",
-            "--speed",
-            SPEED,
-            "--project",
-            PROJECT,
-        )
-        s.states = s.cli("status").stdout
+        seen["up"] = s.up("--scenario", "smoke", "--speed", SPEED, "--project", PROJECT, timeout=1800)
+        seen["status"] = s.cli("status").stdout
+        project = _project(s)
+        seen["urls"] = {
+            name: project.published_url(name, port) for name, port in [("prometheus", 9090), ("model-server", 8000)]
+        }
         wait_for(
-            lambda: (s.timeline() or {}).get("status") == "finished",
+            lambda: (s.cli("scenario", "status", "--json", check=False).stdout or "").find('"finished"') > 0,
             400,
             interval=3,
             what="the load service to finish smoke",
         )
         # Two scrapes (5 s apart in compose) after the last request, so that Prometheus holds the final counts.
         time.sleep(12)
-        yield s
+        seen["targets"] = {
+            t["labels"]["job"]: t["health"]
+            for t in httpx.get(f"{seen['urls']['prometheus']}/api/v1/targets", timeout=10).json()["data"][
+                "activeTargets"
+            ]
+        }
+        seen["ledger"] = read_ledger(project.collect_session(base / "collected"))
+        seen["served"] = s.prom_query('sum(http_requests_total{endpoint=~"/predict.*"})')
+        seen["grade"] = s.cli("grade")
+        seen["report"] = json.loads((s.layout.report / "report.json").read_text())
+
+        containers = {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in project.containers()}
+        seen["truth volume"] = next(m["Name"] for m in containers["load"]["Mounts"] if m["Destination"] == "/truth")
+        seen["server volumes"] = {m.get("Name") for m in containers["model-server"]["Mounts"]}
+        seen["truth in the server"] = project.compose(
+            "exec",
+            "-T",
+            "model-server",
+            "sh",
+            "-c",
+            "find / -xdev \\( -name timeline.json -o -name ledger.csv \\) 2>/dev/null; "
+            "find /candidate /data -name 'timeline.json' -o -name 'ledger.csv'",
+            capture=True,
+            check=False,
+        ).stdout
+
+        main = s.candidate / "app" / "main.py"
+        main.write_text(
+            main.read_text() + '\n\n@app.get("/reload-probe")\ndef reload_probe():\n    return {"reloaded": True}\n'
+        )
+        seen["reloaded"] = wait_for(
+            lambda: _probe(f"{s.url('model_server')}/reload-probe"),
+            60,
+            interval=1,
+            what="the model server to reload the edited candidate file",
+        )
+
+        # As after a plain `docker compose up`: no state file; the engine from DOCKER_HOST, the project from the
+        # environment (else .env).
+        env = {**s.env, **project.engine.env, "COMPOSE_PROJECT_NAME": PROJECT}
+        env.pop("MLSANDBOX_RUN_DIR")
+        seen["plain status"] = subprocess.run(
+            [*MLSANDBOX, "status", "--run-dir", str(base / "elsewhere")],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        outage = base / "outage.yaml"
+        outage.write_text(OUTAGE)
+        probes = []
+        play = subprocess.Popen(
+            [*MLSANDBOX, "scenario", "play", str(outage)],
+            cwd=REPO_ROOT,
+            env=s.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while play.poll() is None:
+            probes.append((time.time(), _probe(f"{s.url('model_server')}/health")))
+            time.sleep(0.5)
+        seen["outage play"] = (play.returncode, play.stderr.read()[-2000:])
+        seen["outage timeline"] = json.loads(s.cli("scenario", "status", "--json").stdout)
+        seen["outage probes"] = probes
+        seen["outage ledger"] = read_ledger(project.collect_session(base / "after-outage"))
+
+        # An interview session under compose, on the same engine: a project of its own, archived at the end.
+        session_env = {**s.env, "MLSANDBOX_SESSIONS_DIR": str(base / "sessions")}
+
+        def session_cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [*MLSANDBOX, *args], cwd=REPO_ROOT, env=session_env, capture_output=True, text=True, timeout=1200
+            )
+
+        drift = base / "drift.yaml"
+        drift.write_text(DRIFT)
+        seen["session start"] = session_cli(
+            "session",
+            "start",
+            "dsess",
+            "--docker",
+            "--local-images",
+            "--no-load",
+            "--candidate",
+            str(REPO_ROOT / "reference_solution"),
+            "--ports",
+            str(SESSION_PORTS),
+        )
+        seen["session play"] = session_cli("scenario", "play", str(drift), "--session", "dsess")
+        time.sleep(12)
+        seen["session end"] = session_cli("session", "end", "--session", "dsess")
+        seen["session regrade"] = session_cli("grade", "--session", "dsess", "--json")
+        seen["session dir"] = base / "sessions" / "dsess"
+        seen["session leftovers"] = ComposeProject(
+            project.engine, True, "mlsandbox-dsess", {}, lambda _: None
+        ).leftovers()
+
+        seen["volumes before down"] = project.leftovers()["volumes"]
+        seen["down"] = s.cli("down", "--volumes", "--keep-engine", timeout=600)
+        seen["leftovers"] = project.leftovers()
+        seen["state after down"] = s.layout.state.exists()
     finally:
-        if (s.run_dir / "docker-stack.json").exists():
-            s.cli("down", "--volumes", check=False)
-        if not s.engine_was_running and private.pid() is not None:
+        if s.layout.state.exists():
+            s.cli("down", "--volumes", check=False, timeout=600)
+        if not seen["engine was running"] and private.pid() is not None:
             private.stop()
+            seen["engine answers after stop"] = answers(private.host)
+            # dockerd, its containerd and any container shim all name the engine's directory on their command line.
+            seen["engine processes left"] = [
+                p.pid
+                for p in psutil.process_iter(["cmdline"])
+                if str(private.root) in " ".join(p.info["cmdline"] or [])
+            ]
+    return seen
 
 
-def test_every_service_is_healthy_and_grafana_is_left_out(docker_session):
-    states = dict(line.split(None, 1) for line in docker_session.states.strip().splitlines())
+def test_every_service_is_healthy_and_grafana_is_left_out(lived):
+    states = {}
+    for line in lived["status"].strip().splitlines():
+        name, *_, state = line.split()
+        states[name] = state
     assert states.pop("trainer") == "done"
     assert "grafana" not in states
     assert set(states) == {"mlflow", "model-server", "load", "alert-receiver", "alertmanager", "prometheus"}
     assert set(states.values()) == {"healthy"}, states
 
 
-def test_prometheus_scrapes_the_model_server_and_saw_the_scenarios_traffic(docker_session):
-    targets = httpx.get(f"{docker_session.url('PROMETHEUS_PORT')}/api/v1/targets", timeout=10).json()
-    health = {t["labels"]["job"]: t["health"] for t in targets["data"]["activeTargets"]}
-    assert health["model-server"] == "up", health
-    sandbox = docker_session.sandbox()
-    session = sandbox.collect_session(docker_session.run_dir / "collected")
-    ledger = read_ledger(session)
-    sent = sum(r.requests for r in ledger)
-    served = docker_session.prom_query('sum(http_requests_total{endpoint=~"/predict.*"})')
+def test_prometheus_scrapes_the_model_server_and_saw_the_scenarios_traffic(lived):
+    assert lived["targets"]["model-server"] == "up", lived["targets"]
+    sent = sum(r.requests for r in lived["ledger"])
     assert sent > 1000
-    assert served and float(served[0]["value"][1]) == pytest.approx(sent, abs=2), (sent, served)
+    assert lived["served"] and float(lived["served"][0]["value"][1]) == pytest.approx(sent, abs=2)
 
 
-def test_the_reference_solution_grades_on_the_docker_stack(docker_session):
-    result = docker_session.cli("grade")
-    report = json.loads((docker_session.run_dir / "docker-session" / "report" / "report.json").read_text())
-    items = {i["key"]: i for i in report["items"]}
+def test_the_reference_solution_grades_on_the_docker_stack(lived):
+    report = lived["report"]
     lost = {
-        k: [
-            (c["name"], c["points"], c["max_points"], c["summary"])
-            for c in i["checks"]
-            if c["points"] < c["max_points"]
-        ]
-        for k, i in items.items()
+        i["key"]: [(c["name"], c["points"], c["summary"]) for c in i["checks"] if c["points"] < c["max_points"]]
+        for i in report["items"]
     }
-    assert report["score"] == 100, (result.stdout, {k: v for k, v in lost.items() if v})
+    assert report["score"] == 100, (lived["grade"].stdout, {k: v for k, v in lost.items() if v})
 
 
-def test_model_server_container_cannot_read_the_hidden_truth(docker_session):
-    sandbox = docker_session.sandbox()
-    containers = {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in sandbox.containers()}
-    truth_volume = next(m["Name"] for m in containers["load"]["Mounts"] if m["Destination"] == "/truth")
-    assert truth_volume not in {m.get("Name") for m in containers["model-server"]["Mounts"]}
-    found = sandbox.compose(
-        "exec",
-        "-T",
-        "model-server",
-        "sh",
-        "-c",
-        "find / -xdev \\( -name timeline.json -o -name ledger.csv \\) 2>/dev/null; "
-        "find /candidate /data -name 'timeline.json' -o -name 'ledger.csv'",
-        capture=True,
-        check=False,
-    )
-    assert found.stdout.strip() == "", found.stdout
+def test_model_server_container_cannot_read_the_hidden_truth(lived):
+    assert lived["truth volume"] not in lived["server volumes"]
+    assert lived["truth in the server"].strip() == ""
 
 
-def test_editing_the_mounted_candidate_folder_reloads_the_server(docker_session):
-    main = docker_session.candidate / "app" / "main.py"
-    main.write_text(
-        main.read_text() + '\n\n@app.get("/reload-probe")\ndef reload_probe():\n    return {"reloaded": True}\n'
-    )
-    url = f"{docker_session.url('MODEL_SERVER_PORT')}/reload-probe"
-
-    def probe():
-        try:
-            return httpx.get(url, timeout=3).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(probe, 60, interval=1, what="the model server to reload the edited candidate file")
+def test_editing_the_mounted_candidate_folder_reloads_the_server(lived):
+    assert lived["reloaded"]
 
 
-def test_status_finds_a_stack_started_without_mlsandbox(docker_session, tmp_path):
-    # As after a plain `docker compose up`: no state file; the engine from DOCKER_HOST, the project from the
-    # environment (else .env).
-    sandbox = docker_session.sandbox()
-    env = {**docker_session.env, **sandbox.engine.env, "COMPOSE_PROJECT_NAME": PROJECT}
-    result = subprocess.run(
-        [sys.executable, "-m", "mlsandbox.cli", "docker", "status", "--run-dir", str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_status_finds_a_stack_started_without_mlsandbox(lived):
+    result = lived["plain status"]
     assert result.returncode == 0, result.stderr
-    states = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
+    states = {line.split()[0]: line.split()[-1] for line in result.stdout.strip().splitlines()}
     assert states["model-server"] == "healthy" and states["trainer"] == "done"
 
 
-def test_down_with_volumes_leaves_no_container_network_or_volume(docker_session):
-    sandbox = docker_session.sandbox()
-    assert sandbox.leftovers()["volumes"], "the stack should have volumes before down"
-    docker_session.cli("down", "--volumes", "--keep-engine")
-    assert sandbox.leftovers() == {"containers": [], "networks": [], "volumes": []}
-    assert not (docker_session.run_dir / "docker-stack.json").exists()
+def test_an_outage_under_compose_stops_the_server_answering_then_it_recovers(lived):
+    code, err = lived["outage play"]
+    assert code == 0, err
+    phase = next(p for p in lived["outage timeline"]["phases"] if p["name"] == "outage")
+    start, end = phase["start"], phase["end"]
+    probes = lived["outage probes"]
+    assert probes and not any(ok for t, ok in probes if start + 1 <= t <= end - 3)
+    assert any(ok for t, ok in probes if t > end + 3)
+    during = [r for r in lived["outage ledger"] if start + 1 <= r.second < end - 2]
+    assert sum(r.failures for r in during) >= sum(r.requests for r in during) / 2 > 0
 
 
-def test_a_private_engine_started_for_the_test_stops_and_leaves_no_process(docker_session):
-    if docker_session.engine_was_running:
+def test_down_with_volumes_leaves_no_container_network_or_volume(lived):
+    assert lived["volumes before down"], "the stack should have volumes before down"
+    assert lived["down"].returncode == 0
+    assert lived["leftovers"] == {"containers": [], "networks": [], "volumes": []}
+    assert not lived["state after down"]
+
+
+def test_a_private_engine_started_for_the_test_stops_and_leaves_no_process(lived):
+    if lived["engine was running"]:
         pytest.skip("a Docker engine was already running before the test; it is left running")
-    private = docker_session.private
-    assert private.pid() is not None, "the test started a private engine; it should still run here"
-    private.stop()
-    assert not answers(private.host)
-    # dockerd, its containerd and any container shim all name the engine's directory on their command line.
-    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(private.root) in " ".join(p.info["cmdline"] or [])]
-    assert left == []
+    assert lived["engine answers after stop"] is False
+    assert lived["engine processes left"] == []
+
+
+def test_a_compose_session_is_archived_and_regrades_to_its_score(lived):
+    for step in ("session start", "session play", "session end"):
+        result = lived[step]
+        assert result.returncode == 0, (step, result.stdout[-2000:], result.stderr[-2000:])
+    root = lived["session dir"]
+    record = SessionRecord.model_validate_json((root / "session.json").read_text())
+    assert record.backend == "docker" and record.ended_at is not None and record.final is not None
+    run = root / "run"
+    for path in (
+        run / "scenario" / "timeline.json",
+        run / "scenario" / "ledger.csv",
+        run / "predictions.sqlite",
+        root / "archive" / "metrics.txt",
+        root / "archive" / "rules" / "churn-model.yml",
+    ):
+        assert path.exists() and path.stat().st_size > 0, path
+    assert any((run / "prometheus" / "data").glob("*")), "no Prometheus data copied out of the volume"
+    regrade = lived["session regrade"]
+    assert regrade.returncode == 0, regrade.stderr[-2000:]
+    assert json.loads(regrade.stdout)["score"] == record.final.score
+    assert lived["session leftovers"] == {"containers": [], "networks": [], "volumes": []}

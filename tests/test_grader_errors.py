@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from stack_helpers import REPO
 
 from grading.rubric import RubricError, load_rubric
 from load.scenario import load_scenario
 from load.traffic import plan_phase
 from load.truth import Timeline
+from mlsandbox.layout import REPO_ROOT as REPO
 
 
 def grade(*args):

@@ -1,6 +1,7 @@
 """The native stack, for real: MLflow, the model server, Prometheus and Alertmanager as processes.
 
-One stack for the module; the tests run in order (up, use, reload, restart, fall back, down).
+One sandbox goes through its life in the fixture (up, use, an edit that reloads, a restart, MLflow gone, a
+component restarted, down) and records what it saw at each step; the tests check the records, in any order.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import time
 
 import httpx
 import pytest
-from conftest import valid_customer
-from stack_helpers import REPO, TEST_PORTS, SandboxUnderTest, copy_candidate, pids_in_groups, wait_for
+from conftest import TEST_PORTS, valid_customer
+
+from mlsandbox.harness import Driver, copy_candidate, wait_for
+from mlsandbox.layout import REPO_ROOT
+from mlsandbox.processes import group_members, stop
 
 pytestmark = pytest.mark.stack
 
@@ -33,114 +37,153 @@ def on_shutdown(app):
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    base = tmp_path_factory.mktemp("stack")
-    s = SandboxUnderTest(run_dir=base / "run", candidate=copy_candidate(REPO / "starter_repo", base / "candidate"))
-    s.up_result = s.up("--no-load")
-    yield s
-    s.cli("down", check=False)
-
-
-def _predict(stack, n=1):
+def _predict(s: Driver, n: int = 1) -> list[str]:
     ids = []
     for i in range(n):
-        r = httpx.post(f"{stack.url('model_server')}/predict", json=valid_customer(i), timeout=10)
+        r = httpx.post(f"{s.url('model_server')}/predict", json=valid_customer(i), timeout=10)
         assert r.status_code == 200, r.text
         ids.append(r.json()["request_id"])
     return ids
 
 
-def test_up_prints_every_url_and_all_components_are_healthy(stack):
-    for port in ("15000", "18000", "19090", "19093"):
-        assert f"http://127.0.0.1:{port}" in stack.up_result.stdout
-    rows = stack.status()
-    assert {r["name"] for r in rows} == {"mlflow", "model-server", "prometheus", "alertmanager", "alert-receiver"}
-    assert all(r["healthy"] for r in rows), rows
-
-
-def test_mlflow_has_the_champion_and_the_server_serves_it(stack):
-    r = httpx.get(
-        f"{stack.url('mlflow')}/api/2.0/mlflow/registered-models/alias",
-        params={"name": "churn-classifier", "alias": "champion"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    version = r.json()["model_version"]["version"]
-    info = httpx.get(f"{stack.url('model_server')}/model", timeout=10).json()
-    assert info["version"] == version and info["source"] == "mlflow"
-    run = httpx.get(
-        f"{stack.url('mlflow')}/api/2.0/mlflow/runs/get", params={"run_id": info["run_id"]}, timeout=10
-    ).json()["run"]
-    assert float({m["key"]: m["value"] for m in run["data"]["metrics"]}["holdout_auc"]) >= 0.80
-    artifacts = httpx.get(
-        f"{stack.url('mlflow')}/api/2.0/mlflow/artifacts/list",
-        params={"run_id": info["run_id"], "path": "reference"},
-        timeout=10,
-    ).json()
-    assert [f["path"] for f in artifacts["files"]] == ["reference/reference.csv"]
-
-
-def test_bare_starter_target_is_down_because_it_has_no_metrics(stack):
-    _predict(stack, 3)
-    wait_for(lambda: stack.target_health("model-server") == "down", 30, what="model-server target down")
-    assert stack.target_health("prometheus") == "up"
-    wait_for(lambda: stack.target_health("alertmanager") == "up", 30, what="alertmanager target up")
-
-
-def test_saving_a_metrics_endpoint_reloads_the_server_and_the_target_comes_up(stack):
-    (stack.candidate / "app" / "monitoring.py").write_text(METRICS_SETUP)
-    wait_for(lambda: stack.target_health("model-server") == "up", 60, what="model-server target up after edit")
-    wait_for(lambda: stack.prom_query('up{job="model-server"} == 1'), 30, what="up == 1 in Prometheus")
-
-
-def test_restart_keeps_every_prediction_and_label(stack):
-    ids = _predict(stack, 20)
-    for i, rid in enumerate(ids):
-        r = httpx.post(
-            f"{stack.url('model_server')}/feedback", json={"request_id": rid, "churned": i % 2 == 0}, timeout=10
-        )
-        assert r.status_code == 200, r.text
-    stack.down()
-    again = stack.up("--no-load")  # same run directory: MLflow keeps its database, so no second training
-    assert "training the churn model" not in again.stdout
-    # Labels posted before the restart still join their predictions.
-    r = httpx.post(f"{stack.url('model_server')}/feedback", json={"request_id": ids[0], "churned": True}, timeout=10)
-    assert r.status_code == 200 and r.json()["label_delay_seconds"] > 0
-    db = sqlite3.connect(stack.run_dir / "predictions.sqlite")
-    labelled = dict(db.execute("SELECT request_id, true_label FROM feedback"))
-    assert {rid: labelled[rid] for rid in ids} == {rid: int(i % 2 == 0) for i, rid in enumerate(ids)}
-
-
-def test_without_mlflow_the_server_falls_back_to_its_local_copy_and_says_so(stack):
-    mlflow = next(c for c in stack.status() if c["name"] == "mlflow")
-    from mlsandbox.processes import stop
-
-    stop(mlflow["pid"])
-    log = stack.run_dir / "logs" / "model-server.log"
-    before = log.read_text().count("serving the local copy")
-    (stack.candidate / "app" / "__init__.py").write_text("# touched\n")  # a save triggers a reload
-    wait_for(lambda: log.read_text().count("serving the local copy") > before, 60, what="fallback log line")
-    info = wait_for(lambda: _model_info(stack), 30, what="server back after reload")
-    assert info["source"] == "local-copy" and info["version"] == "1"
-    assert len(_predict(stack, 2)) == 2
-
-
-def _model_info(stack):
+def _model_info(s: Driver):
     try:
-        r = httpx.get(f"{stack.url('model_server')}/model", timeout=5)
+        r = httpx.get(f"{s.url('model_server')}/model", timeout=5)
         return r.json() if r.status_code == 200 else None
     except httpx.HTTPError:
         return None
 
 
-def test_down_leaves_no_process_and_frees_every_port(stack):
-    pgids = {c["pid"] for c in stack.status()}
-    stack.down()
+@pytest.fixture(scope="module")
+def lived(tmp_path_factory):
+    """What one sandbox showed through its life, step by step."""
+    base = tmp_path_factory.mktemp("stack")
+    s = Driver(base / "run", TEST_PORTS, copy_candidate(REPO_ROOT / "starter_repo", base / "candidate"))
+    seen: dict = {}
+    seen["up"] = s.up("--no-load")
+    try:
+        seen["status"] = s.status()
+        seen["second up"] = s.cli("up", "--candidate", str(s.candidate), "--no-load", check=False)
+        mlflow = s.url("mlflow")
+        seen["champion"] = httpx.get(
+            f"{mlflow}/api/2.0/mlflow/registered-models/alias",
+            params={"name": "churn-classifier", "alias": "champion"},
+            timeout=10,
+        ).json()
+        info = _model_info(s)
+        seen["model"] = info
+        seen["run"] = httpx.get(
+            f"{mlflow}/api/2.0/mlflow/runs/get", params={"run_id": info["run_id"]}, timeout=10
+        ).json()["run"]
+        seen["artifacts"] = httpx.get(
+            f"{mlflow}/api/2.0/mlflow/artifacts/list",
+            params={"run_id": info["run_id"], "path": "reference"},
+            timeout=10,
+        ).json()
+        _predict(s, 3)
+        seen["bare target"] = wait_for(
+            lambda: s.target_health("model-server") == "down" and "down", 30, what="model-server target down"
+        )
+        seen["prometheus target"] = s.target_health("prometheus")
+        seen["alertmanager target"] = wait_for(
+            lambda: s.target_health("alertmanager") == "up" and "up", 30, what="alertmanager target up"
+        )
+
+        (s.candidate / "app" / "monitoring.py").write_text(METRICS_SETUP)
+        seen["target after edit"] = wait_for(
+            lambda: s.target_health("model-server") == "up" and "up", 60, what="model-server target up after edit"
+        )
+
+        ids = _predict(s, 20)
+        for i, rid in enumerate(ids):
+            httpx.post(f"{s.url('model_server')}/feedback", json={"request_id": rid, "churned": i % 2 == 0}, timeout=10)
+        s.down()
+        seen["again"] = s.up("--no-load")  # same run directory: MLflow keeps its database, no second training
+        seen["late label"] = httpx.post(
+            f"{s.url('model_server')}/feedback", json={"request_id": ids[0], "churned": True}, timeout=10
+        )
+        db = sqlite3.connect(s.layout.predictions)
+        labelled = dict(db.execute("SELECT request_id, true_label FROM feedback"))
+        seen["labels kept"] = {rid: labelled.get(rid) for rid in ids} == {
+            rid: int(i % 2 == 0) for i, rid in enumerate(ids)
+        }
+
+        server = next(c for c in s.status() if c["name"] == "model-server")
+        stop(server["pid"])  # killed: the candidate broke it, say
+        seen["status with the server killed"] = {c["name"]: c["state"] for c in s.status()}
+        seen["restart"] = s.cli("restart", "model-server")
+        seen["server after restart"] = _model_info(s)
+
+        mlflow_pid = next(c["pid"] for c in s.status() if c["name"] == "mlflow")
+        stop(mlflow_pid)
+        log = s.layout.log("model-server")
+        before = log.read_text().count("serving the local copy")
+        (s.candidate / "app" / "__init__.py").write_text("# touched\n")  # a save triggers a reload
+        wait_for(lambda: log.read_text().count("serving the local copy") > before, 60, what="fallback log line")
+        seen["fallback"] = wait_for(lambda: _model_info(s), 30, what="server back after reload")
+        seen["fallback predictions"] = len(_predict(s, 2))
+
+        seen["pgids"] = {c["pid"] for c in s.status()}
+    finally:
+        seen["down"] = s.cli("down", check=False)
     time.sleep(0.5)
-    assert pids_in_groups(pgids) == []
-    for port in TEST_PORTS.values():
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", int(port)))
-    assert stack.status() == []
+    seen["left"] = [pid for pgid in seen.get("pgids", ()) for pid in group_members(pgid)]
+    seen["status after down"] = s.status()
+    return seen
+
+
+def test_up_prints_every_url_and_all_components_are_healthy(lived):
+    for port in (TEST_PORTS.mlflow, TEST_PORTS.model_server, TEST_PORTS.prometheus, TEST_PORTS.alertmanager):
+        assert f"http://127.0.0.1:{port}" in lived["up"].stdout
+    rows = lived["status"]
+    assert {r["name"] for r in rows} == {"mlflow", "model-server", "prometheus", "alertmanager", "alert-receiver"}
+    assert all(r["healthy"] for r in rows), rows
+
+
+def test_a_second_up_on_a_running_run_directory_is_refused_with_one_line(lived):
+    result = lived["second up"]
+    assert result.returncode != 0 and "already" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_mlflow_has_the_champion_and_the_server_serves_it(lived):
+    version = lived["champion"]["model_version"]["version"]
+    assert lived["model"]["version"] == version and lived["model"]["source"] == "mlflow"
+    metrics = {m["key"]: m["value"] for m in lived["run"]["data"]["metrics"]}
+    assert float(metrics["holdout_auc"]) >= 0.80
+    assert [f["path"] for f in lived["artifacts"]["files"]] == ["reference/reference.csv"]
+
+
+def test_bare_starter_target_is_down_because_it_has_no_metrics(lived):
+    assert lived["bare target"] == "down" and lived["prometheus target"] == "up"
+    assert lived["alertmanager target"] == "up"
+
+
+def test_saving_a_metrics_endpoint_reloads_the_server_and_the_target_comes_up(lived):
+    assert lived["target after edit"] == "up"
+
+
+def test_restart_keeps_every_prediction_and_label(lived):
+    assert "training the churn model" not in lived["again"].stdout
+    assert lived["late label"].status_code == 200 and lived["late label"].json()["label_delay_seconds"] > 0
+    assert lived["labels kept"]
+
+
+def test_a_killed_server_shows_as_stopped_and_restart_brings_it_back(lived):
+    assert lived["status with the server killed"]["model-server"] == "stopped"
+    assert lived["status with the server killed"]["prometheus"] == "healthy"
+    assert lived["server after restart"]["source"] == "mlflow"
+
+
+def test_without_mlflow_the_server_falls_back_to_its_local_copy_and_says_so(lived):
+    assert lived["fallback"]["source"] == "local-copy" and lived["fallback"]["version"] == "1"
+    assert lived["fallback predictions"] == 2
+
+
+def test_down_leaves_no_process_and_frees_every_port(lived):
+    assert lived["down"].returncode == 0
+    assert lived["left"] == []
+    for _, port in TEST_PORTS.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+    assert lived["status after down"] == []

@@ -6,13 +6,13 @@ import sys
 
 import numpy as np
 import pytest
-from stack_helpers import REPO
 
 from load.player import ScenarioPlayer
 from load.scenario import ScenarioError, load_scenario, shipped_scenarios
 from load.surprise import apply_surprise
 from load.traffic import plan_phase, render_stream
 from load.truth import read_ledger, read_timeline
+from mlsandbox.layout import REPO_ROOT as REPO
 from model_service.spec import default_spec
 
 
@@ -194,7 +194,7 @@ def test_up_with_a_broken_scenario_starts_nothing(tmp_path):
         cwd=REPO,
     )
     assert result.returncode == 1 and "phases" in result.stderr
-    assert not (run_dir / "stack.json").exists()
+    assert not (run_dir / "sandbox.json").exists()
 
 
 class FakeClock:
@@ -249,6 +249,30 @@ def test_scenario_next_ends_the_current_phase(tmp_path):
     player.advance()
     assert player.phase_name == "feature-drift"
     assert read_timeline(tmp_path).phases[0].skipped is True
+
+
+def test_scenario_pause_holds_the_traffic_and_the_phase_clock_until_resume(tmp_path):
+    from load.player import request_pause
+
+    clock = FakeClock()
+    player = ScenarioPlayer(load_scenario("smoke"), 7, speed=1, run_dir=tmp_path, clock=clock)
+    player.start()
+    player.schedule_feedback("abc", True, clock.t + 5)
+    request_pause(tmp_path, True)
+    clock.t += 1
+    assert player.next_action().kind == "wait" and player.paused
+    assert read_timeline(tmp_path).paused_at == pytest.approx(clock.t)
+    clock.t += 60  # longer than the baseline (25 s): paused, it does not end
+    assert player.next_action().kind == "wait" and player.phase_name == "baseline"
+    request_pause(tmp_path, False)
+    clock.t += 1
+    action = player.next_action()
+    assert action.kind == "predict" and player.phase_name == "baseline"
+    timeline = read_timeline(tmp_path)
+    assert timeline.paused_at is None
+    assert timeline.phases[0].planned_end == pytest.approx(timeline.phases[0].start + 25 + 61, abs=0.6)
+    assert player._feedback[0][0] == pytest.approx(clock.t - 62 + 5 + 61, abs=0.6)  # the label waits too
+    player.done(action)
 
 
 def test_ledger_rows_per_second(tmp_path):

@@ -1,5 +1,6 @@
 """Drifting traffic against the real bare server: `smoke` played by Locust, checked from the server's
-prediction log and the hidden timeline and ledger. Then an outage and a surprise play.
+prediction log and the hidden timeline and ledger (as they stood when smoke was over). Then, on the same
+sandbox, an outage and a surprise play, each on its own.
 """
 
 from __future__ import annotations
@@ -7,15 +8,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import statistics
+import threading
+import time
 
 import httpx
 import pytest
-from stack_helpers import REPO, SandboxUnderTest, copy_candidate, wait_for
+from conftest import TEST_PORTS
 
-from load.player import _model_server_pgid
 from load.scenario import load_scenario
 from load.traffic import plan_phase
 from load.truth import read_ledger, read_timeline
+from mlsandbox.harness import Driver, copy_candidate, wait_for
+from mlsandbox.layout import REPO_ROOT
 from mlsandbox.processes import stop
 from model_service.spec import default_spec
 
@@ -25,20 +29,24 @@ pytestmark = pytest.mark.stack
 @pytest.fixture(scope="module")
 def played(tmp_path_factory):
     base = tmp_path_factory.mktemp("traffic")
-    s = SandboxUnderTest(run_dir=base / "run", candidate=copy_candidate(REPO / "starter_repo", base / "candidate"))
+    s = Driver(base / "run", TEST_PORTS, copy_candidate(REPO_ROOT / "starter_repo", base / "candidate"))
     s.up_result = s.up("--scenario", "smoke", "--seed", "7")
     try:
         wait_for(lambda: getattr(read_timeline(s.run_dir), "phases", None), 30, what="the scenario to start")
         s.status_during_play = s.cli("scenario", "status").stdout
         s.locust_ui = httpx.get(s.url("locust"), timeout=10).status_code
         wait_for(lambda: read_timeline(s.run_dir).status == "finished", 150, interval=2, what="smoke to finish")
+        # What smoke left, before any test plays something else on this sandbox.
+        s.timeline, s.ledger = read_timeline(s.run_dir), read_ledger(s.run_dir)
+        load = next(c for c in s.status() if c["name"] == "load")
+        stop(load["pid"])  # Locust is idle now; the outage and surprise tests play headless
         yield s
     finally:
         s.cli("down", check=False)
 
 
 def _log(stack):
-    return sqlite3.connect(stack.run_dir / "predictions.sqlite")
+    return sqlite3.connect(stack.layout.predictions)
 
 
 def _window(timeline, name):
@@ -58,7 +66,7 @@ def test_interviewer_sees_the_current_phase_and_locust_ui_answers(played):
 
 
 def test_timeline_has_every_phase_with_wall_clock_times_and_the_seed(played):
-    timeline = read_timeline(played.run_dir)
+    timeline = played.timeline
     assert timeline.seed == 7 and timeline.scenario == "smoke"
     assert [p.name for p in timeline.phases] == [p.name for p in load_scenario("smoke").phases]
     for a, b in zip(timeline.phases, timeline.phases[1:]):
@@ -67,13 +75,18 @@ def test_timeline_has_every_phase_with_wall_clock_times_and_the_seed(played):
 
 
 def test_ledger_request_counts_match_the_servers_prediction_log(played):
-    ledger = read_ledger(played.run_dir)
+    ledger = played.ledger
     sent = sum(r.requests for r in ledger)
     ok = sum(r.ok for r in ledger)
     rejected = sum(r.client_errors for r in ledger)
     plans = [plan_phase(load_scenario("smoke"), k, 7).requests for k in range(6)]
     renamed = sum('"payment_method": "card"' in r.body for plan in plans for r in plan)
-    received = _log(played).execute("SELECT count(*) FROM predictions").fetchone()[0]
+    start, end = played.timeline.phases[0].start, played.timeline.finished_at
+    received = (
+        _log(played)
+        .execute("SELECT count(*) FROM predictions WHERE ts BETWEEN ? AND ?", (start - 1, end + 1))
+        .fetchone()[0]
+    )
     assert sent == sum(map(len, plans))
     assert rejected == renamed > 0  # the upstream bug's renamed category: a 422 each
     assert ok == received == sent - renamed
@@ -81,7 +94,7 @@ def test_ledger_request_counts_match_the_servers_prediction_log(played):
 
 def test_server_received_exactly_the_planned_stream(played):
     smoke = load_scenario("smoke")
-    timeline = read_timeline(played.run_dir)
+    timeline = played.timeline
     for k in (0, 2):  # baseline, and the upstream bug (charges in cents)
         planned = sorted(r.body for r in plan_phase(smoke, k, 7).requests if '"card"' not in r.body)
         got = sorted(json.dumps(f) for f in _features_in(played, timeline, smoke.phases[k].name))
@@ -89,7 +102,7 @@ def test_server_received_exactly_the_planned_stream(played):
 
 
 def test_injected_drift_is_measurable_in_the_prediction_log(played):
-    timeline = read_timeline(played.run_dir)
+    timeline = played.timeline
     before = _features_in(played, timeline, "baseline")
     held = _features_in(played, timeline, "concept-drift")
 
@@ -103,7 +116,7 @@ def test_injected_drift_is_measurable_in_the_prediction_log(played):
 
 
 def test_labels_arrive_for_the_configured_fraction_after_the_configured_delay(played):
-    timeline = read_timeline(played.run_dir)
+    timeline = played.timeline
     db = _log(played)
     for name, fraction in (("baseline", 0.5), ("concept-drift", 0.8)):
         start, end = _window(timeline, name)
@@ -111,16 +124,20 @@ def test_labels_arrive_for_the_configured_fraction_after_the_configured_delay(pl
             "SELECT count(*), count(true_label) FROM labelled_predictions WHERE ts >= ? AND ts < ?", (start, end)
         ).fetchone()
         assert abs(labelled / n - fraction) < 0.08, name
+    start, end = timeline.phases[0].start, timeline.finished_at
     delays = [
-        d for (d,) in db.execute("SELECT label_delay_seconds FROM labelled_predictions WHERE true_label IS NOT NULL")
+        d
+        for (d,) in db.execute(
+            "SELECT label_delay_seconds FROM labelled_predictions WHERE true_label IS NOT NULL AND ts BETWEEN ? AND ?",
+            (start, end),
+        )
     ]
     assert 2.0 <= statistics.median(delays) < 2.5 and min(delays) >= 1.99
 
 
 def test_latency_fault_shows_in_client_latency_for_its_phase_only(played):
-    timeline = read_timeline(played.run_dir)
-    start, end = _window(timeline, "latency-fault")
-    ledger = [r for r in read_ledger(played.run_dir) if r.latency_mean_seconds is not None]
+    start, end = _window(played.timeline, "latency-fault")
+    ledger = [r for r in played.ledger if r.latency_mean_seconds is not None]
     inside = [r.latency_mean_seconds for r in ledger if start + 1 <= r.second < end - 1]
     outside = [r.latency_mean_seconds for r in ledger if not (start - 1 <= r.second < end + 1)]
     assert min(inside) >= 0.3
@@ -133,29 +150,49 @@ def test_nothing_of_the_truth_reaches_prometheus(played):
     assert leaked == []
 
 
-def test_outage_freezes_the_server_then_it_recovers(played, tmp_path):
-    load = next(c for c in played.status() if c["name"] == "load")
-    stop(load["pid"])  # the interview's Locust is idle now; play another scenario headless
+def test_an_outage_stops_the_server_answering_then_it_recovers(played, tmp_path):
     scenario = tmp_path / "outage.yaml"
     scenario.write_text(
         "name: outage-test\ndescription: short outage\nphases:\n"
         "  - {name: before, duration_seconds: 3, rate: 5}\n"
-        "  - {name: outage, duration_seconds: 4, rate: 5, injections: [{kind: outage}]}\n"
+        "  - {name: outage, duration_seconds: 5, rate: 5, injections: [{kind: outage}]}\n"
         "  - {name: after, duration_seconds: 4, rate: 5}\n"
     )
-    played.cli("scenario", "play", str(scenario))
-    ledger = read_ledger(played.run_dir)
+    probes, done = [], threading.Event()
+
+    def probe_health():  # as Prometheus or a health check would, every half second
+        while not done.is_set():
+            t = time.time()
+            try:
+                ok = httpx.get(f"{played.url('model_server')}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            probes.append((t, ok))
+            done.wait(0.5)
+
+    prober = threading.Thread(target=probe_health)
+    prober.start()
+    try:
+        played.cli("scenario", "play", str(scenario))
+    finally:
+        done.set()
+        prober.join()
+    timeline = read_timeline(played.run_dir)
     by_phase = {}
-    for r in ledger:
-        by_phase.setdefault(r.phase, []).append(r)
+    for r in read_ledger(played.run_dir):
+        if r.second >= int(timeline.phases[0].start):
+            by_phase.setdefault(r.phase, []).append(r)
     sent = sum(r.requests for r in by_phase["outage"])
-    # Requests sent in the outage's last seconds are answered once the server thaws; the others time out.
+    # Requests sent in the outage's last seconds are answered once it is over; the others time out.
     assert sum(r.failures for r in by_phase["outage"]) >= sent / 3
     assert all(r.failures == 0 for r in by_phase["before"])
     assert sum(r.ok for r in by_phase["after"]) > 0
+    # Everything hung, /health too (and so /metrics: Prometheus would see the target down), and only then.
+    start, end = _window(timeline, "outage")
+    assert not any(ok for t, ok in probes if start + 0.5 <= t <= end - 1.5)
+    assert all(ok for t, ok in probes if t < start - 0.5 or t > end + 1.5)
     assert httpx.get(f"{played.url('model_server')}/health", timeout=5).status_code == 200
-    with open(f"/proc/{_model_server_pgid(played.run_dir)}/stat") as fh:
-        assert fh.read().rsplit(")", 1)[1].split()[0] != "T"  # not left stopped
+    assert json.loads(played.layout.faults.read_text())["outage"] is False  # switched off at the end
 
 
 def test_surprise_plays_hidden_parameters_and_prints_none(played, tmp_path):
@@ -168,10 +205,11 @@ def test_surprise_plays_hidden_parameters_and_prints_none(played, tmp_path):
     )
     result = played.cli("scenario", "play", str(scenario), "--surprise")
     timeline = read_timeline(played.run_dir)
+    assert timeline.scenario == "surprise-test"
     assert timeline.surprise is True
     drifted = timeline.phases[1].injections[0].feature
     assert drifted in ("tenure_months", "age_years")
-    log = (played.run_dir / "logs" / "load-headless.log").read_text()
+    log = played.layout.log("load-headless").read_text()
     printed = result.stdout + result.stderr + log
     for hidden in (*default_spec().features, "covariate_drift", str(timeline.seed)):
         assert hidden not in printed, hidden

@@ -75,7 +75,7 @@ def feedback(body: FeedbackRequest):
                     "msg": f"no prediction with request_id {body.request_id!r}",
                 }
             ],
-        )
+        ) from None
     monitoring.observe_feedback(labelled)
     return FeedbackResponse(
         request_id=labelled.request_id,

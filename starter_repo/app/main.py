@@ -73,7 +73,7 @@ def feedback(body: FeedbackRequest):
                     "msg": f"no prediction with request_id {body.request_id!r}",
                 }
             ],
-        )
+        ) from None
     return FeedbackResponse(
         request_id=labelled.request_id,
         churned=bool(labelled.true_label),

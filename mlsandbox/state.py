@@ -1,0 +1,98 @@
+"""What runs in a run directory and how it was started: one typed state file for either backend, written
+atomically, and a lock so that two commands never start or stop a sandbox there at once."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .layout import Ports, RunLayout
+from .processes import Started, write_json_atomic
+
+
+class ScenarioPlay(BaseModel):
+    """A scenario to play: a shipped name or a file, its seed, its time compression, whether hidden parameters
+    are redrawn from the seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scenario: str
+    seed: int | None = None
+    speed: float = Field(1.0, gt=0)
+    surprise: bool = False
+
+
+Component = Started  # a natively started component, as the state file keeps it
+
+
+class DockerState(BaseModel):
+    """A compose project: its name, whether its images were built here, the variables compose read, and the
+    private engine it runs on (None: the engine that answered)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str
+    local_images: bool
+    settings: dict[str, str]
+    private_engine_root: str | None = None
+
+
+class SandboxState(BaseModel):
+    backend: Literal["native", "docker"]
+    candidate_dir: Path
+    ports: Ports
+    play: ScenarioPlay | None = None
+    started_at: float = Field(default_factory=time.time)
+    components: list[Component] = []  # native
+    hub_dir: Path | None = None  # native: whose MLflow it shares (see hub.py)
+    docker: DockerState | None = None
+
+    def save(self, layout: RunLayout) -> None:
+        write_json_atomic(layout.state, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, layout: RunLayout) -> "SandboxState | None":
+        """The saved state; None when there is none (or an unreadable one, as after an interrupted write)."""
+        try:
+            return cls.model_validate_json(layout.state.read_text())
+        except (OSError, ValidationError):
+            return None
+
+    @staticmethod
+    def forget(layout: RunLayout) -> None:
+        layout.state.unlink(missing_ok=True)
+
+
+class Busy(RuntimeError):
+    """Another command is starting or stopping a sandbox in this run directory."""
+
+
+@contextmanager
+def held(lock: Path, busy: str, wait_seconds: float = 0.0):
+    """Hold an exclusive lock on a file; Busy(busy) when another command holds it for longer than
+    `wait_seconds` (0: refused at once)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(busy) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def locked(layout: RunLayout):
+    """Hold the run directory's lock (refused at once, not waited for, when another command holds it)."""
+    return held(layout.lock, f"another mlsandbox command is starting or stopping the sandbox in {layout.root}")

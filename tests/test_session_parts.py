@@ -1,0 +1,164 @@
+"""The parts of interview sessions that need no stack: names, the work history, rules written back from
+Prometheus's API, the comparison table, and the candidate's side (their logging, the packages their brief lists)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import pytest
+import yaml
+
+from mlsandbox.archive import rule_files_from_api
+from mlsandbox.history import History
+from mlsandbox.layout import REPO_ROOT
+from mlsandbox.session_report import compare_rows
+from mlsandbox.session_store import GradeRecord, SessionError, check_name
+
+# Monitoring packages a candidate might reach for; every one installed here must be named in the brief.
+MONITORING_PACKAGES = [
+    "prometheus-client",
+    "prometheus-fastapi-instrumentator",
+    "starlette-exporter",
+    "evidently",
+    "scipy",
+    "psutil",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-prometheus",
+    "statsd",
+    "datadog",
+    "sentry-sdk",
+    "whylogs",
+    "nannyml",
+    "alibi-detect",
+    "deepchecks",
+    "great-expectations",
+    "pandera",
+]
+
+
+@pytest.mark.parametrize("name", ["alice", "Bob_2", "c.d-e"])
+def test_plain_names_are_accepted(name):
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["a/b", "../x", ".hidden", "", "x" * 65, "a b"])
+def test_names_with_a_path_separator_or_odd_characters_are_refused(name):
+    with pytest.raises(SessionError):
+        check_name(name)
+
+
+def test_history_commits_only_when_something_changed_and_stays_outside_the_workspace(tmp_path):
+    workspace = tmp_path / "candidate"
+    (workspace / "app").mkdir(parents=True)
+    (workspace / "app" / "main.py").write_text("print('v1')\n")
+    history = History(workspace, tmp_path / "history.git")
+    history.init()
+    first = history.snapshot("start")
+    assert first and history.snapshot("nothing new") is None
+    (workspace / "app" / "main.py").write_text("print('v2')\n")
+    (workspace / "app" / "__pycache__").mkdir()
+    (workspace / "app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
+    second = history.snapshot("edit")
+    log = history.log()
+    assert [s.message for s in log] == ["start", "edit"] and log[1].files == ["app/main.py"]
+    assert "+print('v2')" in history.diff(first, second)
+    assert sorted(p.name for p in workspace.iterdir()) == ["app"]
+
+
+def test_rules_are_written_back_from_prometheus_api_as_loadable_files(tmp_path):
+    api = {
+        "status": "success",
+        "data": {
+            "groups": [
+                {
+                    "name": "churn",
+                    "file": "/x/alerts/churn.yml",
+                    "interval": 5,
+                    "rules": [
+                        {
+                            "type": "alerting",
+                            "name": "Drift",
+                            "query": "drift_score > 0.2",
+                            "duration": 30,
+                            "keepFiringFor": 0,
+                            "labels": {"severity": "warning"},
+                            "annotations": {"summary": "drift"},
+                        },
+                        {"type": "recording", "name": "job:acc:avg", "query": "avg(acc)"},
+                    ],
+                }
+            ]
+        },
+    }
+    files = rule_files_from_api(api)
+    assert list(files) == ["churn.yml"]
+    group = yaml.safe_load(files["churn.yml"])["groups"][0]
+    assert group["interval"] == "5s"
+    assert group["rules"][0] == {
+        "alert": "Drift",
+        "expr": "drift_score > 0.2",
+        "for": "30s",
+        "labels": {"severity": "warning"},
+        "annotations": {"summary": "drift"},
+    }
+    assert group["rules"][1] == {"record": "job:acc:avg", "expr": "avg(acc)"}
+    (tmp_path / "churn.yml").write_text(files["churn.yml"])
+    check = subprocess.run(["promtool", "check", "rules", str(tmp_path / "churn.yml")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _grade(label, items, detections):
+    return GradeRecord(
+        label=label,
+        score=sum(items.values()),
+        points=sum(items.values()),
+        max_points=30,
+        items=items,
+        max_items={k: 15 for k in items},
+        detections=detections,
+        improvement={},
+        report="/r",
+    )
+
+
+def test_compare_shows_points_scores_and_latencies_side_by_side():
+    rows = compare_rows(
+        {
+            "a": _grade("final", {"drift": 15, "system": 5}, {"latency": 8.4, "concept_drift": None}),
+            "b": _grade("final", {"drift": 0, "system": 15}, {"latency": 12.0}),
+        }
+    )
+    assert rows[0] == ["item", "out of", "a", "b"]
+    assert ["drift", "15", "15", "0"] in rows
+    assert ["detection seconds: latency", "", "8", "12"] in rows
+    assert ["detection seconds: concept_drift", "", "missed", ""] in rows
+
+
+def test_the_candidates_own_logging_reaches_the_server_log():
+    code = "import logging, model_service.asgi; logging.getLogger('app.mine').info('candidate says hello')"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT / "starter_repo",
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": f"{REPO_ROOT / 'starter_repo'}:{REPO_ROOT}", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "INFO app.mine: candidate says hello" in result.stderr
+
+
+def test_the_brief_names_every_monitoring_package_installed():
+    brief = (REPO_ROOT / "starter_repo" / "CANDIDATE.md").read_text().lower()
+    installed = []
+    for package in MONITORING_PACKAGES:
+        try:
+            version(package)
+        except PackageNotFoundError:
+            continue
+        installed.append(package)
+    assert "prometheus-fastapi-instrumentator" in installed
+    missing = [p for p in installed if p.replace("_", "-") not in brief]
+    assert not missing, f"installed but not in CANDIDATE.md: {missing}"

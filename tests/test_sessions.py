@@ -1,0 +1,294 @@
+"""A day of interviews on one sandbox, on the real stack: two sessions at once playing `smoke` (the reference
+solution in one, the bare starter in the other), each graded on its own data; the starter's improvement round,
+in which the candidate adds the reference's monitoring and an incident gets detected; the archive, a re-grade
+after the next candidate ran, the work history, an interrupted session, and the refusals.
+
+The fixture plays the day once and records what it saw; the tests check the records, in any order.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from load.truth import read_timeline
+from mlsandbox.harness import MLSANDBOX, wait_for
+from mlsandbox.layout import REPO_ROOT, Ports
+from mlsandbox.session_store import SessionLayout, SessionRecord
+from mlsandbox.state import SandboxState
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
+
+HOME_PORTS = Ports.block(16000)  # the home run directory's (the shared MLflow's) ports
+REF_PORTS, STARTER_PORTS, THIRD_PORTS = 16100, 16200, 16300
+SNAPSHOT_SECONDS = 2
+ROUND_MINUTES = 1.0
+GRACE_SECONDS = 32  # the rubric's resolve grace (30 s) and a scrape
+
+
+class Day:
+    def __init__(self, base):
+        self.base = base
+        self.sessions = base / "sessions"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MLSANDBOX_")},
+            **HOME_PORTS.environment(),
+            "MLSANDBOX_RUN_DIR": str(base / "run"),
+            "MLSANDBOX_SESSIONS_DIR": str(self.sessions),
+            "MLSANDBOX_SCRAPE_INTERVAL": "1s",
+            "MLSANDBOX_SNAPSHOT_SECONDS": str(SNAPSHOT_SECONDS),
+        }
+        self.seen: dict = {}
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [*MLSANDBOX, *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"mlsandbox {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def layout(self, name: str) -> SessionLayout:
+        return SessionLayout(self.sessions / name)
+
+    def record(self, name: str) -> SessionRecord:
+        return SessionRecord.model_validate_json(self.layout(name).record.read_text())
+
+    def url(self, base_port: int, component: str) -> str:
+        return f"http://127.0.0.1:{getattr(Ports.block(base_port), component)}"
+
+    def wait_played(self, name: str, extra: float = GRACE_SECONDS) -> None:
+        run = self.layout(name).run.root
+        wait_for(
+            lambda: (t := read_timeline(run)) is not None and t.status == "finished",
+            400,
+            2,
+            f"{name}'s scenario to finish",
+        )
+        time.sleep(max(0.0, read_timeline(run).phases[-1].end + extra - time.time()))
+
+    def stop_everything(self) -> None:
+        for name in ("ref", "starter", "third"):
+            if self.layout(name).record.exists() and self.record(name).ended_at is None:
+                self.cli("session", "end", "--session", name, check=False, timeout=600)
+        self.cli("down", check=False)
+
+
+def _tree(folder) -> dict[str, bytes]:
+    """Every file of a folder (caches aside) and its content."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def _kill_stack(layout: SessionLayout) -> None:
+    """As a reboot would: every process of the session's sandbox gone, nothing cleaned up."""
+    state = SandboxState.load(layout.run)
+    for comp in state.components:
+        try:
+            os.killpg(comp.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    d = Day(tmp_path_factory.mktemp("day"))
+    seen = d.seen
+    seen["starter_repo before"] = _tree(REPO_ROOT / "starter_repo")
+    try:
+        seen["start ref"] = d.cli(
+            "session",
+            "start",
+            "ref",
+            "--candidate",
+            str(REPO_ROOT / "reference_solution"),
+            "--scenario",
+            "smoke",
+            "--seed",
+            "7",
+            "--ports",
+            str(REF_PORTS),
+        )
+        seen["start starter"] = d.cli(
+            "session", "start", "starter", "--scenario", "smoke", "--seed", "7", "--ports", str(STARTER_PORTS)
+        )
+        # Right after start, Prometheus has already scraped each server once it was up: the reference's target is
+        # up, the bare starter's down (no /metrics yet), as the brief says.
+        for name, ports in (("ref", REF_PORTS), ("starter", STARTER_PORTS)):
+            targets = httpx.get(f"{d.url(ports, 'prometheus')}/api/v1/targets", timeout=5).json()
+            seen[f"{name} target right after start"] = next(
+                t["health"] for t in targets["data"]["activeTargets"] if t["labels"]["job"] == "model-server"
+            )
+        seen["status, two running"] = d.cli("status", check=False)
+        seen["second start"] = d.cli("session", "start", "ref", "--scenario", "smoke", check=False)
+        # The candidate saves a helper script outside app/: a snapshot, and no reload of the server.
+        scratch = d.layout("starter").candidate / "scratch.py"
+        scratch.write_text("# trying things out\n")
+        seen["scratch saved at"] = time.time()
+
+        d.wait_played("ref")
+        d.wait_played("starter", extra=0)
+        seen["starter graded live"] = json.loads(d.cli("grade", "--session", "starter", "--json").stdout)
+        seen["starter log before the round"] = (d.layout("starter").run.log("model-server")).read_text()
+        seen["end ref"] = d.cli("session", "end", "--session", "ref", timeout=600)
+
+        # The improvement round: the candidate adds the reference's monitoring while the incidents replay.
+        seen["improve"] = d.cli("session", "improve", "--minutes", str(ROUND_MINUTES))
+        workspace = d.layout("starter").candidate
+        for folder in ("app", "alerts", "dashboards"):
+            shutil.copytree(REPO_ROOT / "reference_solution" / folder, workspace / folder, dirs_exist_ok=True)
+        wait_for(
+            lambda: "churn" in httpx.get(f"{d.url(STARTER_PORTS, 'model_server')}/metrics", timeout=5).text,
+            60,
+            1,
+            "the server to reload the reference app",
+        )
+        d.cli("reload", "--session", "starter")
+        d.wait_played("starter")
+        seen["end starter"] = d.cli("session", "end", timeout=600)
+
+        # The next candidate, after both: a workspace from the untouched starter; then the machine "reboots".
+        seen["start third"] = d.cli("session", "start", "third", "--no-load", "--ports", str(THIRD_PORTS))
+        seen["third workspace"] = filecmp.dircmp(
+            REPO_ROOT / "starter_repo", d.layout("third").candidate, ignore=["__pycache__"]
+        )
+        seen["starter_repo after"] = _tree(REPO_ROOT / "starter_repo")
+        _kill_stack(d.layout("third"))
+        seen["list with interrupted"] = json.loads(d.cli("session", "list", "--json").stdout)
+        seen["end interrupted"] = d.cli("session", "end", "--session", "third", check=False)
+        seen["end again"] = d.cli("session", "end", "--session", "third", check=False)
+
+        seen["regrade ref"] = d.cli("grade", "--session", "ref", "--json")
+        seen["compare csv"] = d.cli("session", "compare", "ref", "starter", "--csv").stdout
+        seen["bad name"] = d.cli("session", "start", "../escape", check=False)
+        seen["unknown"] = d.cli("grade", "--session", "nobody", check=False)
+        yield d
+    finally:
+        d.stop_everything()
+
+
+def _one_line_refusal(result, *words):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_two_sessions_at_once_are_each_graded_on_their_own_data(day):
+    ref = day.record("ref").final
+    assert ref.score >= 95, ref
+    assert day.seen["starter graded live"]["score"] <= 10, day.seen["starter graded live"]["items"]
+    # Each on its own ports, as printed at start.
+    assert f"127.0.0.1:{Ports.block(REF_PORTS).prometheus}" in day.seen["start ref"].stdout
+    assert f"127.0.0.1:{Ports.block(STARTER_PORTS).model_server}" in day.seen["start starter"].stdout
+
+
+def test_the_improvement_round_detects_an_incident_the_first_play_missed(day):
+    record = day.record("starter")
+    before = next(g for g in record.grades if g.label == "before the round")
+    final = record.final
+    assert record.round is not None and record.round.improvement["text"]
+    caught_before = [k for k, v in before.detections.items() if v is not None]
+    caught_after = [k for k, v in final.detections.items() if v is not None]
+    assert len(caught_after) > len(caught_before), (before.detections, final.detections)
+    assert final.items["alerting"] > before.items["alerting"]
+    summary = day.layout("starter").summary.read_text()
+    assert "The improvement round" in summary and "app/main.py" in summary
+    assert "alerts/churn-model.yml" in day.layout("starter").round_diff.read_text()
+    # The main play's truth was kept aside, the round's is the session's.
+    assert (day.layout("starter").plays / "main" / "scenario" / "timeline.json").exists()
+
+
+def test_the_archive_holds_what_a_reviewer_needs(day):
+    layout = day.layout("ref")
+    run = layout.run
+    for path in (
+        layout.candidate / "app" / "main.py",
+        layout.history / "HEAD",
+        run.timeline,
+        run.ledger,
+        run.predictions,
+        run.notifications,
+        layout.metrics_body,
+        layout.rules / "churn-model.yml",
+        layout.rules / "rules.json",
+        layout.report("final") / "report.html",
+        layout.summary,
+    ):
+        assert path.exists() and path.stat().st_size > 0, path
+    assert any(run.prometheus_data.glob("*")), "no Prometheus data"
+    assert "# HELP" in layout.metrics_body.read_text()
+    assert read_timeline(run.root).status == "finished"
+
+
+def test_regrading_an_archived_session_after_the_next_one_gives_its_score(day):
+    regraded = json.loads(day.seen["regrade ref"].stdout)
+    assert regraded["score"] == day.record("ref").final.score
+
+
+def test_a_file_saved_during_the_session_is_a_snapshot_with_its_time(day):
+    from mlsandbox.history import History
+
+    layout = day.layout("starter")
+    snaps = History(layout.candidate, layout.history).log()
+    saved = day.seen["scratch saved at"]
+    with_scratch = [s for s in snaps if "scratch.py" in s.files]
+    assert with_scratch, [(s.message, s.files) for s in snaps]
+    assert saved - 1 <= with_scratch[0].time <= saved + SNAPSHOT_SECONDS + 5
+    assert not (layout.candidate / ".git").exists()
+
+
+def test_a_file_saved_outside_app_does_not_restart_the_server(day):
+    assert "Reloading" not in day.seen["starter log before the round"]
+
+
+def test_prometheus_has_scraped_the_server_when_start_returns(day):
+    assert day.seen["ref target right after start"] == "up"
+    assert day.seen["starter target right after start"] == "down"
+
+
+def test_the_next_candidate_starts_from_the_untouched_starter(day):
+    cmp = day.seen["third workspace"]
+    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, cmp.report()
+    assert not [s for s in cmp.subdirs.values() if s.diff_files or s.left_only or s.right_only]
+    assert day.seen["starter_repo after"] == day.seen["starter_repo before"]
+
+
+def test_an_interrupted_session_is_listed_so_and_can_still_be_ended(day):
+    states = {row["name"]: row["state"] for row in day.seen["list with interrupted"]}
+    assert states == {"ref": "ended", "starter": "ended", "third": "interrupted"}
+    assert day.seen["end interrupted"].returncode == 0, day.seen["end interrupted"].stderr
+    assert day.record("third").ended_at is not None
+    assert day.layout("third").summary.exists()
+    _one_line_refusal(day.seen["end again"], "already ended")
+
+
+def test_refusals_are_one_line_and_change_nothing(day):
+    _one_line_refusal(day.seen["status, two running"], "ref", "starter", "--session")
+    _one_line_refusal(day.seen["second start"], "already exists")
+    _one_line_refusal(day.seen["bad name"], "path separator")
+    _one_line_refusal(day.seen["unknown"], "no session 'nobody'")
+    assert sorted(p.name for p in day.sessions.iterdir()) == ["ref", "starter", "third"]
+
+
+def test_compare_puts_sessions_side_by_side_as_csv(day):
+    rows = [line.split(",") for line in day.seen["compare csv"].strip().splitlines()]
+    assert rows[0] == ["item", "out of", "ref", "starter"]
+    score = next(r for r in rows if r[0] == "score %")
+    assert float(score[2]) == day.record("ref").final.score
+    assert any(r[0].startswith("detection seconds:") for r in rows)
