@@ -219,8 +219,10 @@ def test_every_service_is_healthy_and_grafana_is_left_out(lived):
         states[name] = state
     assert states.pop("trainer") == "done"
     assert "grafana" not in states
-    assert set(states) == {"mlflow", "model-server", "load", "alert-receiver", "alertmanager", "prometheus"}
+    # The console runs on the host, one per machine, under compose too.
+    assert set(states) == {"console", "mlflow", "model-server", "load", "alert-receiver", "alertmanager", "prometheus"}
     assert set(states.values()) == {"healthy"}, states
+    assert f"http://127.0.0.1:{PORTS.console}/?token=" in lived["up"].stdout
 
 
 def test_prometheus_scrapes_the_model_server_and_saw_the_scenarios_traffic(lived):

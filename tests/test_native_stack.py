@@ -135,8 +135,17 @@ def lived(tmp_path_factory):
 def test_up_prints_every_url_and_all_components_are_healthy(lived):
     for port in (TEST_PORTS.mlflow, TEST_PORTS.model_server, TEST_PORTS.prometheus, TEST_PORTS.alertmanager):
         assert f"http://127.0.0.1:{port}" in lived["up"].stdout
+    # The console's address carries its token.
+    assert f"http://127.0.0.1:{TEST_PORTS.console}/?token=" in lived["up"].stdout
     rows = lived["status"]
-    assert {r["name"] for r in rows} == {"mlflow", "model-server", "prometheus", "alertmanager", "alert-receiver"}
+    assert {r["name"] for r in rows} == {
+        "mlflow",
+        "console",
+        "model-server",
+        "prometheus",
+        "alertmanager",
+        "alert-receiver",
+    }
     assert all(r["healthy"] for r in rows), rows
 
 

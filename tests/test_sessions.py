@@ -13,14 +13,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 
 import httpx
 import pytest
 
 from load.truth import read_timeline
-from mlsandbox.harness import MLSANDBOX, wait_for
+from mlsandbox.harness import Driver, wait_for
 from mlsandbox.layout import REPO_ROOT, Ports
 from mlsandbox.session_store import SessionLayout, SessionRecord
 from mlsandbox.state import SandboxState
@@ -38,26 +37,16 @@ class Day:
     def __init__(self, base):
         self.base = base
         self.sessions = base / "sessions"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MLSANDBOX_")},
-            **HOME_PORTS.environment(),
-            "MLSANDBOX_RUN_DIR": str(base / "run"),
-            "MLSANDBOX_SESSIONS_DIR": str(self.sessions),
-            "MLSANDBOX_SCRAPE_INTERVAL": "1s",
-            "MLSANDBOX_SNAPSHOT_SECONDS": str(SNAPSHOT_SECONDS),
-        }
-        self.seen: dict = {}
-
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [*MLSANDBOX, *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+        self.home = Driver(
+            base / "run",
+            HOME_PORTS,
+            extra_env={
+                "MLSANDBOX_SESSIONS_DIR": str(self.sessions),
+                "MLSANDBOX_SNAPSHOT_SECONDS": str(SNAPSHOT_SECONDS),
+            },
         )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"mlsandbox {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
+        self.cli = self.home.cli
+        self.seen: dict = {}
 
     def layout(self, name: str) -> SessionLayout:
         return SessionLayout(self.sessions / name)

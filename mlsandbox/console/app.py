@@ -87,14 +87,18 @@ def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> 
     def api_scenario(name: str):
         return views.scenario(room_or_404(name))
 
+    def grade_of(room) -> dict:
+        """The grade so far of a running room; the last report of one that stopped."""
+        return grader.get(room.name) if room.running else {**room.archived_grade(), "in_flight": False}
+
     @app.get("/api/room/{name}/lanes")
     def api_lanes(name: str):
-        return views.lanes(room_or_404(name), grader.get(name))
+        room = room_or_404(name)
+        return views.lanes(room, grade_of(room))
 
     @app.get("/api/room/{name}/grade")
     def api_grade(name: str):
-        room_or_404(name)
-        return grader.get(name)
+        return grade_of(room_or_404(name))
 
     @app.post("/api/room/{name}/grade")
     def api_grade_now(name: str):

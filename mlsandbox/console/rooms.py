@@ -16,6 +16,9 @@ from ..sessions import session_config
 from ..state import SandboxState
 
 HOME = "sandbox"  # the room of `mlsandbox up` (the home run directory)
+# Under compose the truth is read through a container of the load service: not on every poll of every page.
+DOCKER_TIMELINE_SECONDS = 5.0
+_docker_timelines: dict[str, tuple[float, TimelineRecord | None]] = {}
 
 
 @dataclass
@@ -38,10 +41,25 @@ class Room:
     def timeline(self) -> TimelineRecord | None:
         try:
             if self.running and self.sandbox.backend == "docker":
-                return self.sandbox.timeline()
+                key = str(self.run_dir)
+                cached = _docker_timelines.get(key)
+                if cached is None or time.monotonic() - cached[0] > DOCKER_TIMELINE_SECONDS:
+                    cached = _docker_timelines[key] = (time.monotonic(), self.sandbox.timeline())
+                return cached[1]
             return read_timeline(self.run_dir)
         except (TruthError, SandboxError):
             return None
+
+    def archived_grade(self) -> dict:
+        """The last report's data (report.json beside report.html), for a room that no longer runs."""
+        import json
+
+        if self.report is None:
+            return {}
+        try:
+            return json.loads(self.report.with_name("report.json").read_text())
+        except (OSError, ValueError):
+            return {}
 
 
 def _report(*candidates: Path) -> Path | None:
