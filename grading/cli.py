@@ -37,6 +37,8 @@ def run_grading(
     say: Callable[[str], None] = print,
     server_address: str | None = None,
     metrics_body: str | None = None,
+    now: float | None = None,
+    rule_groups: list[dict] | None = None,
 ) -> tuple[Grade, dict, Path]:
     """Grade the session in `run_dir` against the Prometheus at `prometheus_url`; write the report to `out`
     (default run_dir/report); log it to MLflow when `mlflow_url` is given."""
@@ -45,7 +47,14 @@ def run_grading(
     say("grading: reading the timeline, the ledger and Prometheus ...")
     try:
         result = grade(
-            PrometheusClient(prometheus_url), Path(run_dir), rubric, candidate, grafana, server_address, metrics_body
+            PrometheusClient(prometheus_url, rule_groups=rule_groups),
+            Path(run_dir),
+            rubric,
+            candidate,
+            grafana,
+            server_address,
+            metrics_body,
+            now=now,
         )
     except (PrometheusUnreachable, SessionError) as exc:
         raise GradingFailed(str(exc)) from None

@@ -74,11 +74,19 @@ def limits(ctx: Context, counted: dict[Role, list[CountFinding]]):
             out |= {Role.LATENCY}
         return out
 
+    def can_be_series(name: str) -> frozenset[Role]:
+        family = owner[name]
+        # The buckets of a latency histogram (its mean matched the client's latency) hold durations, whatever its
+        # _count also counts: a quantile or a share of slow requests read from them is about latency only.
+        if name.endswith("_bucket") and Role.LATENCY_HISTOGRAM in by_family[family]:
+            return frozenset({Role.LATENCY})
+        return can_be(family)
+
     def allowed(signal) -> frozenset[Role] | None:
         families = {owner.get(name) for name in signal.reads}
         if not families or None in families or any(f not in by_family for f in families):
             return None
-        return frozenset().union(*(can_be(f) for f in families))
+        return frozenset().union(*(can_be_series(name) for name in signal.reads))
 
     return allowed
 

@@ -12,9 +12,12 @@ class PrometheusUnreachable(RuntimeError):
 
 
 class PrometheusClient:
-    def __init__(self, url: str, timeout: float = 30.0):
+    def __init__(self, url: str, timeout: float = 30.0, rule_groups: list[dict] | None = None):
+        """`rule_groups`: the rule groups as a Prometheus reported them earlier (/api/v1/rules), answered instead of
+        asking this one (a re-grade on archived data: the rules' health as it was during the session)."""
         self.url = url.rstrip("/")
         self._http = httpx.Client(timeout=timeout)
+        self._rule_groups = rule_groups
 
     def _get(self, path: str, **params) -> object:
         try:
@@ -58,6 +61,8 @@ class PrometheusClient:
         return self._get("/api/v1/targets/metadata", match_target=f'{{job="{job}"}}')
 
     def rules(self) -> list[dict]:
+        if self._rule_groups is not None:
+            return self._rule_groups
         return self._get("/api/v1/rules")["groups"]
 
     def label_values(self, label: str, match: str) -> list[str]:

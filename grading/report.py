@@ -46,6 +46,7 @@ def to_dict(g: Grade) -> dict:
                 "seed": s.timeline.seed,
                 "speed": s.timeline.speed,
                 "status": s.timeline.status,
+                "as_of": s.now,
                 "start": s.start,
                 "end": s.end,
                 "phases": [p.name for p in s.phases],

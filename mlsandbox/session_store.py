@@ -72,8 +72,14 @@ class SessionLayout:
 
     @property
     def rules(self) -> Path:
-        """The candidate's rule files as Prometheus loaded them, and Prometheus's own view (rules.json)."""
+        """Prometheus's view of the candidate's rules as it had them loaded (rules.json), and the rule files
+        written back from it (in rule_files)."""
         return self.archive / "rules"
+
+    @property
+    def rule_files(self) -> Path:
+        """Named `alerts/` as in the workspace, so that a re-grade's report names the same files."""
+        return self.rules / "alerts"
 
     @property
     def metrics_body(self) -> Path:
@@ -110,6 +116,7 @@ class GradeRecord(BaseModel):
     improvement: dict[str, object]
     report: str
     graded_at: float = Field(default_factory=time.time)
+    as_of: float | None = None  # the moment the grade saw the session at (a re-grade sees it at the same one)
 
     @classmethod
     def from_report(cls, label: str, data: dict, report_dir: Path) -> "GradeRecord":
@@ -123,6 +130,7 @@ class GradeRecord(BaseModel):
             detections={d["incident"]: d["detection_seconds"] for d in data["detections"]},
             improvement=data["improvement"],
             report=str(report_dir),
+            as_of=data["session"].get("as_of"),
         )
 
 

@@ -186,18 +186,20 @@ def _scrape_metrics(session: StoredSession, sandbox: Sandbox) -> str | None:
     return response.text if response.status_code == 200 else None
 
 
-def _keep_rules(session: StoredSession, prometheus_url: str) -> None:
+def _keep_rules(session: StoredSession, prometheus_url: str) -> list[dict]:
     """The candidate's rules as Prometheus has them loaded (not as the files are now: an edit not yet reloaded
-    is not what was evaluated), written back as rule files, with Prometheus's own JSON beside them."""
+    is not what was evaluated), written back as rule files, with Prometheus's own JSON beside them; its groups
+    (the final grade reads these, as a re-grade will)."""
     from .archive import rule_files_from_api
 
     data = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()
     rules = session.layout.rules
     shutil.rmtree(rules, ignore_errors=True)
-    rules.mkdir(parents=True)
+    session.layout.rule_files.mkdir(parents=True)
     (rules / "rules.json").write_text(json.dumps(data, indent=2))
     for filename, text in rule_files_from_api(data).items():
-        (rules / filename).write_text(text)
+        (session.layout.rule_files / filename).write_text(text)
+    return data["data"]["groups"]
 
 
 def grade_live(
@@ -208,11 +210,12 @@ def grade_live(
 
     inputs = sandbox.grading_inputs()
     body = _scrape_metrics(session, sandbox)
+    groups = None
     if keep:
         session.layout.archive.mkdir(parents=True, exist_ok=True)
         if body is not None:
             session.layout.metrics_body.write_text(body)
-        _keep_rules(session, inputs.prometheus_url)
+        groups = _keep_rules(session, inputs.prometheus_url)
     out = session.layout.report(_slug(label))
     try:
         _, data, out = run_grading(
@@ -224,6 +227,7 @@ def grade_live(
             say=say,
             server_address=inputs.server_address,
             metrics_body=body,
+            rule_groups=groups,
         )
     except GradingFailed as exc:
         raise SessionError(str(exc)) from None
@@ -242,7 +246,9 @@ def regrade(
     label: str = "re-grade",
 ) -> GradeRecord:
     """Grade an archived session again: a Prometheus on a copy of its data, the archived rules loaded, the
-    archived /metrics body in place of the server."""
+    archived /metrics body in place of the server, and the session seen as it stood when it was graded at its
+    end (a check that was not yet applicable then, such as alerts resolving after a play that had just ended,
+    is not applicable now either)."""
     from grading.cli import GradingFailed, run_grading
 
     from .archive import ArchivedPrometheus
@@ -256,7 +262,12 @@ def regrade(
     body = layout.metrics_body.read_text() if layout.metrics_body.exists() else None
     out = out or layout.report(_slug(label))
     cfg = session_config(session.record, layout)
-    with ArchivedPrometheus(layout.run, layout.rules, cfg.scrape_interval, say) as prometheus_url:
+    final = session.record.final
+    as_of = (final.as_of or final.graded_at) if final is not None else None
+    # The rules' health as Prometheus reported it at the end, not as a Prometheus evaluating them on old data now.
+    snapshot = layout.rules / "rules.json"
+    groups = json.loads(snapshot.read_text())["data"]["groups"] if snapshot.exists() else None
+    with ArchivedPrometheus(layout.run, layout.rule_files, cfg.scrape_interval, say) as prometheus_url:
         try:
             _, data, out = run_grading(
                 layout.run.root,
@@ -266,6 +277,8 @@ def regrade(
                 rubric=rubric,
                 say=say,
                 metrics_body=body,
+                now=as_of,
+                rule_groups=groups,
             )
         except GradingFailed as exc:
             raise SessionError(str(exc)) from None
@@ -352,11 +365,11 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
 
 def _grade_from_disk(session: StoredSession, rubric: Path | None, say: Say) -> GradeRecord | None:
     layout = session.layout
-    if not layout.rules.exists():
+    if not layout.rule_files.exists():
         # The rules could not be read from a running Prometheus: the files as they are on disk.
         from .archive import copy_rule_files
 
-        copy_rule_files(layout.candidate / "alerts", layout.rules)
+        copy_rule_files(layout.candidate / "alerts", layout.rule_files)
     if not layout.run.timeline.exists() or not layout.run.prometheus_data.exists():
         say("nothing was played (no timeline or no Prometheus data): no grade")
         return None

@@ -296,7 +296,7 @@ def test_a_compose_session_is_archived_and_regrades_to_its_score(lived):
         run / "scenario" / "ledger.csv",
         run / "predictions.sqlite",
         root / "archive" / "metrics.txt",
-        root / "archive" / "rules" / "churn-model.yml",
+        root / "archive" / "rules" / "alerts" / "churn-model.yml",
     ):
         assert path.exists() and path.stat().st_size > 0, path
     assert any((run / "prometheus" / "data").glob("*")), "no Prometheus data copied out of the volume"

@@ -214,7 +214,7 @@ def test_the_archive_holds_what_a_reviewer_needs(day):
         run.predictions,
         run.notifications,
         layout.metrics_body,
-        layout.rules / "churn-model.yml",
+        layout.rule_files / "churn-model.yml",
         layout.rules / "rules.json",
         layout.report("final") / "report.html",
         layout.summary,
