@@ -22,7 +22,7 @@ from locust import FastHttpUser, LoadTestShape, constant, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when run from a checkout
 
-from load.player import REQUEST_TIMEOUT_SECONDS, ScenarioPlayer  # noqa: E402
+from load.player import REQUEST_TIMEOUT_SECONDS, PhaseError, ScenarioPlayer, phase_index  # noqa: E402
 from load.scenario import ScenarioError, load_scenario  # noqa: E402
 from load.targets import Target, TargetsError, read_targets  # noqa: E402
 
@@ -59,6 +59,12 @@ def _options(parser):
         help="Redraw the hidden parameters from the seed (printed nowhere).",
     )
     parser.add_argument(
+        "--from-phase",
+        default="",
+        env_var="MLSANDBOX_FROM_PHASE",
+        help="Start at this phase (name or number), going on with the timeline of an interrupted play.",
+    )
+    parser.add_argument(
         "--run-dir",
         default=os.environ.get("MLSANDBOX_RUN_DIR", "run"),
         include_in_web_ui=False,
@@ -88,7 +94,9 @@ def _check_scenario(environment, **_):
         seed = str(environment.parsed_options.seed).strip()
         if seed and not seed.lstrip("-").isdigit():
             raise ScenarioError(f"--seed: {seed!r} is not a whole number")
-    except (ScenarioError, TargetsError) as exc:
+        if environment.parsed_options.from_phase:
+            phase_index(load_scenario(environment.parsed_options.scenario), environment.parsed_options.from_phase)
+    except (ScenarioError, TargetsError, PhaseError) as exc:
         print(f"scenario error: {exc}", file=sys.stderr, flush=True)
         os._exit(2)
 
@@ -117,7 +125,14 @@ def player(environment) -> ScenarioPlayer:
             if str(opts.seed).strip()
             else (random.SystemRandom().randrange(2**31) if opts.surprise else scenario.seed)
         )
-        _player = ScenarioPlayer(scenario, seed, opts.speed, targets=targets(environment), surprise=opts.surprise)
+        _player = ScenarioPlayer(
+            scenario,
+            seed,
+            opts.speed,
+            targets=targets(environment),
+            surprise=opts.surprise,
+            from_phase=opts.from_phase or None,
+        )
         _player.start()
     return _player
 

@@ -21,7 +21,7 @@ from .scenario import Scenario
 from .surprise import apply_surprise
 from .targets import Target
 from .traffic import PlannedPhase, PlannedRequest, plan_phase
-from .truth import Ledger, Timeline, atomic_write, control_path
+from .truth import Ledger, Timeline, atomic_write, control_path, read_timeline
 
 log = logging.getLogger("load.player")
 
@@ -51,6 +51,7 @@ class ScenarioPlayer:
         surprise: bool = False,
         faults_path: Path | None = None,
         clock: Callable[[], float] = time.time,
+        from_phase: str | int | None = None,
     ):
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -58,11 +59,26 @@ class ScenarioPlayer:
             if run_dir is None:
                 raise ValueError("give a run directory or targets")
             targets = [Target(name="model-server", url="http://unused", run_dir=Path(run_dir), faults_path=faults_path)]
+        if from_phase is not None:
+            # Resuming: the same draw as the interrupted play (its seed and surprise), whatever was given now.
+            earlier = read_timeline(targets[0].run_dir)
+            if earlier is not None and earlier.scenario == scenario.name:
+                seed, surprise = earlier.seed, earlier.surprise
         self.scenario = apply_surprise(scenario, seed) if surprise else scenario
         self.seed, self.speed, self.targets = seed, speed, targets
         self.run_dir = targets[0].run_dir  # where `mlsandbox scenario next` asks for skips
         self.clock = clock
-        self.timeline = Timeline([t.run_dir for t in targets], self.scenario, seed, speed, surprise)
+        # `scenario play --from PHASE`: start there, going on with the timeline of the play that was interrupted.
+        self.first_phase = phase_index(self.scenario, from_phase) if from_phase is not None else 0
+        self.timeline = Timeline(
+            [t.run_dir for t in targets],
+            self.scenario,
+            seed,
+            speed,
+            surprise,
+            resume=from_phase is not None,
+            now=clock(),
+        )
         self.ledgers = {t.name: Ledger(t.run_dir) for t in targets}
         self.current: PlannedPhase | None = None
         self.phase_start = 0.0
@@ -83,7 +99,7 @@ class ScenarioPlayer:
 
     # --- phases ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._enter(0, self.clock())
+        self._enter(self.first_phase, self.clock())
 
     def _enter(self, index: int, now: float) -> None:
         planned = plan_phase(self.scenario, index, self.seed, self.speed)
@@ -104,6 +120,8 @@ class ScenarioPlayer:
     def advance(self, now: float | None = None) -> None:
         """Move on to the phases whose time has come, and honour `mlsandbox scenario next`."""
         now = self.clock() if now is None else now
+        if not self.finished:
+            self.timeline.beat(now)
         if now - self._skips_checked >= SKIP_POLL_SECONDS:
             self._skips_checked = now
             control = self._read_control()
@@ -235,6 +253,23 @@ class ScenarioPlayer:
 # A client gives up after this long; the fastest requests take milliseconds, a latency fault adds under a second.
 REQUEST_TIMEOUT_SECONDS = 2.0
 SKIP_POLL_SECONDS = 0.5
+
+
+class PhaseError(ValueError):
+    pass
+
+
+def phase_index(scenario: Scenario, phase: str | int) -> int:
+    """A phase given by name or by its number (from 1) -> its index; PhaseError naming the phases otherwise."""
+    names = [p.name for p in scenario.phases]
+    text = str(phase).strip()
+    if text in names:
+        return names.index(text)
+    if text.isdigit() and 1 <= int(text) <= len(names):
+        return int(text) - 1
+    raise PhaseError(
+        f"no phase {text!r} in {scenario.name} (its phases: {', '.join(names)}; or a number 1-{len(names)})"
+    )
 
 
 def _control(run_dir: Path) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,12 @@ from .scenario import Injection, Scenario
 from .traffic import PlannedPhase
 
 OUTCOMES = ("ok", "client_errors", "server_errors", "failures")
+
+
+# The player writes a heartbeat into the timeline this often; a running timeline without one for
+# INTERRUPTED_AFTER_SECONDS was left by a player that died.
+HEARTBEAT_SECONDS = 2.0
+INTERRUPTED_AFTER_SECONDS = 15.0
 
 
 class TruthError(ValueError):
@@ -102,8 +109,22 @@ class TimelineRecord(_Record):
     started_at: float | None = None
     finished_at: float | None = None
     paused_at: float | None = None  # the traffic is paused (`mlsandbox scenario pause`) since then
+    heartbeat_at: float | None = None  # the player was alive then (it writes at least every HEARTBEAT_SECONDS)
+    resumed_at: list[float] = []  # each time a play resumed this one (`scenario play --from PHASE`)
     planned_phases: list[str]
     phases: list[PhaseRecord] = []
+
+    def interrupted(self, now: float) -> bool:
+        """The player died mid-play (Locust killed): the timeline says running, but nothing wrote it lately."""
+        beat = self.heartbeat_at or (self.phases[-1].start if self.phases else self.started_at)
+        return self.status == "running" and beat is not None and now - beat > INTERRUPTED_AFTER_SECONDS
+
+    def next_phase(self) -> str | None:
+        """The phase after the last one played (None when the last was the scenario's last)."""
+        if not self.phases:
+            return self.planned_phases[0] if self.planned_phases else None
+        following = self.phases[-1].index + 1
+        return self.planned_phases[following] if following < len(self.planned_phases) else None
 
     @property
     def current(self) -> PhaseRecord | None:
@@ -114,11 +135,34 @@ class TimelineRecord(_Record):
 
 
 class Timeline:
-    """Writes the timeline as phases start and end, to each of `run_dirs` (the same document)."""
+    """Writes the timeline as phases start and end, to each of `run_dirs` (the same document). `resume`: go on
+    with the timeline already there (an interrupted play resumed from a later phase): its phases are kept, the
+    one the player died in is closed at its last heartbeat."""
 
-    def __init__(self, run_dirs: Path | list[Path], scenario: Scenario, seed: int, speed: float, surprise: bool):
+    def __init__(
+        self,
+        run_dirs: Path | list[Path],
+        scenario: Scenario,
+        seed: int,
+        speed: float,
+        surprise: bool,
+        resume: bool = False,
+        now: float | None = None,
+    ):
         dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
         self.paths = [timeline_path(d) for d in dirs]
+        self._beat = 0.0
+        earlier = read_timeline(dirs[0]) if resume else None
+        if earlier is not None and earlier.scenario == scenario.name:
+            self.record = earlier
+            now = time.time() if now is None else now
+            if self.record.phases and self.record.phases[-1].end is None:
+                last = self.record.phases[-1]
+                last.end = max(last.start, self.record.heartbeat_at or last.start)
+                last.notes.append("interrupted: the load generator stopped")
+            self.record.status, self.record.finished_at, self.record.paused_at = "running", None, None
+            self.record.resumed_at.append(now)
+            return
         self.record = TimelineRecord(
             scenario=scenario.name,
             seed=seed,
@@ -126,6 +170,12 @@ class Timeline:
             surprise=surprise,
             planned_phases=[p.name for p in scenario.phases],
         )
+
+    def beat(self, now: float) -> None:
+        """The player is alive: written at most every HEARTBEAT_SECONDS."""
+        if now - self._beat >= HEARTBEAT_SECONDS:
+            self._beat = self.record.heartbeat_at = now
+            self._write()
 
     def paused(self, now: float) -> None:
         self.record.paused_at = now

@@ -269,10 +269,18 @@ def scenario_play(
     surprise: bool = SurpriseOpt,
     run_dir: Optional[Path] = RunDir,
     session: Optional[str] = SessionOpt,
+    from_phase: Optional[str] = typer.Option(
+        None,
+        "--from",
+        help="Start at this phase (name or number), going on with the timeline of a play that was interrupted "
+        "(`scenario status` says which); its seed and surprise are kept.",
+    ),
 ) -> None:
     """Play a scenario headless, in the foreground, on the running sandbox (started with --no-load)."""
     try:
-        _running(run_dir, session).play(ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise))
+        _running(run_dir, session).play(
+            ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise, from_phase=from_phase)
+        )
     except SandboxError as exc:
         _fail(str(exc))
     typer.echo("scenario played; its timeline and ledger are with the sandbox's hidden truth")

@@ -176,6 +176,8 @@ def load_generator(
         argv += ["--seed", str(play.seed)]
     if play.surprise:
         argv += ["--surprise"]
+    if play.from_phase is not None:
+        argv += ["--from-phase", play.from_phase]
     if targets_file is not None:
         argv += ["--targets", str(targets_file.resolve())]
     if headless:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -225,10 +226,10 @@ class DockerBackend(Sandbox):
 
     # --- scenarios: the load service's image, its volumes ---------------------------------------------
     def play(self, play: ScenarioPlay) -> None:
-        check_scenario(play.scenario)
+        check_scenario(play.scenario, play.from_phase)
         project = self.compose_project()
         playing = self.timeline()
-        if playing is not None and playing.current is not None:
+        if playing is not None and playing.current is not None and not playing.interrupted(time.time()):
             raise SandboxError(
                 f"a scenario is already playing ({playing.scenario}); let it finish, or `mlsandbox down`"
             )
@@ -266,6 +267,8 @@ class DockerBackend(Sandbox):
             f"MLSANDBOX_SURPRISE={'true' if play.surprise else 'false'}",
             "-e",
             f"MLSANDBOX_SEED={'' if play.seed is None else play.seed}",
+            "-e",
+            f"MLSANDBOX_FROM_PHASE={play.from_phase or ''}",
         ]
 
     def start_play(self, play: ScenarioPlay) -> None:

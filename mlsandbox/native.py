@@ -23,10 +23,14 @@ from .sandbox import ComponentStatus, GradingInputs, Sandbox, SandboxError
 from .state import Component, SandboxState, ScenarioPlay, locked
 
 
-def check_scenario(name_or_path: str) -> None:
+def check_scenario(name_or_path: str, from_phase: str | None = None) -> None:
+    from load.player import PhaseError, phase_index
+
     try:
-        load_scenario(name_or_path)
-    except ScenarioError as exc:
+        scenario = load_scenario(name_or_path)
+        if from_phase is not None:
+            phase_index(scenario, from_phase)
+    except (ScenarioError, PhaseError) as exc:
         raise SandboxError(str(exc)) from None
 
 
@@ -254,7 +258,7 @@ class NativeSandbox(Sandbox):
 
     # --- scenarios ------------------------------------------------------------------------------------
     def play(self, play: ScenarioPlay) -> None:
-        check_scenario(play.scenario)
+        check_scenario(play.scenario, play.from_phase)
         names = {c.name for c in self.running()}
         if "model-server" not in names:
             raise SandboxError("the sandbox is not running; `mlsandbox up --no-load` first")

@@ -36,6 +36,10 @@ def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
     mapping = service_addresses(cfg)
     config["global"]["scrape_interval"] = cfg.scrape_interval
     config["global"]["evaluation_interval"] = cfg.scrape_interval
+    # A scrape may not take longer than the interval (the tests scrape every second).
+    for job in config["scrape_configs"]:
+        if "scrape_timeout" in job and _seconds(job["scrape_timeout"]) > _seconds(cfg.scrape_interval):
+            job["scrape_timeout"] = cfg.scrape_interval
     alerts = str((candidate_dir / "alerts").resolve())
     config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, alerts) for p in config.get("rule_files", [])]
     static = [sc for am in config.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", [])]
@@ -43,6 +47,14 @@ def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
     for sc in static:
         sc["targets"] = [mapping.get(t, t) for t in sc["targets"]]
     return config
+
+
+def _seconds(duration: str) -> float:
+    """A Prometheus duration as StackConfig allows it (500ms, 5s, 1m) in seconds."""
+    for unit, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if duration.endswith(unit) and duration[: -len(unit)].isdigit():
+            return int(duration[: -len(unit)]) * factor
+    raise ValueError(f"not a duration: {duration!r}")
 
 
 def render_alertmanager(cfg: StackConfig) -> dict:

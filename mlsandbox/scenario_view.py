@@ -25,6 +25,19 @@ def describe(timeline: TimelineRecord, now: float | None = None) -> str:
         f"{'  surprise' if timeline.surprise else ''}  status {timeline.status}"
     ]
     cur = timeline.current
+    if timeline.interrupted(now):
+        last = timeline.phases[-1] if timeline.phases else None
+        nxt = timeline.next_phase()
+        lines.append(
+            f"INTERRUPTED in phase {last.index + 1}/{len(timeline.planned_phases)} {last.name!r}: the load "
+            f"generator stopped at {_clock(timeline.heartbeat_at)} and nothing has played since"
+            if last
+            else "INTERRUPTED before the first phase"
+        )
+        if nxt:
+            again = f" (--from {last.name} plays that phase again)" if last else ""
+            lines.append(f"  resume: `mlsandbox scenario play {timeline.scenario} --from {nxt}`{again}")
+        cur = None
     if timeline.paused_at is not None:
         lines.append(f"PAUSED since {_clock(timeline.paused_at)} (`mlsandbox scenario resume` resumes the traffic)")
     if cur is not None:

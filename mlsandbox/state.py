@@ -17,7 +17,7 @@ from .processes import Started, write_json_atomic
 
 class ScenarioPlay(BaseModel):
     """A scenario to play: a shipped name or a file, its seed, its time compression, whether hidden parameters
-    are redrawn from the seed."""
+    are redrawn from the seed, and the phase to start from (resuming an interrupted play)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -25,6 +25,7 @@ class ScenarioPlay(BaseModel):
     seed: int | None = None
     speed: float = Field(1.0, gt=0)
     surprise: bool = False
+    from_phase: str | None = None
 
 
 Component = Started  # a natively started component, as the state file keeps it

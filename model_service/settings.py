@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     model_name: str = MODEL_NAME
     model_alias: str = MODEL_ALIAS
     max_batch_size: int = Field(100, ge=1, le=10_000)
+    # A request body over this gets 413 before the candidate's app sees it.
+    max_body_bytes: int = Field(1_000_000, ge=1_000)
     # Seconds to wait for MLflow before serving the local copy of the model.
     mlflow_timeout_seconds: float = Field(5.0, gt=0)
     # How /predict scores: the pipeline folded into weights (fast), or a DataFrame through the pipeline itself

@@ -122,3 +122,31 @@ def test_injected_error_fault_is_a_503_and_is_not_logged(starter_client, custome
     r = starter_client.post("/predict", json=customer)
     assert r.status_code == 503
     assert starter_client.service.prediction_log.count_predictions() == 0
+
+
+def test_a_body_over_the_limit_gets_413_before_the_app_sees_it_and_others_pass():
+    from fastapi import FastAPI, Request
+    from fastapi.testclient import TestClient
+
+    from model_service.limits import BodyLimit
+
+    seen = []
+    inner = FastAPI()
+
+    @inner.post("/echo")
+    async def echo(request: Request):
+        body = await request.body()
+        seen.append(len(body))
+        return {"bytes": len(body)}
+
+    client = TestClient(BodyLimit(inner, max_bytes=10_000))
+    assert client.post("/echo", content=b"x" * 9_000).json() == {"bytes": 9_000}
+    over = client.post("/echo", content=b"x" * 20_000)
+    assert over.status_code == 413 and "over 10000 bytes" in over.json()["detail"]
+
+    def chunks():  # no content-length: counted as it arrives
+        for _ in range(30):
+            yield b"y" * 1_000
+
+    assert client.post("/echo", content=chunks()).status_code == 413
+    assert seen == [9_000]

@@ -54,6 +54,26 @@ def _model_info(s: Driver):
         return None
 
 
+def _listening(pgids: set[int]) -> list[tuple[str, str, int]]:
+    """(process, address, port) of every listening socket of the sandbox's process groups."""
+    import psutil
+
+    from mlsandbox.processes import group_members
+
+    out = []
+    for pid in (pid for pgid in pgids for pid in group_members(pgid)):
+        try:
+            proc = psutil.Process(pid)
+            out += [
+                (proc.name(), c.laddr.ip, c.laddr.port)
+                for c in proc.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            ]
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
 @pytest.fixture(scope="module")
 def lived(tmp_path_factory):
     """What one sandbox showed through its life, step by step."""
@@ -63,6 +83,7 @@ def lived(tmp_path_factory):
     seen["up"] = s.up("--no-load")
     try:
         seen["status"] = s.status()
+        seen["listening"] = _listening({c["pid"] for c in seen["status"]})
         seen["second up"] = s.cli("up", "--candidate", str(s.candidate), "--no-load", check=False)
         mlflow = s.url("mlflow")
         seen["champion"] = httpx.get(
@@ -147,6 +168,13 @@ def test_up_prints_every_url_and_all_components_are_healthy(lived):
         "alert-receiver",
     }
     assert all(r["healthy"] for r in rows), rows
+
+
+def test_nothing_of_the_sandbox_listens_beyond_loopback(lived):
+    listening = lived["listening"]
+    ports = {port for _, _, port in listening}
+    assert {TEST_PORTS.model_server, TEST_PORTS.prometheus, TEST_PORTS.console, TEST_PORTS.mlflow} <= ports
+    assert [entry for entry in listening if entry[1] != "127.0.0.1"] == []
 
 
 def test_a_second_up_on_a_running_run_directory_is_refused_with_one_line(lived):

@@ -275,6 +275,54 @@ def test_scenario_pause_holds_the_traffic_and_the_phase_clock_until_resume(tmp_p
     player.done(action)
 
 
+def test_a_player_that_died_leaves_a_timeline_that_says_interrupted_and_where(tmp_path):
+    from mlsandbox.scenario_view import describe
+
+    clock = FakeClock()
+    player = ScenarioPlayer(load_scenario("smoke"), 7, speed=1, run_dir=tmp_path, clock=clock)
+    player.start()
+    for _ in range(30):  # baseline (25 s), then into feature-drift; then Locust is killed: nothing more
+        clock.t += 1
+        player.advance()
+    died = clock.t
+    assert not read_timeline(tmp_path).interrupted(died + 5)
+    clock.t += 60
+    timeline = read_timeline(tmp_path)
+    assert timeline.interrupted(clock.t) and timeline.heartbeat_at >= died - 2
+    text = describe(timeline, clock.t)
+    assert "INTERRUPTED in phase 2/6 'feature-drift'" in text
+    assert "scenario play smoke --from upstream-bug" in text and "NOW:" not in text
+
+
+def test_a_play_resumed_from_a_later_phase_goes_on_with_the_same_timeline(tmp_path):
+    clock = FakeClock()
+    first = ScenarioPlayer(load_scenario("smoke"), 11, speed=1, run_dir=tmp_path, clock=clock, surprise=True)
+    first.start()
+    for _ in range(30):
+        clock.t += 1
+        first.advance()
+    died = clock.t
+    clock.t += 60
+    # Resumed with another seed and no surprise: the interrupted play's draw is kept.
+    second = ScenarioPlayer(load_scenario("smoke"), 7, speed=1, run_dir=tmp_path, clock=clock, from_phase="3")
+    second.start()
+    assert second.seed == 11 and second.phase_name == "upstream-bug"
+    timeline = read_timeline(tmp_path)
+    assert [p.name for p in timeline.phases] == ["baseline", "feature-drift", "upstream-bug"]
+    interrupted = timeline.phases[1]
+    assert interrupted.end == pytest.approx(died, abs=2.1) and "interrupted" in interrupted.notes[0]
+    assert timeline.resumed_at == [clock.t] and timeline.status == "running" and timeline.surprise
+    assert timeline.phases[2].start == clock.t
+    second.stop()
+
+
+def test_an_unknown_phase_to_resume_from_is_one_readable_error(tmp_path):
+    from load.player import PhaseError
+
+    with pytest.raises(PhaseError, match="no phase 'nope' in smoke .*baseline, feature-drift"):
+        ScenarioPlayer(load_scenario("smoke"), 7, speed=1, run_dir=tmp_path, from_phase="nope")
+
+
 def test_ledger_rows_per_second(tmp_path):
     clock = FakeClock()
     player = ScenarioPlayer(load_scenario("smoke"), 7, speed=1, run_dir=tmp_path, clock=clock)

@@ -213,3 +213,62 @@ def test_surprise_plays_hidden_parameters_and_prints_none(played, tmp_path):
     printed = result.stdout + result.stderr + log
     for hidden in (*default_spec().features, "covariate_drift", str(timeline.seed)):
         assert hidden not in printed, hidden
+
+
+def test_a_killed_load_generator_is_reported_interrupted_and_the_play_resumes_from_a_later_phase(played, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    import psutil
+
+    from mlsandbox.harness import MLSANDBOX
+
+    scenario = tmp_path / "three.yaml"
+    scenario.write_text(
+        "name: three-test\ndescription: d\nphases:\n"
+        "  - {name: one, duration_seconds: 4, rate: 5}\n"
+        "  - {name: two, duration_seconds: 30, rate: 5}\n"
+        "  - {name: three, duration_seconds: 4, rate: 5}\n"
+    )
+    play = subprocess.Popen(
+        [*MLSANDBOX, "scenario", "play", str(scenario)],
+        env=played.env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(
+        lambda: (
+            (t := read_timeline(played.run_dir)) is not None
+            and t.scenario == "three-test"
+            and t.current is not None
+            and t.current.name == "two"
+        ),
+        30,
+        0.5,
+        "phase two",
+    )
+    locust = next(
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "locust" in " ".join(p.info["cmdline"] or []) and str(scenario) in " ".join(p.info["cmdline"])
+    )
+    os.killpg(locust.pid, signal.SIGKILL)  # as an OOM kill would: no clean-up at all
+    play.communicate(timeout=30)
+    status = wait_for(
+        lambda: "INTERRUPTED" in (out := played.cli("scenario", "status").stdout) and out,
+        40,
+        1,
+        "scenario status to say the play was interrupted",
+    )
+    assert "INTERRUPTED in phase 2/3 'two'" in status and "--from three" in status
+    played.cli("scenario", "play", str(scenario), "--from", "three")
+    timeline = read_timeline(played.run_dir)
+    assert [p.name for p in timeline.phases] == ["one", "two", "three"]
+    assert timeline.status == "finished" and len(timeline.resumed_at) == 1
+    assert "interrupted" in timeline.phases[1].notes[0] and timeline.phases[1].end < timeline.phases[2].start
+    refused = played.cli("scenario", "play", str(scenario), "--from", "four", check=False)
+    assert refused.returncode != 0 and "no phase 'four'" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -62,7 +62,11 @@ def predict_batch(batch: BatchRequest):
     return BatchResponse(predictions=[_response(p) for p in predictions])
 
 
-@app.post("/feedback", response_model=FeedbackResponse)
+@app.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    responses={404: {"description": "No prediction was made with this request_id."}},
+)
 def feedback(body: FeedbackRequest):
     try:
         labelled = service().feedback(body.request_id, body.churned)

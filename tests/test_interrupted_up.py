@@ -1,0 +1,60 @@
+"""`mlsandbox up` interrupted with Ctrl-C while it starts: every process it had started is stopped again (the
+machine's MLflow and console with them, no other sandbox using them), the ports are free and no state is left
+that would make the next `up` think a sandbox runs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from mlsandbox.harness import MLSANDBOX, Driver, copy_candidate, wait_for
+from mlsandbox.layout import REPO_ROOT, Ports
+from mlsandbox.processes import port_is_free
+from mlsandbox.state import SandboxState
+
+pytestmark = pytest.mark.stack
+PORTS = Ports.block(15200)
+
+
+def _processes_of(run_dir) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
+    s = Driver(tmp_path / "run", PORTS, copy_candidate(REPO_ROOT / "starter_repo", tmp_path / "candidate"))
+    up = subprocess.Popen(
+        [*MLSANDBOX, "up", "--candidate", str(s.candidate), "--no-load"],
+        env=s.env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Interrupted once Prometheus has been started: MLflow, the console and three components run by then.
+        wait_for(
+            lambda: (
+                (st := SandboxState.load(s.layout)) is not None and any(c.name == "prometheus" for c in st.components)
+            ),
+            120,
+            0.1,
+            "Prometheus to be started",
+        )
+        assert len(_processes_of(s.run_dir)) >= 4
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode != 0
+    assert "stopping what was started" in out + err
+    time.sleep(0.5)
+    assert _processes_of(s.run_dir) == []
+    assert [p for _, p in PORTS.items() if not port_is_free("127.0.0.1", p)] == []
+    assert not s.layout.state.exists() and not s.layout.hub.exists()
+    again = s.cli("status")
+    assert "not running" in again.stdout
