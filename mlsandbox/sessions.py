@@ -174,16 +174,17 @@ def start(
 # --- grading ----------------------------------------------------------------------------------------------
 
 
-def _scrape_metrics(session: StoredSession, sandbox: Sandbox) -> str | None:
-    """The candidate's /metrics now (kept: a re-grade reads it where the grader would scrape the server)."""
-    url = sandbox.grading_inputs().server_address or sandbox.urls().get("model-server")
-    if not url:
-        return None
+def _scrape_metrics(inputs) -> str | None:
+    """The candidate's /metrics now, as the grader scrapes it (kept: a re-grade reads it where the grader would
+    scrape the server)."""
+    from grading.grade import scrape
+    from grading.prometheus import PrometheusClient, PrometheusUnreachable
+
     try:
-        response = httpx.get(f"{url}/metrics", timeout=10)
-    except httpx.HTTPError:
+        body, _ = scrape(PrometheusClient(inputs.prometheus_url, timeout=10), inputs.server_address)
+    except (PrometheusUnreachable, ValueError):
         return None
-    return response.text if response.status_code == 200 else None
+    return body
 
 
 def _keep_rules(session: StoredSession, prometheus_url: str) -> list[dict]:
@@ -209,7 +210,7 @@ def grade_live(
     from grading.cli import GradingFailed, run_grading
 
     inputs = sandbox.grading_inputs()
-    body = _scrape_metrics(session, sandbox)
+    body = _scrape_metrics(inputs)
     groups = None
     if keep:
         session.layout.archive.mkdir(parents=True, exist_ok=True)

@@ -126,34 +126,34 @@ class PredictionLog:
 def read_labelled(path: Path | str, label_from: float, label_until: float) -> list[LabelledPrediction]:
     """Labelled predictions whose label arrived between the two times, in arrival order, read-only (for
     readers outside the server, such as the grader); [] when there is no log."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = db.execute(
-            "SELECT request_id, ts, model_version, score, predicted_label, true_label, label_ts "
-            "FROM labelled_predictions WHERE true_label IS NOT NULL AND label_ts BETWEEN ? AND ? "
-            "ORDER BY label_ts",
-            (label_from, label_until),
-        ).fetchall()
-    finally:
-        db.close()
+    rows = _read_only(
+        path,
+        "SELECT request_id, ts, model_version, score, predicted_label, true_label, label_ts "
+        "FROM labelled_predictions WHERE true_label IS NOT NULL AND label_ts BETWEEN ? AND ? "
+        "ORDER BY label_ts",
+        (label_from, label_until),
+    )
     return [LabelledPrediction(*r) for r in rows]
 
 
 def read_predictions(path: Path | str, since: float, until: float) -> list[PredictionRecord]:
     """Predictions made between the two times, in order, read-only; [] when there is no log."""
+    rows = _read_only(
+        path,
+        "SELECT request_id, ts, model_version, features, score, predicted_label FROM predictions "
+        "WHERE ts BETWEEN ? AND ? ORDER BY ts",
+        (since, until),
+    )
+    return [PredictionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+
+def _read_only(path: Path | str, sql: str, params: tuple) -> list[tuple]:
+    """The rows of a query on the log opened read-only (the server may be writing it); [] when there is no log."""
     path = Path(path)
     if not path.exists():
         return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        rows = db.execute(
-            "SELECT request_id, ts, model_version, features, score, predicted_label FROM predictions "
-            "WHERE ts BETWEEN ? AND ? ORDER BY ts",
-            (since, until),
-        ).fetchall()
+        return db.execute(sql, params).fetchall()
     finally:
         db.close()
-    return [PredictionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
