@@ -25,6 +25,8 @@ COUNT_WINDOWS = (30, 60, 100, 200, 300, 500, 1000)  # the last N labels or predi
 TIME_WINDOWS = (10, 30, 60, 120, 300)  # the last T seconds
 LEDGER_WINDOWS = (5, 10, 15, 20, 30, 60, 120)
 SCORE = "score"  # the model's output, judged like a feature for prediction drift
+# After a gap (the server or Prometheus down), the candidate's windows refill: judged again this much later.
+SETTLE_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,26 @@ def build(session: Session, tail_seconds: float) -> Expected:
     _performance(session, out)
     _inputs(session, out)
     _ledger(session, out)
+    _leave_out_gaps(session, out)
     return out
+
+
+def unobserved(session: Session, times: np.ndarray) -> np.ndarray:
+    """Which of `times` fall in a gap (the server or Prometheus down) or while the candidate's windows refill."""
+    unseen = np.zeros(len(times), bool)
+    for g in session.gaps:
+        unseen |= (times >= g.start) & (times < g.end + SETTLE_SECONDS)
+    return unseen
+
+
+def _leave_out_gaps(session: Session, out: Expected) -> None:
+    """No expectation while the server or Prometheus was down, nor while the candidate's windows refill after:
+    every check compares only where the session could be observed."""
+    unseen = unobserved(session, out.grid)
+    if unseen.any():
+        for curves in out.curves.values():
+            for curve in curves:
+                curve.values[unseen] = np.nan
 
 
 def _performance(session: Session, out: Expected) -> None:
@@ -111,7 +132,7 @@ def _performance(session: Session, out: Expected) -> None:
 
 
 def touched_features(session: Session) -> set[str]:
-    return {f for inc in session.incidents() if inc.kind in DATA_KINDS for f in inc.features}
+    return {f for inc in session.all_incidents() if inc.kind in DATA_KINDS for f in inc.features}
 
 
 def _inputs(session: Session, out: Expected) -> None:
@@ -195,7 +216,7 @@ def _share(role: Role, f: str, what: str, ts, flags, out: Expected) -> None:
 
 def _ledger(session: Session, out: Expected) -> None:
     """Latency, error share and request rate as the client saw them, per second, in time windows."""
-    rows = [r for r in session.ledger if session.start - 1 <= r.second <= out.grid[-1]]
+    rows = session.rows(session.start - 1, math.floor(out.grid[-1]) + 1)  # the server's gaps left out
     if len(rows) < 5:
         return
     ts = np.array([r.second + 0.5 for r in rows])

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import dashboards as dashboards_mod
 from . import expected as expected_mod
+from . import gaps as gaps_mod
 from .checks import alerting, drift, hygiene, performance, predictions, system, visualization
 from .checks.alerting import AlertOutcome
 from .context import CheckResult, Context, ItemResult
@@ -82,10 +83,37 @@ class Grade:
         return [(i.key, c) for i in self.items for c in i.not_applicable]
 
 
-def scrape(prom: PrometheusClient, server_address: str | None) -> tuple[str | None, str | None]:
-    """(/metrics body, its URL) scraped from the model server now; (None, url) when it does not answer.
-    `server_address` (http://host:port) replaces the target's address when the grader cannot reach the one
-    Prometheus scrapes, e.g. a container's name on a Docker network."""
+SCRAPE_TIMEOUT_SECONDS = 5  # a /metrics that answers slower is as good as down (Prometheus gives up at 4 s)
+
+# Why Prometheus refused the model server's scrape (its target's lastError), in the report's words.
+SCRAPE_REFUSALS = {
+    "sample limit exceeded": "scrape rejected: sample limit (more series in one scrape than the job's sample_limit)",
+    "body size limit exceeded": "scrape rejected: body size limit (the /metrics answer is larger than the job allows)",
+    "context deadline exceeded": "scrape rejected: timeout (/metrics answered slower than the job's scrape_timeout)",
+}
+
+
+def scrape_refused(prom: PrometheusClient) -> str | None:
+    """Why Prometheus's last scrape of the model server failed, when it did; None when it succeeded."""
+    for t in prom.targets():
+        if t["labels"].get("job") == JOB and t.get("health") == "down" and t.get("lastError"):
+            error = t["lastError"]
+            said = next((words for key, words in SCRAPE_REFUSALS.items() if key in error), None)
+            return said or f"scrape failed: {error[:300]}"
+    return None
+
+
+@dataclass(frozen=True)
+class Scrape:
+    body: str | None  # None unless /metrics answered 200
+    url: str | None  # None when Prometheus has no target for the model server
+    answered: bool  # False when the server refused the connection or hung past the time-out
+
+
+def scrape_now(prom: PrometheusClient, server_address: str | None) -> Scrape:
+    """The model server's /metrics now, where Prometheus scrapes it. `server_address` (http://host:port) replaces
+    the target's address when the grader cannot reach the one Prometheus scrapes, e.g. a container's name on a
+    Docker network."""
     for t in prom.targets():
         if t["labels"].get("job") == JOB and t.get("scrapeUrl"):
             url = t["scrapeUrl"]
@@ -93,11 +121,48 @@ def scrape(prom: PrometheusClient, server_address: str | None) -> tuple[str | No
                 parts, address = urlsplit(url), urlsplit(server_address)
                 url = urlunsplit((address.scheme, address.netloc, parts.path, parts.query, ""))
             try:
-                response = httpx.get(url, timeout=10, follow_redirects=True)
+                response = httpx.get(url, timeout=SCRAPE_TIMEOUT_SECONDS, follow_redirects=True)
             except httpx.HTTPError:
-                return None, url
-            return (response.text if response.status_code == 200 else None), url
-    return None, None
+                return Scrape(None, url, False)
+            return Scrape(response.text if response.status_code == 200 else None, url, True)
+    return Scrape(None, None, True)
+
+
+def scrape(prom: PrometheusClient, server_address: str | None) -> tuple[str | None, str | None]:
+    """(/metrics body, its URL) scraped from the model server now; (None, url) when it does not answer."""
+    now = scrape_now(prom, server_address)
+    return now.body, now.url
+
+
+def last_served(session: Session) -> tuple[str | None, float]:
+    """The /metrics body the server last answered with during the session (model_service kept it in the run
+    directory), and when, in seconds into the scenario; (None, 0) when there is none."""
+    from model_service.last_metrics import read_last_metrics
+
+    kept = read_last_metrics(session.run_dir)
+    if kept is None or kept[1] < session.start:
+        return None, 0.0
+    return as_classic_text(kept[0]), kept[1] - session.start
+
+
+def as_classic_text(text: str) -> str:
+    """Exposition text in Prometheus's classic format: OpenMetrics (what the server answers when Prometheus asks
+    for it, as it does first) rewritten, so that it reads as the grader's own scrape would."""
+    if not text.rstrip().endswith("# EOF"):
+        return text
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    try:
+        families = list(text_string_to_metric_families(text))
+    except (ValueError, TypeError, IndexError):
+        return text
+
+    class Parsed:
+        def collect(self):
+            return families
+
+    return generate_latest(Parsed()).decode()
 
 
 def _families(prom: PrometheusClient, exposition: Exposition | None) -> dict[str, Family]:
@@ -186,17 +251,36 @@ def grade(
     t0 = time.monotonic()
     session = Session.load(run_dir, now)
     prom.check()
-    scrape_url = None
-    if metrics_body is None:
-        metrics_body, scrape_url = scrape(prom, server_address)
-    exposition = parse_exposition(metrics_body) if metrics_body is not None else None
-    server_up = metrics_body is not None
     notes = []
-    if exposition is None:
-        notes.append(
-            "The model server was down (or exposed no /metrics) at grading time; the grade uses what "
-            "Prometheus recorded during the session."
-        )
+    session.gaps = gaps_mod.find(prom, session)
+    if session.gaps:
+        notes.append(gaps_mod.summary(session.gaps, session))
+    unseen = session.unseen_incidents()
+    if unseen:
+        notes.append("Not judged, played while a component was down: " + ", ".join(i.label for i in unseen) + ".")
+    refused = scrape_refused(prom) if metrics_body is None else None
+    if refused:
+        notes.append(f"Prometheus could not scrape the model server at grading time: {refused}.")
+    scrape_url, answered = None, True
+    if metrics_body is None:
+        taken = scrape_now(prom, server_address)
+        metrics_body, scrape_url, answered = taken.body, taken.url, taken.answered
+    server_up = metrics_body is not None
+    if metrics_body is None:
+        # Only a server that is gone stands in for its last body: one that answers without metrics is graded so.
+        gone = not answered or any(g.component == gaps_mod.SERVER and g.end >= session.end - 3 for g in session.gaps)
+        metrics_body, served_at = last_served(session) if gone else (None, 0.0)
+        if metrics_body is not None:
+            notes.append(
+                "The model server was down (or exposed no /metrics) at grading time; the grade uses what "
+                f"Prometheus recorded, and the /metrics it last served ({served_at:.0f} s into the scenario)."
+            )
+        else:
+            notes.append(
+                "The model server was down (or exposed no /metrics) at grading time; the grade uses what "
+                "Prometheus recorded during the session."
+            )
+    exposition = parse_exposition(metrics_body) if metrics_body is not None else None
     families = _families(prom, exposition)
     if not families:
         notes.append("Prometheus holds no metric from the model server for this session.")

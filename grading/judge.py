@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import rankdata
 
-from .expected import SCORE, Curve, Expected
+from .expected import SCORE, Curve, Expected, unobserved
 from .roles import SEES, Role
 from .rubric import Tolerances
 from .session import Incident, Session
@@ -180,6 +180,11 @@ class Judge:
         )
         # The baseline's second half: windows have filled up (the first labels make a noisy accuracy).
         self.settled = self.base_mask & (self.times >= (base[0] + base[1]) / 2 if base else self.base_mask)
+        # After the baseline; neither it nor that counts the time the server or Prometheus was down.
+        observed = ~unobserved(session, self.times)
+        self.after_base = ~self.base_mask & observed
+        self.base_mask &= observed
+        self.settled &= observed
         self.incidents = session.incidents()
         # Changes are taken over half the shortest phase: fine enough to tell which incident a move follows.
         shortest = min((session.phase_end(p) - p.start for p in session.phases), default=10.0)
@@ -346,7 +351,7 @@ class Judge:
 
     def _range(self, values: np.ndarray, ref: float) -> float:
         """How far a series gets from its normal level, once settled (not counting a noisy start)."""
-        after = values[(self.settled | ~self.base_mask) & np.isfinite(values)]
+        after = values[(self.settled | self.after_base) & np.isfinite(values)]
         return float(np.max(np.abs(after - ref))) if len(after) else 0.0
 
     def _moves(self, v: Verdict, s: np.ndarray, x: np.ndarray) -> Test:
@@ -386,7 +391,7 @@ class Judge:
             return Test("stays put", False, "no normal level to compare with")
         x_dev, s_dev = np.abs(x - x_ref), np.abs(s - s_ref)
         x_range, s_range = self._range(x, x_ref), self._range(s, s_ref)
-        flat = (x_dev <= FLAT_SHARE * x_range) & np.isfinite(s_dev) & (self.settled | ~self.base_mask)
+        flat = (x_dev <= FLAT_SHARE * x_range) & np.isfinite(s_dev) & (self.settled | self.after_base)
         if flat.sum() < 5:
             return Test("stays put", True, "the curve is never at its normal level long enough to tell")
         share = float(np.mean(s_dev[flat] <= SIGNAL_FLAT_SHARE * max(s_range, 1e-12)))

@@ -53,6 +53,11 @@ def to_dict(g: Grade) -> dict:
                 "incidents": [
                     {"kind": i.kind, "target": i.label, "start": i.start, "end": i.end} for i in s.incidents()
                 ],
+                "not_judged": [
+                    {"kind": i.kind, "target": i.label, "start": i.start, "end": i.end} for i in s.unseen_incidents()
+                ],
+                # When the model server or Prometheus was down outside injected faults (grading.gaps).
+                "gaps": [gap.as_dict() for gap in s.gaps],
             },
             "server_up": g.server_up,
             "notes": g.notes,
@@ -72,6 +77,7 @@ def to_dict(g: Grade) -> dict:
                     "incident": d.incident.label,
                     "alert": d.firing.key if d.firing else None,
                     "detection_seconds": d.latency,
+                    "judged": d.judged,
                 }
                 for d in g.alerts.detections
             ],
@@ -109,7 +115,7 @@ def timeline_png(g: Grade) -> bytes:
         axes[0].text(
             p.start - t0 + 0.5, 1.02 + 0.12 * (k % 2), p.name, transform=axes[0].get_xaxis_transform(), fontsize=8
         )
-    rows = s.rows(s.start - 1, s.end + 2)
+    rows = [r for r in s.ledger if s.start - 1 <= r.second < s.end + 2]  # gaps included: the plot shows them
     axes[0].plot([r.second - t0 for r in rows], [r.requests for r in rows], label="sent /s")
     axes[0].plot([r.second - t0 for r in rows], [r.ok for r in rows], label="answered 2xx /s")
     axes[0].set_ylabel("traffic")

@@ -16,6 +16,9 @@ from model_service.settings import ServiceSettings
 # What an incident's identity leaves out: how it ramps up, so that a gradual onset and the held drift
 # that follows it are one incident.
 _ONSET_FIELDS = {"onset"}
+# An incident is judged when the server and Prometheus ran for at least half of its onset (its first seconds, up
+# to this many): whatever a check looks for follows the onset.
+ONSET_SECONDS = 20.0
 
 
 class SessionError(ValueError):
@@ -56,6 +59,9 @@ class Session:
     timeline: TimelineRecord
     ledger: list[LedgerRow]
     now: float = field(default_factory=time.time)
+    # When the model server or Prometheus was down outside injected faults (grading.gaps.Gap), set by the grader
+    # before any check: the ledger's totals leave the server's gaps out, and incidents played in one are not judged.
+    gaps: list = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dir: Path, now: float | None = None) -> "Session":
@@ -105,7 +111,29 @@ class Session:
         quiet = self.quiet_phases()
         return (quiet[0].start, self.phase_end(quiet[-1])) if quiet else None
 
+    def unobserved(self, start: float, end: float) -> float:
+        """Seconds of [start, end) in a gap of the server or of Prometheus (overlapping gaps counted once)."""
+        total, reached = 0.0, start
+        for g in sorted(self.gaps, key=lambda g: g.start):
+            lo, hi = max(g.start, reached), min(g.end, end)
+            if hi > lo:
+                total += hi - lo
+                reached = hi
+        return total
+
     def incidents(self) -> list[Incident]:
+        """Each injection whose onset the server and Prometheus saw (ONSET_SECONDS), in order of onset."""
+        return [i for i in self.all_incidents() if not self._unseen(i)]
+
+    def unseen_incidents(self) -> list[Incident]:
+        """Incidents whose onset was played while the server or Prometheus was down: nothing could see them."""
+        return [i for i in self.all_incidents() if self._unseen(i)]
+
+    def _unseen(self, incident: Incident) -> bool:
+        onset = max(min(incident.end - incident.start, ONSET_SECONDS), 1e-9)
+        return self.unobserved(incident.start, incident.start + onset) > 0.5 * onset
+
+    def all_incidents(self) -> list[Incident]:
         """Each injection, merged over the consecutive phases that hold it, in order of onset."""
         open_: dict[str, Incident] = {}
         done: list[Incident] = []
@@ -126,7 +154,14 @@ class Session:
 
     # --- the ledger ------------------------------------------------------------------------------------
     def rows(self, start: float, end: float) -> list[LedgerRow]:
-        return [r for r in self.ledger if start <= r.second < end]
+        """The ledger's seconds in [start, end), but those in which the model server was down (in one of its
+        gaps, nothing answered)."""
+        down = [(g.start, g.end) for g in self.gaps if g.component == "model server"]
+        return [
+            r
+            for r in self.ledger
+            if start <= r.second < end and (r.answered > 0 or not any(lo <= r.second < hi for lo, hi in down))
+        ]
 
     def total(self, column: str, start: float | None = None, end: float | None = None) -> int:
         """The sum of a ledger column (a LedgerRow field or property) between two times (default: the session)."""

@@ -14,7 +14,7 @@ import typer
 
 from .config import REPO_ROOT, StackConfig
 from .sandbox import Sandbox, SandboxError, new_sandbox, open_sandbox
-from .state import Busy, SandboxState, ScenarioPlay
+from .state import HEADLESS, Busy, SandboxState, ScenarioPlay
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
@@ -128,7 +128,7 @@ def up(
         _fail(str(exc))
     typer.echo(f"\nThe sandbox is up ({sandbox.backend}):")
     for name, url in urls.items():
-        typer.echo(f"  {name:<15} {url}")
+        typer.echo(f"  {name:<15} {url or HEADLESS}")
     if docker and local_images:
         typer.echo("  (no Grafana: no image to be had without a registry)")
     typer.echo(f"\nCandidate folder: {candidate.resolve()}   Run directory: {cfg.run_dir.resolve()}")
@@ -209,12 +209,23 @@ def status(
 
 @app.command()
 def reload(run_dir: Optional[Path] = RunDir, session: Optional[str] = SessionOpt) -> None:
-    """Check the candidate's alert rules with promtool and load them into the running Prometheus."""
+    """Check the candidate's alert rules with promtool, load them into the running Prometheus, and name the rules
+    that fail when Prometheus evaluates them."""
+    import time
+
+    from .rule_health import evaluation_errors
+
+    sandbox = _running(run_dir, session)
+    since = time.time()
     try:
-        _running(run_dir, session).reload_rules()
+        sandbox.reload_rules()
     except SandboxError as exc:
         _fail(str(exc))
-    typer.echo("rules checked and loaded")
+    typer.echo("rules checked and loaded; waiting for Prometheus to evaluate them ...")
+    failing = evaluation_errors(sandbox.urls()["prometheus"], since)
+    if failing:
+        _fail(f"{len(failing)} rules fail at evaluation:\n" + "\n".join(f"  {line}" for line in failing))
+    typer.echo("every rule evaluates")
 
 
 @app.command()

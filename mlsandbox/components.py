@@ -180,10 +180,11 @@ def load_generator(
         argv += ["--from-phase", play.from_phase]
     if targets_file is not None:
         argv += ["--targets", str(targets_file.resolve())]
-    if headless:
-        argv += ["--headless", "--only-summary"]
-    else:
-        argv += ["--autostart", "--web-host", cfg.host, "--web-port", str(cfg.locust_port)]
     env = {"MLSANDBOX_RUN_DIR": str(cfg.run_dir.resolve()), "PYTHONUNBUFFERED": "1"}
+    if headless or not play.web_ui:
+        # No web server: healthy while alive (an empty health URL), and no URL to show.
+        argv += ["--headless", "--only-summary"]
+        return ComponentSpec("load", argv, cfg.locust_port, "", "", env, REPO_ROOT)
+    argv += ["--autostart", "--web-host", cfg.host, "--web-port", str(cfg.locust_port)]
     url = cfg.url(cfg.locust_port)
     return ComponentSpec("load", argv, cfg.locust_port, f"{url}/", url, env, REPO_ROOT)

@@ -20,6 +20,7 @@ from load.truth import TimelineRecord
 from .config import StackConfig
 from .docker_engine import Engine, EngineError, PrivateEngine, answers, connect
 from .docker_stack import COMPOSE_FILE, ComposeProject, DockerStackError
+from .grafana_secret import HOST_PATH as GRAFANA_PASSWORD_FILE
 from .hub import Hub
 from .layout import REPO_ROOT, RunLayout
 from .native import check_candidate, check_scenario, wait_first_scrape
@@ -146,11 +147,17 @@ class DockerBackend(Sandbox):
                 project = self.compose_project()
                 project.build()
                 self.say("starting the stack and waiting for every service to be healthy ...")
-                seconds = project.up(without=set() if play else {"load"})
+                # The load service serves Locust's web UI; a play without it runs as a headless `compose run`.
+                seconds = project.up(without=set() if play and play.web_ui else {"load"})
                 self.say(f"every service healthy in {seconds:.0f} s")
                 wait_first_scrape(project.published_url("prometheus", 9090), self.cfg.health_timeout_seconds)
+                if play is not None and not play.web_ui:
+                    self.start_play(play)
                 self.hub.ensure(self.cfg.run_dir, mlflow=False)
-                return {**self.urls(), "console": self.hub.console_url()}
+                urls = {**self.urls(), "console": self.hub.console_url()}
+                if "grafana" in urls:
+                    self.say(f"Grafana: user admin, password in {GRAFANA_PASSWORD_FILE}")
+                return urls
             except (EngineError, DockerStackError, StartError) as exc:
                 raise SandboxError(str(exc)) from None
 

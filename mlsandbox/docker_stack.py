@@ -236,7 +236,8 @@ class ComposeProject:
 
     def collect_session(self, dest: Path) -> Path:
         """Copy what the grader reads out of the volumes into `dest`: the scenario's timeline and ledger (from the
-        load service) and the prediction log (a consistent copy taken inside the model server)."""
+        load service), the prediction log (a consistent copy taken inside the model server) and the last /metrics body
+        it served."""
         dest.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest / "scenario", ignore_errors=True)
         self.copy_out("load", "/truth/scenario", dest / "scenario")
@@ -246,6 +247,10 @@ class ComposeProject:
         )
         self.compose("exec", "-T", "model-server", "python", "-c", backup, capture=True)
         self.copy_out("model-server", "/tmp/predictions.sqlite", dest / "predictions.sqlite")
+        try:  # the /metrics body the server last served (none when it never served one)
+            self.copy_out("model-server", "/data/last-metrics.txt", dest / "last-metrics.txt")
+        except DockerStackError:
+            pass
         return dest
 
     def copy_out(self, service: str, source: str, dest: Path) -> None:

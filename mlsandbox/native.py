@@ -168,10 +168,20 @@ class NativeSandbox(Sandbox):
             )
             state.save(self.layout)
             try:
+                # What needs nothing else starts at once and comes up while MLflow starts (and trains, the first
+                # time); the model server, which loads the champion from MLflow, after it.
+                independent = [
+                    self._start(state, spec)
+                    for spec in (
+                        components.alert_receiver(cfg),
+                        components.alertmanager(cfg, am_config),
+                        components.prometheus(cfg, prom_config),
+                    )
+                ]
                 mlflow = self.hub.ensure(cfg.run_dir)
-                self._launch(state, components.alert_receiver(cfg))
-                self._launch(state, components.alertmanager(cfg, am_config))
-                prometheus = self._launch(state, components.prometheus(cfg, prom_config))
+                for comp in independent:
+                    self._wait(comp)
+                prometheus = independent[-1]
                 self._launch(state, components.model_server(cfg, candidate))
                 wait_first_scrape(prometheus.url, cfg.health_timeout_seconds, since=time.time())
                 if play is not None:
@@ -188,12 +198,19 @@ class NativeSandbox(Sandbox):
         return {"mlflow": mlflow.url, "console": self.hub.console_url(), **{c.name: c.url for c in state.components}}
 
     def _launch(self, state: SandboxState, spec) -> Component:
+        return self._wait(self._start(state, spec))
+
+    def _start(self, state: SandboxState, spec) -> Component:
+        """Started and recorded at once (so that a failure later still finds it to stop); not yet healthy."""
         comp = start(spec, self.cfg.logs_dir)
         state.components.append(comp)
         state.save(self.layout)
         self.say(f"starting {spec.name} ...")
+        return comp
+
+    def _wait(self, comp: Component) -> Component:
         took = wait_healthy(comp, self.cfg.health_timeout_seconds)
-        self.say(f"  {spec.name} healthy in {took:.1f}s at {spec.url}")
+        self.say(f"  {comp.name} healthy in {took:.1f}s" + (f" at {comp.url}" if comp.url else ""))
         return comp
 
     def down(self, volumes: bool = False) -> list[str]:

@@ -124,6 +124,9 @@ def is_alive(pid: int) -> bool:
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    """Whether `url` answers 200; a component without a health URL (headless Locust) counts as healthy."""
+    if not url:
+        return True
     try:
         return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:

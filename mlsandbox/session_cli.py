@@ -12,7 +12,7 @@ from . import session_store
 from .sandbox import SandboxError
 from .session_report import as_csv, as_text, compare_rows, list_rows, list_table
 from .sessions import DEFAULT_ROUND_MINUTES, end, improve, start
-from .state import Busy, ScenarioPlay
+from .state import HEADLESS, Busy, ScenarioPlay
 
 session_app = typer.Typer(
     no_args_is_help=True,
@@ -60,7 +60,7 @@ def session_start(
         _fail(str(exc))
     typer.echo(f"\nSession {name} is running ({session.record.backend}):")
     for component, url in urls.items():
-        typer.echo(f"  {component:<15} {url}")
+        typer.echo(f"  {component:<15} {url or HEADLESS}")
     typer.echo(f"\nThe candidate's workspace: {session.layout.candidate}")
     typer.echo(
         f"Their work is snapshotted into {session.layout.history}; "

@@ -138,7 +138,7 @@ def start(
         record = SessionRecord(
             name=name,
             backend="docker" if docker else "native",
-            play=play,
+            play=play.model_copy(update={"web_ui": False}) if play else None,
             ports=ports,
             source=str(source),
             compose_project=_project_name(name) if docker else None,
@@ -148,7 +148,8 @@ def start(
         sandbox = new_sandbox(
             cfg, docker, local_images, record.compose_project or "mlsandbox", say, hub_dir=home_config().run_dir
         )
-        urls = sandbox.up(layout.candidate, play)
+        # Locust's web UI would show the candidate the scenario's failures and request mix: headless here.
+        urls = sandbox.up(layout.candidate, play.model_copy(update={"web_ui": False}) if play else None)
     except BaseException:
         # Nothing was played: the name stays free for a second try.
         shutil.rmtree(layout.root, ignore_errors=True)

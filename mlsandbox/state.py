@@ -17,7 +17,9 @@ from .processes import Started, write_json_atomic
 
 class ScenarioPlay(BaseModel):
     """A scenario to play: a shipped name or a file, its seed, its time compression, whether hidden parameters
-    are redrawn from the seed, and the phase to start from (resuming an interrupted play)."""
+    are redrawn from the seed, the phase to start from (resuming an interrupted play), and whether Locust serves
+    its web UI (not in an interview: it shows the traffic's failures and request mix to anyone on the machine;
+    pause and resume go through `mlsandbox scenario pause|resume` and the console)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -26,9 +28,13 @@ class ScenarioPlay(BaseModel):
     speed: float = Field(1.0, gt=0)
     surprise: bool = False
     from_phase: str | None = None
+    web_ui: bool = True
 
 
 Component = Started  # a natively started component, as the state file keeps it
+
+# What `up` shows for a component without a URL: Locust playing without its web UI.
+HEADLESS = "headless, no web UI (mlsandbox scenario pause|resume)"
 
 
 class DockerState(BaseModel):

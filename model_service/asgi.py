@@ -1,5 +1,6 @@
 """What uvicorn serves: the candidate's app (app/main.py of the folder given with --app-dir) behind the
-scenario's outage switch and a limit on request bodies (limits.py).
+scenario's outage switch and a limit on request bodies (limits.py), keeping a copy of the last /metrics body it
+served for the grader (last_metrics.py).
 
 During an outage the server behaves as a frozen process would, the same natively and under compose: every
 request (/metrics and /health included) waits without an answer until the outage is over, so clients time out
@@ -20,6 +21,7 @@ if not logging.getLogger().handlers:
 from app.main import app as candidate_app  # noqa: E402
 
 from .faults import FaultSwitch  # noqa: E402
+from .last_metrics import KeepLastMetrics  # noqa: E402
 from .limits import BodyLimit  # noqa: E402
 from .settings import get_settings  # noqa: E402
 
@@ -37,4 +39,8 @@ class OutageGate:
         await self.app(scope, receive, send)
 
 
-app = OutageGate(BodyLimit(candidate_app, get_settings().max_body_bytes), FaultSwitch(get_settings().faults_path))
+_settings = get_settings()
+app = OutageGate(
+    KeepLastMetrics(BodyLimit(candidate_app, _settings.max_body_bytes), _settings.run_dir),
+    FaultSwitch(_settings.faults_path),
+)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 
 @dataclass(frozen=True)
@@ -100,4 +101,4 @@ class LinearScorer:
         for j, f in enumerate(self.categorical):
             weights, missing = self.level_weights[j], self.missing_level[j]
             logit = logit + np.array([weights.get(missing if r[f] is None else str(r[f]), 0.0) for r in records])
-        return 1.0 / (1.0 + np.exp(-logit))
+        return expit(logit)  # as LogisticRegression's own, and without overflow on absurd inputs

@@ -193,3 +193,96 @@ def points(report: dict) -> dict[str, float]:
 def check(report: dict, item: str, name: str) -> dict:
     it = next(i for i in report["items"] if i["key"] == item)
     return next(c for c in it["checks"] if c["name"] == name)
+
+
+# --- the hardening play: components killed mid-play, hostile candidates ---------------------------------------
+HARDENING_BASE_PORT = 31500
+# Seconds into smoke (90 s): the server dies in the baseline and is started again at once; Prometheus dies in the
+# recovery and is started again 8 s later; another server dies as the concept drift begins, for good.
+SERVER_KILLED_AT, PROMETHEUS_KILLED_AT, PROMETHEUS_DOWN_FOR, KILLED_FOR_GOOD_AT = 8.0, 72.0, 8.0, 45.0
+
+
+def _faults(cal, seen: dict) -> None:
+    """Kill (SIGKILL, whole process groups) and restart components of the `gaps` and `killed` rooms mid-play."""
+    import signal
+    import time
+
+    from load.truth import read_timeline
+    from mlsandbox import components
+    from mlsandbox.native import prometheus_config
+    from mlsandbox.processes import port_is_free, start, wait_healthy, wait_until
+
+    rooms = {r.name: r for r in cal.rooms}
+    deadline = time.time() + 120
+    timeline = None
+    while time.time() < deadline and not (timeline and timeline.phases):
+        time.sleep(0.2)
+        timeline = read_timeline(rooms["gaps"].run_dir) if (rooms["gaps"].run_dir / "scenario").exists() else None
+    t0 = timeline.phases[0].start
+
+    def at(seconds: float) -> None:
+        time.sleep(max(0.0, t0 + seconds - time.time()))
+
+    def kill(room, name: str):
+        comp = next(c for c in room.components if c.name == name)
+        os.killpg(comp.pid, signal.SIGKILL)
+        room.components.remove(comp)
+        seen.setdefault(room.name, []).append((f"{name} killed", time.time() - t0))
+
+    def restart(room, spec):
+        wait_until(lambda: port_is_free("127.0.0.1", spec.port), 20, f"port {spec.port} free again")
+        comp = start(spec, room.cfg.logs_dir)
+        room.components.append(comp)
+        wait_healthy(comp, 60)
+        seen[room.name].append((f"{spec.name} back", time.time() - t0))
+
+    gaps, killed = rooms["gaps"], rooms["killed"]
+    at(SERVER_KILLED_AT)
+    kill(gaps, "model-server")
+    restart(gaps, components.model_server(gaps.cfg, gaps.candidate_dir))
+    at(KILLED_FOR_GOOD_AT)
+    kill(killed, "model-server")
+    at(PROMETHEUS_KILLED_AT)
+    kill(gaps, "prometheus")
+    time.sleep(PROMETHEUS_DOWN_FOR)
+    restart(gaps, components.prometheus(gaps.cfg, prometheus_config(gaps.cfg, gaps.candidate_dir)))
+
+
+def hardening_play(base: Path) -> Play:
+    """One smoke play (seed 7) to the reference, two copies of it whose components die mid-play (`gaps`, `killed`)
+    and the hostile candidates of tests/hostile.py; every room graded as `mlsandbox calibrate` grades it."""
+    import threading
+    import time
+
+    import hostile
+
+    from grading.rubric import load_rubric
+    from mlsandbox.calibrate import Calibration
+    from mlsandbox.components import ScenarioPlay
+    from mlsandbox.processes import is_healthy
+
+    folders = {name: candidates.copy_reference(base / "candidates" / name) for name in ("reference", "gaps", "killed")}
+    for kind in hostile.BODIES:
+        folders[kind] = hostile.hostile(base / "candidates" / kind, kind)
+    play = Play(base / "calibration", folders)
+    rubric = load_rubric()
+    cal = Calibration(
+        list(folders.values()), play.out, HARDENING_BASE_PORT, SCRAPE, say=lambda _: None, names=list(folders)
+    )
+    faults: dict = {}
+    t0 = time.monotonic()
+    with cal:
+        thread = threading.Thread(target=_faults, args=(cal, faults), daemon=True)
+        thread.start()
+        cal.play(ScenarioPlay(scenario="smoke", seed=7))
+        thread.join(60)
+        cal.wait_after_play(rubric.tolerances.resolve_grace_seconds)
+        cal.save_metrics()
+        grades = cal.grade(rubric)
+        play.timings["graded"] = time.monotonic() - t0
+        play.extra["faults"] = faults
+        play.extra["prometheus ready"] = {r.name: is_healthy(f"{r.prometheus_url}/-/ready") for r in cal.rooms}
+        play.extra["grading seconds"] = {name: g.duration_seconds for name, g in grades.items()}
+        for name in folders:
+            play.reports[name] = read_report(play.out / name / "report")
+    return play

@@ -182,19 +182,51 @@ def test_our_services_share_one_image(config):
     assert Path(services["model-server"]["build"]["context"]).resolve() == REPO
 
 
-def test_grafana_password_is_not_a_default(config):
-    environment = config["services"]["grafana"]["environment"]
-    password = environment.get("GF_SECURITY_ADMIN_PASSWORD", "")
-    assert password and password.lower() not in {"admin", "password", "grafana", "changeme"}, (
-        "GRAFANA_ADMIN_PASSWORD in .env must be set to something other than a default"
-    )
+def test_grafana_reads_a_password_drawn_on_first_start_not_one_from_the_repository(config):
+    services = config["services"]
+    environment = services["grafana"]["environment"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in environment
+    assert environment["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/mlsandbox/grafana-admin-password"
     assert environment.get("GF_AUTH_ANONYMOUS_ENABLED") == "false"
+    assert services["grafana"]["depends_on"]["grafana-secret"]["condition"] == "service_completed_successfully"
+    secret = services["grafana-secret"]
+    assert secret["command"][-1] == "/secrets/grafana-admin-password"
+    folder = (REPO / "run" / "secrets").resolve()
+    assert ("/secrets", folder) in {(m["target"], Path(m["source"]).resolve()) for m in mounts(secret)}
+    grafana = {(m["target"], Path(m["source"]).resolve()) for m in mounts(services["grafana"])}
+    assert ("/run/secrets/mlsandbox", folder) in grafana
 
 
-def test_missing_grafana_password_stops_compose():
-    result = compose_config(GRAFANA_ADMIN_PASSWORD="")
-    assert result.returncode != 0
-    assert "GRAFANA_ADMIN_PASSWORD" in result.stderr
+def test_the_grafana_password_is_drawn_once_readable_and_kept(tmp_path):
+    from mlsandbox.grafana_secret import ensure
+
+    path = tmp_path / "secrets" / "grafana-admin-password"
+    assert ensure(path) is True
+    first = path.read_text().strip()
+    assert len(first) >= 20 and (path.stat().st_mode & 0o777) == 0o644
+    assert ensure(path) is False and path.read_text().strip() == first
+    other = tmp_path / "other"
+    ensure(other)
+    assert other.read_text().strip() != first
+
+
+# A password in a file: `password: "x..."`, `PASSWORD=x...`, `password = 'x...'` (a value, not code).
+PASSWORD_VALUE = re.compile(
+    r"""passw(?:or)?d\w*["']?\s*[=:]\s*(?:["'][^"'\s]{6,}["']|[A-Za-z0-9_+\-]{6,}\s*$)""", re.I | re.M
+)
+
+
+def test_no_tracked_file_holds_a_password():
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    found = []
+    for name in filter(None, tracked.stdout.split("\0")):
+        path = REPO / name
+        if not path.is_file() or path.suffix in (".png", ".sqlite", ".pkl"):
+            continue
+        text = path.read_text(errors="replace")
+        found += [f"{name}: {m.group(0)}" for m in PASSWORD_VALUE.finditer(text)]
+    assert not found, found
+    assert PASSWORD_VALUE.search("GRAFANA_ADMIN_PASSWORD=ST7xUH2FyV13jAAPlZjMtf")  # what .env held before
 
 
 def test_bind_mounts_exist_in_repo(config):
@@ -204,6 +236,8 @@ def test_bind_mounts_exist_in_repo(config):
                 continue
             source = Path(mount["source"]).resolve()
             assert source.is_relative_to(REPO), f"{name} mounts {source}, outside the repository"
+            if source.is_relative_to(REPO / "run"):
+                continue  # untracked, made at the first start (run/secrets/ by the engine)
             assert source.exists(), f"{name} mounts {source}, which does not exist"
 
 
@@ -322,6 +356,7 @@ def test_local_images_override_changes_only_images_and_leaves_grafana_out(config
         }
         assert differing <= {"image", "build", "profiles"}, f"the override changes {differing} of {name}"
     assert overridden["services"]["grafana"]["profiles"] == ["grafana"]
-    assert [n for n, s in overridden["services"].items() if s.get("profiles")] == ["grafana"]
+    profiled = [n for n, s in overridden["services"].items() if s.get("profiles")]
+    assert sorted(profiled) == ["grafana", "grafana-secret"]
     # Built here, never pulled: every image that is not Grafana's has a build section.
     assert all("build" in s for n, s in overridden["services"].items() if n != "grafana")

@@ -72,6 +72,34 @@ def _probe(url: str) -> bool:
         return False
 
 
+def _host_sockets(s: Driver) -> list[tuple[str, str, int]]:
+    """(process, address, port) of each listening socket on the host that serves the stack: the engine's port
+    proxies and the console."""
+    import psutil
+
+    from mlsandbox.processes import group_members
+
+    console = {
+        pid
+        for c in json.loads(s.cli("status", "--json").stdout)
+        if c["name"] == "console"
+        for pid in group_members(c["pid"])
+    }
+    out = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "docker-proxy" and proc.pid not in console:
+            continue
+        try:
+            out += [
+                (proc.info["name"], c.laddr.ip, c.laddr.port)
+                for c in proc.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            ]
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
 @pytest.fixture(scope="module")
 def lived(tmp_path_factory):
     base = tmp_path_factory.mktemp("docker")
@@ -105,6 +133,13 @@ def lived(tmp_path_factory):
         seen["report"] = json.loads((s.layout.report / "report.json").read_text())
 
         containers = {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in project.containers()}
+        seen["published"] = [
+            (service, binding["HostIp"], binding["HostPort"])
+            for service, c in containers.items()
+            for bindings in (c["NetworkSettings"]["Ports"] or {}).values()
+            for binding in bindings or []
+        ]
+        seen["host sockets"] = _host_sockets(s)
         seen["truth volume"] = next(m["Name"] for m in containers["load"]["Mounts"] if m["Destination"] == "/truth")
         seen["server volumes"] = {m.get("Name") for m in containers["model-server"]["Mounts"]}
         seen["truth in the server"] = project.compose(
@@ -210,6 +245,15 @@ def lived(tmp_path_factory):
                 if str(private.root) in " ".join(p.info["cmdline"] or [])
             ]
     return seen
+
+
+def test_every_published_port_listens_on_loopback_only(lived):
+    published = lived["published"]
+    assert {service for service, _, _ in published} >= {"model-server", "prometheus", "mlflow"}, published
+    assert {ip for _, ip, _ in published} == {"127.0.0.1"}, published
+    sockets = lived["host sockets"]
+    assert any(name != "docker-proxy" for name, _, _ in sockets), sockets  # the console
+    assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
 
 
 def test_every_service_is_healthy_and_grafana_is_left_out(lived):

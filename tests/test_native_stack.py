@@ -20,6 +20,15 @@ from mlsandbox.processes import group_members, stop
 
 pytestmark = pytest.mark.stack
 
+# A rule file with one alert: promtool rejects it (a parse error), or Prometheus fails to evaluate it (every
+# target's `up` matched on nothing: many-to-many).
+RULE = """groups:
+  - name: broken
+    rules:
+      - alert: {name}
+        expr: {expr}
+"""
+
 METRICS_SETUP = """
 from prometheus_client import make_asgi_app
 
@@ -115,6 +124,14 @@ def lived(tmp_path_factory):
             lambda: s.target_health("model-server") == "up" and "up", 60, what="model-server target up after edit"
         )
 
+        broken = s.candidate / "alerts" / "broken.yml"
+        broken.write_text(RULE.format(name="Unparsable", expr="rate(up[1m]"))
+        seen["reload rejected"] = s.cli("reload", check=False)
+        broken.write_text(RULE.format(name="ManyToMany", expr="up / on() up > 1"))
+        seen["reload failing"] = s.cli("reload", check=False)
+        broken.unlink()
+        seen["reload clean"] = s.cli("reload", check=False)
+
         ids = _predict(s, 20)
         for i, rid in enumerate(ids):
             httpx.post(f"{s.url('model_server')}/feedback", json={"request_id": rid, "churned": i % 2 == 0}, timeout=10)
@@ -180,6 +197,16 @@ def test_nothing_of_the_sandbox_listens_beyond_loopback(lived):
 def test_a_second_up_on_a_running_run_directory_is_refused_with_one_line(lived):
     result = lived["second up"]
     assert result.returncode != 0 and "already" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_reload_names_the_rule_promtool_rejects_and_the_rule_that_fails_at_evaluation(lived):
+    rejected, failing, clean = lived["reload rejected"], lived["reload failing"], lived["reload clean"]
+    assert rejected.returncode != 0 and "broken.yml" in rejected.stderr, rejected.stderr
+    assert "rules not loaded" in rejected.stderr and "Traceback" not in rejected.stderr
+    assert failing.returncode != 0, failing.stdout + failing.stderr
+    assert "1 rules fail at evaluation" in failing.stderr and "broken/ManyToMany: " in failing.stderr
+    assert "many-to-many" in failing.stderr
+    assert clean.returncode == 0 and "every rule evaluates" in clean.stdout, clean.stderr
 
 
 def test_mlflow_has_the_champion_and_the_server_serves_it(lived):

@@ -21,6 +21,7 @@ import pytest
 from load.truth import read_timeline
 from mlsandbox.harness import Driver, wait_for
 from mlsandbox.layout import REPO_ROOT, Ports
+from mlsandbox.processes import port_is_free
 from mlsandbox.session_store import SessionLayout, SessionRecord
 from mlsandbox.state import SandboxState
 
@@ -123,6 +124,9 @@ def day(tmp_path_factory):
                 t["health"] for t in targets["data"]["activeTargets"] if t["labels"]["job"] == "model-server"
             )
         seen["status, two running"] = d.cli("status", check=False)
+        # Locust plays without its web UI in an interview: nothing answers on the session's Locust port.
+        seen["locust port answers"] = port_is_free("127.0.0.1", Ports.block(REF_PORTS).locust) is False
+        seen["ref status"] = json.loads(d.cli("status", "--session", "ref", "--json").stdout)
         seen["second start"] = d.cli("session", "start", "ref", "--scenario", "smoke", check=False)
         # The candidate saves a helper script outside app/: a snapshot, and no reload of the server.
         scratch = d.layout("starter").candidate / "scratch.py"
@@ -176,6 +180,13 @@ def _one_line_refusal(result, *words):
     assert len(lines) == 1, result.stderr
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def test_an_interview_plays_its_traffic_without_locusts_web_ui(day):
+    load = next(c for c in day.seen["ref status"] if c["name"] == "load")
+    assert load["state"] == "healthy" and load["url"] == "", load
+    assert day.seen["locust port answers"] is False
+    assert "headless, no web UI" in day.seen["start ref"].stdout
 
 
 def test_two_sessions_at_once_are_each_graded_on_their_own_data(day):

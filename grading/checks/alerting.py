@@ -63,6 +63,11 @@ class Detection:
     incident: Incident
     firing: Firing | None
     pending: bool = False  # mid-session: not caught yet, but still under way (or within the grace)
+    cut_off: bool = False  # not caught, and the server or Prometheus was down for most of the time to catch it
+
+    @property
+    def judged(self) -> bool:
+        return not self.pending and not self.cut_off
 
     @property
     def latency(self) -> float | None:
@@ -107,10 +112,19 @@ def describe_rules(ctx: Context, found: Findings) -> list[AlertRule]:
     return out
 
 
+def _freshness(ctx: Context) -> float:
+    """How old an ALERTS sample may be and still say the alert fires: a few rule evaluations. Older, it is one
+    that Prometheus wrote before it was stopped, shown again by the query's look-back."""
+    intervals = [float(g.get("interval") or 0) for g in ctx.prom.rules()]
+    return 3 * max([STEP, *intervals]) + 2 * STEP
+
+
 def firing_intervals(ctx: Context, until: float) -> list[Firing]:
     """When each alert (and label set) was firing, from Prometheus's ALERTS series."""
     out = []
-    for labels, points in ctx.prom.series_values('ALERTS{alertstate="firing"}', ctx.session.start - 60, until, STEP):
+    firing = 'ALERTS{alertstate="firing"}'
+    expr = f"{firing} and (time() - timestamp({firing}) < {_freshness(ctx):g})"
+    for labels, points in ctx.prom.series_values(expr, ctx.session.start - 60, until, STEP):
         key = tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", "alertstate")))
         name = labels.get("alertname", "?")
         open_start, last = None, None
@@ -159,12 +173,14 @@ def detections(ctx: Context, rules: list[AlertRule], firings: list[Firing]) -> l
             continue
 
         first.setdefault(max(fitting, key=lambda i, roles=roles: _rank(incidents[i], roles)), f)
-    s = ctx.session
+    s, grace = ctx.session, ctx.tol.detection_grace_seconds
     return [
         Detection(
             inc,
             first.get(i),
-            pending=first.get(i) is None and not s.finished and inc.end + ctx.tol.detection_grace_seconds > s.now,
+            pending=first.get(i) is None and not s.finished and inc.end + grace > s.now,
+            cut_off=first.get(i) is None
+            and s.unobserved(inc.start, inc.end + grace) > 0.5 * (inc.end + grace - inc.start),
         )
         for i, inc in enumerate(incidents)
     ]
@@ -250,7 +266,7 @@ def _critical(ctx: Context, live: list[AlertRule]) -> CheckResult:
 
 
 def _incidents(ctx: Context, outcome: AlertOutcome) -> CheckResult:
-    judged = [d for d in outcome.detections if not d.pending]
+    judged = [d for d in outcome.detections if d.judged]
     if not judged:
         return ctx.not_applicable(
             ITEM,
@@ -263,18 +279,22 @@ def _incidents(ctx: Context, outcome: AlertOutcome) -> CheckResult:
     evidence = [
         Evidence(
             'ALERTS{alertstate="firing"}',
-            f"{d.firing.key} after {d.latency:.0f} s" if d.firing else ("not yet" if d.pending else "no alert"),
+            f"{d.firing.key} after {d.latency:.0f} s"
+            if d.firing
+            else ("not yet" if d.pending else "a component was down" if d.cut_off else "no alert"),
             d.incident.label,
         )
         for d in outcome.detections
     ]
-    pending = len(outcome.detections) - len(judged)
+    pending = sum(d.pending for d in outcome.detections)
+    cut_off = sum(d.cut_off for d in outcome.detections)
     return ctx.result(
         ITEM,
         "incidents_detected",
         len(caught) / len(judged),
         f"{len(caught)} of {len(judged)} incidents caught by an alert that watches what they change"
-        + (f" ({pending} still under way, not judged yet)" if pending else ""),
+        + (f" ({pending} still under way, not judged yet)" if pending else "")
+        + (f" ({cut_off} cut short by the server or Prometheus being down, not judged)" if cut_off else ""),
         evidence,
     )
 
@@ -282,7 +302,7 @@ def _incidents(ctx: Context, outcome: AlertOutcome) -> CheckResult:
 def _false_alarms(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) -> CheckResult:
     if not live:
         return ctx.result(ITEM, "no_false_alarms", 0, "no alert can fire: quiet proves nothing", [])
-    judged = [d for d in outcome.detections if not d.pending]
+    judged = [d for d in outcome.detections if d.judged]
     if judged and not any(d.firing for d in judged):
         return ctx.result(
             ITEM, "no_false_alarms", 0, "no alert caught any incident either: quiet in the baseline proves nothing", []
@@ -330,7 +350,17 @@ def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until:
         return ctx.result(ITEM, "resolved_after_recovery", 0, "no alert caught an incident: nothing to resolve", [])
     first_incident = min(i.start for i in ctx.session.incidents())
     started = [f for f in outcome.firings if f.end >= first_incident]
-    still = sorted({f.key for f in started if f.end >= until - 2 * STEP})
+    # An availability alert still firing because the server really is down at the end is right.
+    rules = {r.name: r for r in live}
+    down = any(g.component == "model server" and g.end >= ctx.session.end - 3 for g in ctx.session.gaps)
+    still = sorted(
+        {
+            f.key
+            for f in started
+            if f.end >= until - 2 * STEP
+            and not (down and rules.get(f.alert) is not None and Role.AVAILABILITY in rules[f.alert].roles)
+        }
+    )
     return ctx.result(
         ITEM,
         "resolved_after_recovery",

@@ -14,8 +14,11 @@ ITEM = "hygiene"
 
 def check(ctx: Context, found: Findings) -> list[CheckResult]:
     if not ctx.families:
+        broken = ctx.exposition is not None and ctx.exposition.error
         return [
-            ctx.result(ITEM, name, 0, "the candidate exposes no metrics", [])
+            _lint(ctx)
+            if name == "promtool_lint" and broken
+            else ctx.result(ITEM, name, 0, "the candidate exposes no metrics", [])
             for name in ("promtool_lint", "help_text", "label_cardinality")
         ]
     return [_lint(ctx), _help(ctx), _cardinality(ctx)]

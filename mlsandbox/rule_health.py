@@ -1,0 +1,37 @@
+"""After `mlsandbox reload`: the candidate's rules that promtool accepted but that fail when Prometheus evaluates
+them (a many-to-many match, a function applied to the wrong type), named with Prometheus's own error."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import httpx
+
+
+def _when(stamp: str) -> float:
+    # Prometheus gives nanoseconds, which fromisoformat (3.11) does not take: cut to microseconds.
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", stamp).replace("Z", "+00:00")).timestamp()
+
+
+def evaluation_errors(prometheus_url: str, since: float, timeout: float = 35.0) -> list[str]:
+    """Once every rule group has been evaluated after `since` (or `timeout` passed): 'group/rule: error' for each
+    rule whose last evaluation failed."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            groups = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return []
+        evaluated = all(
+            g.get("lastEvaluation", "").startswith("2") and _when(g["lastEvaluation"]) > since for g in groups
+        )
+        if evaluated or time.time() > deadline:
+            return [
+                f"{g['name']}/{r['name']}: {r.get('lastError') or 'error'}"
+                for g in groups
+                for r in g["rules"]
+                if r.get("health") == "err"
+            ]
+        time.sleep(0.5)
