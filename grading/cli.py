@@ -46,16 +46,8 @@ def run_grading(
         rubric = rubric_or_fail(rubric)
     say("grading: reading the timeline, the ledger and Prometheus ...")
     try:
-        result = grade(
-            PrometheusClient(prometheus_url, rule_groups=rule_groups),
-            Path(run_dir),
-            rubric,
-            candidate,
-            grafana,
-            server_address,
-            metrics_body,
-            now=now,
-        )
+        with PrometheusClient(prometheus_url, rule_groups=rule_groups) as prom:
+            result = grade(prom, Path(run_dir), rubric, candidate, grafana, server_address, metrics_body, now=now)
     except (PrometheusUnreachable, SessionError) as exc:
         raise GradingFailed(str(exc)) from None
     out = out or Path(run_dir) / "report"

@@ -182,7 +182,8 @@ def _scrape_metrics(inputs) -> str | None:
     from grading.prometheus import PrometheusClient, PrometheusUnreachable
 
     try:
-        body, _ = scrape(PrometheusClient(inputs.prometheus_url, timeout=10), inputs.server_address)
+        with PrometheusClient(inputs.prometheus_url, timeout=10) as prom:
+            body, _ = scrape(prom, inputs.server_address)
     except (PrometheusUnreachable, ValueError):
         return None
     return body

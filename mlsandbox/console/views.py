@@ -111,7 +111,8 @@ def lanes(room: Room, grade: dict | None) -> dict:
     prometheus = room.urls().get("prometheus")
     if prometheus:
         try:
-            fired = firings(PrometheusClient(prometheus, timeout=10), session.start - 30, end)
+            with PrometheusClient(prometheus, timeout=10) as prom:
+                fired = firings(prom, session.start - 30, end)
         except (PrometheusUnreachable, ValueError) as exc:
             error = str(exc)
     graded = {d["incident"]: d for d in (grade or {}).get("detections", [])}
@@ -191,14 +192,8 @@ class Grader:
         t0 = time.time()
         try:
             inputs = room.sandbox.grading_inputs()
-            result = grade(
-                PrometheusClient(inputs.prometheus_url),
-                inputs.run_dir,
-                self.rubric,
-                inputs.candidate_dir,
-                None,
-                inputs.server_address,
-            )
+            with PrometheusClient(inputs.prometheus_url) as prom:
+                result = grade(prom, inputs.run_dir, self.rubric, inputs.candidate_dir, None, inputs.server_address)
             data = report.to_dict(result)
             data["error"] = None
         except Exception as exc:  # shown on the page, next to the last good grade; the console keeps going
@@ -257,6 +252,14 @@ def dashboards(room: Room) -> dict:
     urls = room.urls()
     prometheus = urls.get("prometheus")
     prom = PrometheusClient(prometheus, timeout=10) if prometheus else None
+    try:
+        return _dashboards(room, boards, urls, prometheus, prom)
+    finally:
+        if prom is not None:
+            prom.close()
+
+
+def _dashboards(room, boards, urls: dict, prometheus: str | None, prom: PrometheusClient | None) -> dict:
     session = _session(room)
     end = time.time()
     start = session.start - 30 if session else end - 900
