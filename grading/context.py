@@ -87,9 +87,9 @@ class Context:
     def eval_at(self) -> float:
         """When counters are read: a few seconds after the end (the last scrape), or now, mid-session; when the
         server went down for good before the end, just before it did (Prometheus marked its series stale)."""
-        for g in self.session.gaps:
-            if g.component == "model server" and g.end >= self.session.end - 3:
-                return g.last_scrape
+        gone = self.session.server_gone_at_end
+        if gone is not None:
+            return gone.last_scrape
         return self.session.end + 5 if self.session.finished else min(self.session.end + 5, self.session.now)
 
     def not_applicable(self, item: str, name: str, why: str) -> CheckResult:

@@ -268,7 +268,7 @@ def grade(
     server_up = metrics_body is not None
     if metrics_body is None:
         # Only a server that is gone stands in for its last body: one that answers without metrics is graded so.
-        gone = not answered or any(g.component == gaps_mod.SERVER and g.end >= session.end - 3 for g in session.gaps)
+        gone = not answered or session.server_gone_at_end is not None
         metrics_body, served_at = last_served(session) if gone else (None, 0.0)
         if metrics_body is not None:
             notes.append(

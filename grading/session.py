@@ -133,6 +133,11 @@ class Session:
         onset = max(min(incident.end - incident.start, ONSET_SECONDS), 1e-9)
         return self.unobserved(incident.start, incident.start + onset) > 0.5 * onset
 
+    @property
+    def server_gone_at_end(self):
+        """The model server's gap that lasts to the scenario's end (it never came back), or None."""
+        return next((g for g in self.gaps if g.component == "model server" and g.end >= self.end - 3), None)
+
     def all_incidents(self) -> list[Incident]:
         """Each injection, merged over the consecutive phases that hold it, in order of onset."""
         open_: dict[str, Incident] = {}

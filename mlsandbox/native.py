@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -102,7 +101,7 @@ def wait_first_scrape(prometheus_url: str, timeout: float, since: float | None =
     """Until Prometheus has scraped the model server once after `since` (default: now), when the server was
     healthy: before that its target page shows no target, or a scrape taken while the server was starting, and
     the candidate's brief (the target down until they expose /metrics, then up) would not match what they see."""
-    from datetime import datetime
+    from .rule_health import prometheus_time
 
     since = time.time() if since is None else since
 
@@ -113,9 +112,7 @@ def wait_first_scrape(prometheus_url: str, timeout: float, since: float | None =
             return False
         for t in targets:
             if t["labels"].get("job") == "model-server" and t.get("health") != "unknown":
-                # Prometheus gives nanoseconds, which fromisoformat (3.11) does not take: cut to microseconds.
-                stamp = re.sub(r"(\.\d{6})\d+", r"\1", t["lastScrape"]).replace("Z", "+00:00")
-                if datetime.fromisoformat(stamp).timestamp() >= since:
+                if prometheus_time(t["lastScrape"]) >= since:
                     return True
         return False
 

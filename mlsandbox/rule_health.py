@@ -10,7 +10,8 @@ from datetime import datetime
 import httpx
 
 
-def _when(stamp: str) -> float:
+def prometheus_time(stamp: str) -> float:
+    """Seconds since the epoch of a timestamp in Prometheus's API (RFC 3339, nanoseconds)."""
     # Prometheus gives nanoseconds, which fromisoformat (3.11) does not take: cut to microseconds.
     return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", stamp).replace("Z", "+00:00")).timestamp()
 
@@ -25,7 +26,7 @@ def evaluation_errors(prometheus_url: str, since: float, timeout: float = 35.0) 
         except (httpx.HTTPError, ValueError, KeyError):
             return []
         evaluated = all(
-            g.get("lastEvaluation", "").startswith("2") and _when(g["lastEvaluation"]) > since for g in groups
+            g.get("lastEvaluation", "").startswith("2") and prometheus_time(g["lastEvaluation"]) > since for g in groups
         )
         if evaluated or time.time() > deadline:
             return [

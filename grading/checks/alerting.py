@@ -352,7 +352,7 @@ def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until:
     started = [f for f in outcome.firings if f.end >= first_incident]
     # An availability alert still firing because the server really is down at the end is right.
     rules = {r.name: r for r in live}
-    down = any(g.component == "model server" and g.end >= ctx.session.end - 3 for g in ctx.session.gaps)
+    down = ctx.session.server_gone_at_end is not None
     still = sorted(
         {
             f.key
