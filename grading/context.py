@@ -11,7 +11,7 @@ from .dashboards import Dashboard
 from .expected import Expected
 from .families import Exposition, Family
 from .prometheus import PrometheusClient
-from .rubric import Rubric
+from .rubric import CheckSpec, Rubric
 from .session import Session
 from .signals import RuleInfo, SignalSet
 
@@ -92,13 +92,18 @@ class Context:
             return gone.last_scrape
         return self.session.end + 5 if self.session.finished else min(self.session.end + 5, self.session.now)
 
+    def _spec(self, item: str, name: str) -> CheckSpec:
+        """The rubric's weight and advice for a check; a check the rubric leaves out (`only:`, as a course lesson
+        does) is still computed by its item's module, worth nothing, and dropped from the grade."""
+        return self.rubric.items[item].checks.get(name) or CheckSpec(points=0, advice="")
+
     def not_applicable(self, item: str, name: str, why: str) -> CheckResult:
         """A check that cannot be judged yet (or at all) on this session: it leaves the total."""
-        spec = self.rubric.items[item].checks[name]
+        spec = self._spec(item, name)
         return CheckResult(name, 0.0, spec.points, False, f"not applicable: {why}", applicable=False)
 
     def result(self, item: str, name: str, fraction: float, summary: str, evidence: list[Evidence]) -> CheckResult:
-        spec = self.rubric.items[item].checks[name]
+        spec = self._spec(item, name)
         fraction = 0.0 if math.isnan(fraction) else max(0.0, min(1.0, fraction))
         return CheckResult(
             name,

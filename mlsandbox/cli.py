@@ -538,6 +538,10 @@ from .session_cli import session_app  # noqa: E402
 
 app.add_typer(session_app, name="session")
 
+from .course_cli import course_app  # noqa: E402
+
+app.add_typer(course_app, name="course")
+
 
 # --- the former `mlsandbox docker ...` commands -----------------------------------------------------------
 

@@ -36,3 +36,22 @@ def evaluation_errors(prometheus_url: str, since: float, timeout: float = 35.0) 
                 if r.get("health") == "err"
             ]
         time.sleep(0.5)
+
+
+def firing_alerts(prometheus_url: str) -> list[str]:
+    """The alerts firing now (or pending: about to), by name; [] when Prometheus does not answer."""
+    try:
+        alerts = httpx.get(f"{prometheus_url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return []
+    return sorted({a["labels"].get("alertname", "?") for a in alerts})
+
+
+def wait_quiet(prometheus_url: str, timeout: float) -> list[str]:
+    """Until no alert fires or is pending, or `timeout` passed: the alerts still active then ([] once quiet)."""
+    deadline = time.time() + timeout
+    while True:
+        active = firing_alerts(prometheus_url)
+        if not active or time.time() >= deadline:
+            return active
+        time.sleep(1.0)

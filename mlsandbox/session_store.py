@@ -95,6 +95,10 @@ class SessionLayout:
         return self.archive / "plays"
 
     @property
+    def course_progress(self) -> Path:
+        return self.root / "course.json"
+
+    @property
     def summary(self) -> Path:
         return self.archive / "summary.md"
 
@@ -147,6 +151,10 @@ class RoundRecord(BaseModel):
 class SessionRecord(BaseModel):
     name: str
     backend: Literal["native", "docker"]
+    # An interview, or a trainee's onboarding course (course.py: its progress in course.json beside this).
+    kind: Literal["interview", "course"] = "interview"
+    # Prometheus's scrape interval when not the machine's (a course's plays last under a minute).
+    scrape_interval: str | None = None
     play: ScenarioPlay | None
     ports: Ports
     source: str  # the folder the workspace was copied from

@@ -53,9 +53,10 @@ def home_config() -> StackConfig:
 
 def session_config(record: SessionRecord, layout: SessionLayout) -> StackConfig:
     home = home_config()
-    return home.model_copy(
-        update={"run_dir": layout.run.root, **{f"{name}_port": port for name, port in record.ports.items()}}
-    )
+    update = {"run_dir": layout.run.root, **{f"{name}_port": port for name, port in record.ports.items()}}
+    if record.scrape_interval:
+        update["scrape_interval"] = record.scrape_interval
+    return home.model_copy(update=update)
 
 
 def snapshot_interval() -> float:
@@ -117,6 +118,8 @@ def start(
     ports_base: int | None = None,
     local_images: bool = False,
     say: Say = print,
+    kind: str = "interview",
+    scrape_interval: str | None = None,
 ) -> tuple[StoredSession, dict]:
     check_name(name)
     layout = session_layout(name)
@@ -142,6 +145,8 @@ def start(
             ports=ports,
             source=str(source),
             compose_project=_project_name(name) if docker else None,
+            kind=kind,
+            scrape_interval=scrape_interval,
         )
         record.save(layout)
         cfg = session_config(record, layout)
@@ -209,6 +214,14 @@ def grade_live(
     session: StoredSession, sandbox: Sandbox, label: str, rubric: Path | None, say: Say, keep: bool = True
 ) -> GradeRecord:
     """Grade the running session; `keep`: archive the /metrics body and the loaded rules first."""
+    data, out = grade_report(session, sandbox, label, rubric, say, keep)
+    return GradeRecord.from_report(label, data, out)
+
+
+def grade_report(
+    session: StoredSession, sandbox: Sandbox, label: str, rubric, say: Say, keep: bool = True
+) -> tuple[dict, Path]:
+    """grade_live's report (report.json's data) and where it was written; `rubric` a path or a Rubric."""
     from grading.cli import GradingFailed, run_grading
 
     inputs = sandbox.grading_inputs()
@@ -234,7 +247,7 @@ def grade_live(
         )
     except GradingFailed as exc:
         raise SessionError(str(exc)) from None
-    return GradeRecord.from_report(label, data, out)
+    return data, out
 
 
 def _slug(label: str) -> str:

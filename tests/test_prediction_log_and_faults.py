@@ -1,5 +1,7 @@
 """The prediction log survives a restart; faults switch on and off from a file outside the candidate's code."""
 
+import sqlite3
+import threading
 import time
 
 import pytest
@@ -23,6 +25,36 @@ def test_labels_survive_reopening_the_log(tmp_path):
 def test_feedback_for_unknown_id_raises(tmp_path):
     with pytest.raises(UnknownRequestId):
         PredictionLog(tmp_path / "p.sqlite").record_feedback("nope", 0)
+
+
+def _record(i: int) -> PredictionRecord:
+    return PredictionRecord(f"r{i}", time.time(), "1", {"a": i}, 0.5, i % 2)
+
+
+def test_a_write_is_committed_when_it_returns_under_sixteen_concurrent_writers(tmp_path):
+    """What a request was told is logged is on disk for any other reader at that moment (a SIGKILL right after
+    the answer loses nothing), with as many writers at once as the server has threads busy under load."""
+    path = tmp_path / "p.sqlite"
+    log = PredictionLog(path)
+    unseen: list[str] = []
+
+    def client(k: int) -> None:
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        for i in range(k * 100, k * 100 + 100):
+            log.record_predictions([_record(i)])
+            if reader.execute("SELECT 1 FROM predictions WHERE request_id = ?", (f"r{i}",)).fetchone() is None:
+                unseen.append(f"r{i}")
+            if i % 3 == 0:
+                log.record_feedback(f"r{i}", 1)
+        reader.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert unseen == []
+    assert log.count_predictions() == 1600 and log.count_feedback() == len(range(0, 1600, 3))
 
 
 def test_latency_and_errors_follow_the_fault_file(tmp_path):

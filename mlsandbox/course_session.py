@@ -1,0 +1,157 @@
+"""A trainee's course on a session of kind *course* (sessions.py): start or resume its stack, check a lesson
+(play its scenario on the running stack, grade the lesson's checks, judge), stop the stack, keeping everything.
+
+The session's workspace is kept across lessons; progress is in sessions/NAME/course.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from . import session_store
+from .config import REPO_ROOT
+from .course import Course, CourseError, Progress, Verdict, judge, lesson_rubric
+from .native import wait_first_scrape
+from .processes import spawn, stop
+from .rule_health import wait_quiet
+from .sandbox import SandboxError, Say, new_sandbox
+from .session_store import SessionError, StoredSession
+from .sessions import _history, grade_report, home_config, session_config, snapshot_interval, start
+from .state import ScenarioPlay
+
+DEFAULT_NAME = "course"
+# The lessons' scenarios have phases of 10-22 s: Prometheus scrapes every second to see them.
+SCRAPE_INTERVAL = "1s"
+# After the fresh server's first scrape: two rule evaluations (one a second), for alerts that no longer hold
+# to resolve before the play's baseline begins.
+RULES_SETTLE_SECONDS = 2.5
+# How long a check waits for the last play's alerts to resolve before playing anyway.
+QUIET_TIMEOUT_SECONDS = 60.0
+
+
+def find(name: str | None) -> StoredSession:
+    """The course session named, or the only one there is."""
+    if name:
+        found = session_store.load(name)
+        if found.record.kind != "course":
+            raise SessionError(f"session {name!r} is an interview, not a course (`mlsandbox session ...`)")
+        return found
+    courses = [s for s in session_store.all_sessions() if s.record.kind == "course" and s.state != "ended"]
+    if not courses:
+        raise SessionError("no course yet: `mlsandbox course start`")
+    if len(courses) > 1:
+        raise SessionError(
+            f"{len(courses)} courses: {', '.join(s.name for s in courses)}; say which with --session NAME"
+        )
+    return courses[0]
+
+
+def begin(name: str, candidate: Path | None, ports: int | None, say: Say) -> tuple[StoredSession, dict, bool]:
+    """A new course session (a copy of the starter, or of `candidate`, and a stack with nothing playing), or the
+    existing one of that name with its stack started again. Returns the session, its URLs, and whether it was
+    resumed."""
+    layout = session_store.session_layout(name)
+    if not layout.record.exists():
+        session, urls = start(
+            name, candidate, None, ports_base=ports, say=say, kind="course", scrape_interval=SCRAPE_INTERVAL
+        )
+        return session, urls, False
+    session = session_store.load(name)
+    if session.record.kind != "course":
+        raise SessionError(f"session {name!r} is an interview; choose another name for the course")
+    if candidate is not None:
+        raise SessionError(
+            f"course {name!r} exists: its workspace is {session.layout.candidate} (--candidate is for a new course)"
+        )
+    if session.state == "ended":
+        raise SessionError(f"course {name!r} was ended; start another with --session NEW-NAME")
+    cfg = session_config(session.record, session.layout)
+    if session.state == "running":
+        from .sandbox import open_sandbox
+
+        return session, open_sandbox(cfg, say).urls(), True
+    say(f"resuming course {name!r}: starting its stack again on the same workspace ...")
+    sandbox = new_sandbox(cfg, False, False, "mlsandbox", say, hub_dir=home_config().run_dir)
+    urls = sandbox.up(session.layout.candidate, None)
+    _watch(session)
+    return session, urls, True
+
+
+def _watch(session: StoredSession) -> None:
+    """Snapshot the workspace while the course runs (as an interview's is)."""
+    cfg = session_config(session.record, session.layout)
+    watcher = spawn(
+        [sys.executable, "-m", "mlsandbox.history", str(session.layout.candidate), str(session.layout.history)]
+        + ["--every", str(snapshot_interval())],
+        cfg.layout.log("history"),
+        cwd=REPO_ROOT,
+    )
+    session.record.watcher_pid = watcher.pid
+    session.record.save(session.layout)
+
+
+def check(session: StoredSession, course: Course, number: int, rubric, say: Say) -> Verdict:
+    """Play lesson `number`'s scenario on the course's running stack with the trainee's rules reloaded, grade
+    the lesson's checks, record the verdict in the progress, and return it."""
+    from .sandbox import open_sandbox
+
+    lesson = course.lesson(number)
+    progress = Progress.load(session.layout.course_progress, course)
+    sandbox = open_sandbox(session_config(session.record, session.layout), say)
+    if sandbox is None or session.state != "running":
+        raise SessionError(f"course {session.name!r} is not running: `mlsandbox course start --session {session.name}`")
+    try:
+        sandbox.reload_rules()
+    except SandboxError as exc:
+        raise CourseError(f"your alert rules: {exc}") from None
+    entry = progress.of(lesson)
+    # The previous check's truth goes aside: the grader reads the play that is about to happen.
+    sandbox.move_truth(session.layout.plays / f"{len(session.record.grades):03d}")
+    _history(session.layout).snapshot(f"course check: lesson {number} ({lesson.id})")
+    say("starting your server afresh, then waiting for the last play's alerts to resolve ...")
+    still = fresh_server(sandbox)
+    if still:
+        say(f"still firing after {QUIET_TIMEOUT_SECONDS:.0f} s, playing anyway: {', '.join(still)}")
+    seconds = lesson.play().duration_seconds
+    say(f"playing {lesson.scenario} ({seconds:.0f} s) on your server ...")
+    sandbox.play(ScenarioPlay(scenario=lesson.scenario, web_ui=False))
+    say("grading the lesson's checks ...")
+    label = f"course {lesson.id} {entry.checks + 1}"
+    data, out = grade_report(session, sandbox, label, lesson_rubric(rubric, lesson), lambda _: None, keep=False)
+    verdict = judge(lesson, data, entry.failures)
+    progress.record(course, number, verdict)
+    progress.save(session.layout.course_progress)
+    session.record.grades.append(session_store.GradeRecord.from_report(label, data, out))
+    session.record.save(session.layout)
+    return verdict
+
+
+def fresh_server(sandbox) -> list[str]:
+    """Restart the model server and wait until Prometheus has scraped it and evaluated the rules on what it
+    exposes: the previous play's drift and label windows are gone before the baseline of the next. Then wait
+    for the alerts the last play left firing to resolve (rate() windows still hold its samples); those still
+    firing after QUIET_TIMEOUT_SECONDS are returned: they will count as false alarms."""
+    started = time.time()
+    try:
+        sandbox.restart("model-server")
+    except SandboxError as exc:
+        raise CourseError(f"your server does not start: {exc}") from None
+    cfg = sandbox.cfg
+    wait_first_scrape(cfg.prometheus_url, cfg.health_timeout_seconds, since=started)
+    time.sleep(RULES_SETTLE_SECONDS)
+    return wait_quiet(cfg.prometheus_url, QUIET_TIMEOUT_SECONDS)
+
+
+def pause(session: StoredSession, say: Say) -> None:
+    """Stop the course's stack; the workspace, the data and the progress stay for `course start` to resume."""
+    from .sandbox import open_sandbox
+
+    if session.record.watcher_pid:
+        stop(session.record.watcher_pid)
+        session.record.watcher_pid = None
+        session.record.save(session.layout)
+    sandbox = open_sandbox(session_config(session.record, session.layout), say)
+    if sandbox is not None:
+        sandbox.down()
