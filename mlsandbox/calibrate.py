@@ -213,25 +213,25 @@ class Calibration:
                 dest.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(source), str(dest / source.name))
 
-    def restart_servers(self) -> None:
+    def restart_servers(self, quiet: bool = True) -> None:
         """Every room's model server started afresh, as `mlsandbox course check` does before a play: returns
-        once each Prometheus has scraped its new server and no alert of any room still fires (or the course's
-        wait is over)."""
+        once each Prometheus has scraped its new server and, with `quiet`, no alert of any room still fires (or
+        the course's wait is over)."""
         from .course_session import QUIET_TIMEOUT_SECONDS, RULES_SETTLE_SECONDS
         from .native import wait_first_scrape
         from .rule_health import wait_quiet
 
-        started = time.time()
         for room in self.rooms:
             old = next(c for c in room.components if c.name == "model-server")
             stop(old.pid)
             room.components.remove(old)
             self._launch(components.model_server(room.cfg, room.candidate_dir), room.components, room.cfg.logs_dir)
         self._healthy([c for r in self.rooms for c in r.components if c.name == "model-server"])
+        started = time.time()
         for room in self.rooms:
             wait_first_scrape(room.prometheus_url, self.shared.health_timeout_seconds, since=started)
         time.sleep(RULES_SETTLE_SECONDS)
-        deadline = time.time() + QUIET_TIMEOUT_SECONDS
+        deadline = time.time() + (QUIET_TIMEOUT_SECONDS if quiet else 0.0)
         for room in self.rooms:
             wait_quiet(room.prometheus_url, max(0.0, deadline - time.time()))
 

@@ -542,6 +542,10 @@ from .course_cli import course_app  # noqa: E402
 
 app.add_typer(course_app, name="course")
 
+from .incident_cli import incident_app  # noqa: E402
+
+app.add_typer(incident_app, name="incident")
+
 
 # --- the former `mlsandbox docker ...` commands -----------------------------------------------------------
 

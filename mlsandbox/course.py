@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grading.rubric import KNOWN_CHECKS, ItemSpec, Rubric
 from load.scenario import Scenario, ScenarioError, load_scenario
 
+from .data_files import read_yaml_model
 from .layout import REPO_ROOT
 from .processes import write_json_atomic
 
@@ -95,14 +95,23 @@ class Lesson(_Strict):
         return load_scenario(self.scenario)
 
     def incidents(self) -> list[tuple[str, float, float]]:
-        """(phase, start, end) in seconds from the play's start, for every phase that injects something: what
-        the trainee's windows and `for` durations must fit in."""
-        out, t = [], 0.0
+        """(what, start, end) in seconds from the play's start, one per injection however many phases it spans
+        (a drift that holds through the next phases is one incident): what the trainee's windows and `for`
+        durations must fit in."""
+        spans: dict[str, list[float]] = {}
+        t = 0.0
         for phase in self.play().phases:
-            if phase.injections:
-                out.append((phase.name, t, t + phase.duration_seconds))
+            for inj in phase.injections:
+                target = getattr(inj, "feature", None) or ",".join(getattr(inj, "features", []) or [])
+                what = f"{inj.kind}({target})" if target else inj.kind
+                span = spans.setdefault(what, [t, t + phase.duration_seconds])
+                span[1] = t + phase.duration_seconds
             t += phase.duration_seconds
-        return out
+        return [(what, start, end) for what, (start, end) in spans.items()]
+
+    @property
+    def checks_alerts(self) -> bool:
+        return "alerting" in self.checks
 
 
 class Course(_Strict):
@@ -125,25 +134,15 @@ class Course(_Strict):
 
 
 def load_course(path: Path | str = COURSE_FILE) -> Course:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CourseError(f"{path}: cannot read the course ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CourseError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
-    try:
-        return Course.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(k) for k in err["loc"]) or "(top level)"
-        raise CourseError(f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+    return read_yaml_model(path, Course, CourseError, "course")
 
 
 def lesson_rubric(rubric: Rubric, lesson: Lesson) -> Rubric:
     """The interviewer's rubric, its items restricted to the lesson's checks (weights, tolerances and advice
     unchanged)."""
+    missing = [f"{i}.{c}" for i, names in lesson.checks.items() for c in names if c not in _checks(rubric, i)]
+    if missing:
+        raise CourseError(f"lesson {lesson.id!r} grades {', '.join(missing)}, which the rubric leaves out")
     items = {
         item: ItemSpec(
             title=rubric.items[item].title,
@@ -151,16 +150,21 @@ def lesson_rubric(rubric: Rubric, lesson: Lesson) -> Rubric:
             checks={c: rubric.items[item].checks[c] for c in names},
         )
         for item, names in lesson.checks.items()
-        if item in rubric.items
     }
-    missing = [item for item in lesson.checks if item not in rubric.items]
-    if missing:
-        raise CourseError(f"lesson {lesson.id!r}: the rubric has no item {', '.join(missing)}")
-    return Rubric(
-        items=items,
-        improvement_priority=[i for i in rubric.improvement_priority if i in items],
-        tolerances=rubric.tolerances,
-    )
+    try:
+        return Rubric(
+            items=items,
+            improvement_priority=[i for i in rubric.improvement_priority if i in items],
+            tolerances=rubric.tolerances,
+        )
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise CourseError(f"lesson {lesson.id!r}: the rubric cannot grade it ({reason})") from None
+
+
+def _checks(rubric: Rubric, item: str) -> dict:
+    spec = rubric.items.get(item)
+    return spec.checks if spec is not None else {}
 
 
 # --- the verdict on a check --------------------------------------------------------------------------------

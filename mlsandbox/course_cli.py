@@ -8,7 +8,9 @@ from typing import NoReturn, Optional
 
 import typer
 
-from .course import COURSE_FILE, Course, CourseError, Lesson, Progress, load_course
+from grading.rubric import load_rubric
+
+from .course import COURSE_FILE, Course, CourseError, Lesson, Progress, lesson_rubric, load_course
 from .course_session import DEFAULT_NAME, begin, check, find, pause
 from .sandbox import SandboxError
 from .session_store import SessionError
@@ -46,10 +48,16 @@ def show_lesson(course: Course, number: int, progress: Progress) -> str:
     state = "passed" if progress.passed(lesson) else "to do"
     lines = [f"Lesson {number} of {len(course.lessons)}: {lesson.title} ({state})", "", _para(lesson.brief), ""]
     scenario = lesson.play()
-    lines.append(f"  The play lasts {scenario.duration_seconds:.0f} s ({lesson.scenario}); the incidents:")
-    for phase, start, end in lesson.incidents():
-        lines.append(f"    {phase:<16} from {start:>3.0f} s to {end:>3.0f} s ({end - start:.0f} s)")
-    lines.append("  Your windows and `for` durations must fit inside them for an alert to fire in time.")
+    lines.append(f"  The play lasts {scenario.duration_seconds:.0f} s ({lesson.scenario}); what it injects:")
+    width = max(len(what) for what, _, _ in lesson.incidents())
+    for what, start, end in lesson.incidents():
+        lines.append(f"    {what:<{width}}  from {start:>3.0f} s to {end:>3.0f} s ({end - start:.0f} s)")
+    if lesson.checks_alerts:
+        grace = load_rubric().tolerances.detection_grace_seconds
+        lines.append(
+            f"  An alert counts for an incident when it fires before the incident ends or within {grace:g} s after:"
+            " size windows and `for` durations to fit."
+        )
     lines += ["", "  Build:", _para(lesson.build, "    "), "", "  Checked:"]
     lines += [f"    {item}.{name}" for item, name in lesson.check_keys]
     lines += ["", "  `mlsandbox course check` plays the incident on your server and grades these checks."]
@@ -61,7 +69,9 @@ def course_start(
     candidate: Optional[Path] = typer.Option(
         None, "--candidate", help="Start from a copy of this folder instead of the starter."
     ),
-    session: str = typer.Option(DEFAULT_NAME, "--session", help="The course's name (one per trainee)."),
+    session: Optional[str] = typer.Option(
+        None, "--session", help=f"The course's name, one per trainee (default: the only course, or {DEFAULT_NAME!r})."
+    ),
     ports: Optional[int] = typer.Option(None, "--ports", help="First of eight consecutive ports."),
     course_file: Path = CourseOpt,
 ) -> None:
@@ -72,18 +82,19 @@ def course_start(
         found, urls, resumed = begin(session, candidate, ports, typer.echo)
         progress = Progress.load(found.layout.course_progress, course)
         progress.save(found.layout.course_progress)
+        lesson = show_lesson(course, progress.current, progress)
     except FAILURES as exc:
         _fail(str(exc))
     typer.echo(f"\nCourse {found.name} is {'running again' if resumed else 'running'}:")
     for component, url in urls.items():
         typer.echo(f"  {component:<15} {url or HEADLESS}")
     typer.echo(f"\nYour workspace: {found.layout.candidate} (the server reloads when you save)\n")
-    typer.echo(show_lesson(course, progress.current, progress))
+    typer.echo(lesson)
 
 
 @course_app.command("lesson")
 def course_lesson(
-    number: Optional[int] = typer.Argument(None, help="The lesson (default: the current one)."),
+    number: Optional[int] = typer.Argument(None, min=1, help="The lesson (default: the current one)."),
     session: Optional[str] = SessionOpt,
     course_file: Path = CourseOpt,
 ) -> None:
@@ -99,7 +110,7 @@ def course_lesson(
 
 @course_app.command("check")
 def course_check(
-    number: Optional[int] = typer.Argument(None, help="The lesson (default: the current one)."),
+    number: Optional[int] = typer.Argument(None, min=1, help="The lesson (default: the current one)."),
     session: Optional[str] = SessionOpt,
     rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric (the lesson restricts it)."),
     course_file: Path = CourseOpt,
@@ -115,8 +126,9 @@ def course_check(
         progress = Progress.load(found.layout.course_progress, course)
         number = number or progress.current
         lesson = course.lesson(number)
+        restricted = lesson_rubric(base, lesson)  # a rubric that cannot grade the lesson fails before the play
         typer.echo(f"Lesson {number}: {lesson.title}")
-        verdict = check(found, course, number, base, typer.echo)
+        verdict = check(found, course, number, restricted, typer.echo)
         progress = Progress.load(found.layout.course_progress, course)
     except GradingFailed as exc:
         _fail(str(exc), 2)

@@ -10,16 +10,21 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
+from load.scenario import load_scenario
+
 from . import session_store
 from .config import REPO_ROOT
-from .course import Course, CourseError, Progress, Verdict, judge, lesson_rubric
+from .course import Course, CourseError, Progress, Verdict, judge
+from .history import HistoryError
 from .native import wait_first_scrape
-from .processes import spawn, stop
+from .processes import StartError, spawn, stop
 from .rule_health import wait_quiet
 from .sandbox import SandboxError, Say, new_sandbox
 from .session_store import SessionError, StoredSession
 from .sessions import _history, grade_report, home_config, session_config, snapshot_interval, start
-from .state import ScenarioPlay
+from .state import SandboxState, ScenarioPlay
 
 DEFAULT_NAME = "course"
 # The lessons' scenarios have phases of 10-22 s: Prometheus scrapes every second to see them.
@@ -29,6 +34,7 @@ SCRAPE_INTERVAL = "1s"
 RULES_SETTLE_SECONDS = 2.5
 # How long a check waits for the last play's alerts to resolve before playing anyway.
 QUIET_TIMEOUT_SECONDS = 60.0
+WARMUP = "course-warmup"
 
 
 def find(name: str | None) -> StoredSession:
@@ -48,10 +54,13 @@ def find(name: str | None) -> StoredSession:
     return courses[0]
 
 
-def begin(name: str, candidate: Path | None, ports: int | None, say: Say) -> tuple[StoredSession, dict, bool]:
+def begin(name: str | None, candidate: Path | None, ports: int | None, say: Say) -> tuple[StoredSession, dict, bool]:
     """A new course session (a copy of the starter, or of `candidate`, and a stack with nothing playing), or the
-    existing one of that name with its stack started again. Returns the session, its URLs, and whether it was
-    resumed."""
+    existing one of that name (by default the only course not ended) with its stack started again. Returns the
+    session, its URLs, and whether it was resumed."""
+    if name is None:
+        existing = [s for s in session_store.all_sessions() if s.record.kind == "course" and s.state != "ended"]
+        name = existing[0].name if len(existing) == 1 and candidate is None else DEFAULT_NAME
     layout = session_store.session_layout(name)
     if not layout.record.exists():
         session, urls = start(
@@ -71,7 +80,11 @@ def begin(name: str, candidate: Path | None, ports: int | None, say: Say) -> tup
     if session.state == "running":
         from .sandbox import open_sandbox
 
-        return session, open_sandbox(cfg, say).urls(), True
+        sandbox = open_sandbox(cfg, say)
+        if all(c.ok for c in sandbox.status()):
+            return session, sandbox.urls(), True
+        say(f"course {name!r}: part of its stack stopped; starting it again ...")
+        pause(session, say)
     say(f"resuming course {name!r}: starting its stack again on the same workspace ...")
     sandbox = new_sandbox(cfg, False, False, "mlsandbox", say, hub_dir=home_config().run_dir)
     urls = sandbox.up(session.layout.candidate, None)
@@ -82,6 +95,8 @@ def begin(name: str, candidate: Path | None, ports: int | None, say: Say) -> tup
 def _watch(session: StoredSession) -> None:
     """Snapshot the workspace while the course runs (as an interview's is)."""
     cfg = session_config(session.record, session.layout)
+    if session.record.watcher_pid:
+        stop(session.record.watcher_pid)
     watcher = spawn(
         [sys.executable, "-m", "mlsandbox.history", str(session.layout.candidate), str(session.layout.history)]
         + ["--every", str(snapshot_interval())],
@@ -94,7 +109,7 @@ def _watch(session: StoredSession) -> None:
 
 def check(session: StoredSession, course: Course, number: int, rubric, say: Say) -> Verdict:
     """Play lesson `number`'s scenario on the course's running stack with the trainee's rules reloaded, grade
-    the lesson's checks, record the verdict in the progress, and return it."""
+    the lesson's checks (`rubric`: already restricted to them), record the verdict in the progress, return it."""
     from .sandbox import open_sandbox
 
     lesson = course.lesson(number)
@@ -106,12 +121,21 @@ def check(session: StoredSession, course: Course, number: int, rubric, say: Say)
         sandbox.reload_rules()
     except SandboxError as exc:
         raise CourseError(f"your alert rules: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise CourseError(f"Prometheus does not answer ({exc}); `mlsandbox course stop`, then `course start`") from None
     entry = progress.of(lesson)
-    # The previous check's truth goes aside: the grader reads the play that is about to happen.
-    sandbox.move_truth(session.layout.plays / f"{len(session.record.grades):03d}")
-    _history(session.layout).snapshot(f"course check: lesson {number} ({lesson.id})")
-    say("starting your server afresh, then waiting for the last play's alerts to resolve ...")
-    still = fresh_server(sandbox)
+    try:
+        _history(session.layout).snapshot(f"course check: lesson {number} ({lesson.id})")
+    except HistoryError as exc:
+        say(f"(the workspace's snapshot failed: {exc})")
+    say("starting your server afresh (the last play's windows would carry its incident into this one) ...")
+    fresh_server(sandbox)
+    # An idle stack's no-traffic alerts fire; ten seconds of normal traffic, set aside, let them resolve.
+    say(f"warming it up with {load_scenario(WARMUP).duration_seconds:.0f} s of normal traffic ...")
+    _set_aside(session, sandbox, "before")
+    sandbox.play(ScenarioPlay(scenario=WARMUP, web_ui=False))
+    _set_aside(session, sandbox, "warmup")
+    still = wait_quiet(sandbox.cfg.prometheus_url, QUIET_TIMEOUT_SECONDS)
     if still:
         say(f"still firing after {QUIET_TIMEOUT_SECONDS:.0f} s, playing anyway: {', '.join(still)}")
     seconds = lesson.play().duration_seconds
@@ -119,7 +143,7 @@ def check(session: StoredSession, course: Course, number: int, rubric, say: Say)
     sandbox.play(ScenarioPlay(scenario=lesson.scenario, web_ui=False))
     say("grading the lesson's checks ...")
     label = f"course {lesson.id} {entry.checks + 1}"
-    data, out = grade_report(session, sandbox, label, lesson_rubric(rubric, lesson), lambda _: None, keep=False)
+    data, out = grade_report(session, sandbox, label, rubric, lambda _: None, keep=False)
     verdict = judge(lesson, data, entry.failures)
     progress.record(course, number, verdict)
     progress.save(session.layout.course_progress)
@@ -128,20 +152,22 @@ def check(session: StoredSession, course: Course, number: int, rubric, say: Say)
     return verdict
 
 
-def fresh_server(sandbox) -> list[str]:
+def _set_aside(session: StoredSession, sandbox, what: str) -> None:
+    """The last play's truth out of the way (kept under archive/plays/): the grader reads the next play."""
+    sandbox.move_truth(session.layout.plays / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}-{what}")
+
+
+def fresh_server(sandbox) -> None:
     """Restart the model server and wait until Prometheus has scraped it and evaluated the rules on what it
-    exposes: the previous play's drift and label windows are gone before the baseline of the next. Then wait
-    for the alerts the last play left firing to resolve (rate() windows still hold its samples); those still
-    firing after QUIET_TIMEOUT_SECONDS are returned: they will count as false alarms."""
-    started = time.time()
+    exposes: the previous play's drift and label windows are gone before the baseline of the next."""
     try:
         sandbox.restart("model-server")
-    except SandboxError as exc:
+        restarted = time.time()
+        cfg = sandbox.cfg
+        wait_first_scrape(cfg.prometheus_url, cfg.health_timeout_seconds, since=restarted)
+    except (SandboxError, StartError) as exc:
         raise CourseError(f"your server does not start: {exc}") from None
-    cfg = sandbox.cfg
-    wait_first_scrape(cfg.prometheus_url, cfg.health_timeout_seconds, since=started)
     time.sleep(RULES_SETTLE_SECONDS)
-    return wait_quiet(cfg.prometheus_url, QUIET_TIMEOUT_SECONDS)
 
 
 def pause(session: StoredSession, say: Say) -> None:
@@ -152,6 +178,9 @@ def pause(session: StoredSession, say: Say) -> None:
         stop(session.record.watcher_pid)
         session.record.watcher_pid = None
         session.record.save(session.layout)
+    # Only the course's own stack (natively its state file): never the machine's compose stack.
+    if SandboxState.load(session.layout.run) is None:
+        return
     sandbox = open_sandbox(session_config(session.record, session.layout), say)
     if sandbox is not None:
         sandbox.down()

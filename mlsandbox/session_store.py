@@ -229,11 +229,12 @@ def running() -> list[StoredSession]:
     return [s for s in all_sessions() if s.state == "running"]
 
 
-def pick(name: str | None, states: tuple[str, ...] = ("running",)) -> StoredSession:
-    """The session named, or the only one in one of `states` when no name is given."""
+def pick(name: str | None, states: tuple[str, ...] = ("running",), kind: str = "interview") -> StoredSession:
+    """The session named, or the only one of `kind` in one of `states` when no name is given (a trainee's course
+    is never taken for the interview by default)."""
     if name:
         return load(name)
-    candidates = [s for s in all_sessions() if s.state in states]
+    candidates = [s for s in all_sessions() if s.state in states and s.record.kind == kind]
     if not candidates:
         raise SessionError(f"no {' or '.join(states)} session (`mlsandbox session list` shows them all)")
     if len(candidates) > 1:
