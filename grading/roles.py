@@ -67,6 +67,9 @@ SEES: dict[str, frozenset[Role]] = {
     "missing_values": frozenset({Role.DATA_QUALITY, Role.DRIFT}),
     "out_of_range": frozenset({Role.DATA_QUALITY, Role.DRIFT}),
     "concept_drift": frozenset({Role.PERFORMANCE}),
+    # A worse model released: accuracy falls and the scores move (the inputs do not, and input drift signals are
+    # not asked to move: the grader's own curve for a feature stays flat).
+    "model_release": frozenset({Role.PERFORMANCE, Role.DRIFT}),
     "latency": frozenset({Role.LATENCY}),
     "errors": frozenset({Role.ERRORS, Role.TRAFFIC}),
     "outage": frozenset({Role.AVAILABILITY, Role.TRAFFIC, Role.ERRORS, Role.LATENCY}),

@@ -40,7 +40,7 @@ CONDITIONS = {
     "incident": "an incident was played",
     "finished": "the scenario is over (not graded mid-play)",
 }
-INCIDENT_KINDS = (*DATA_KINDS, "concept_drift", *FAULT_KINDS)
+INCIDENT_KINDS = (*DATA_KINDS, "concept_drift", "model_release", *FAULT_KINDS)
 
 
 class _Strict(BaseModel):

@@ -119,6 +119,14 @@ class Outage(_Strict):
     kind: Literal["outage"]
 
 
+class ModelRelease(_Strict):
+    """A new model version released for the phase: the server serves the registered version under `alias`
+    (train.py registers a worse one as @challenger) instead of the champion it loaded at start."""
+
+    kind: Literal["model_release"]
+    alias: str = Field("challenger", pattern=r"^[a-z][a-z0-9-]*$")
+
+
 Injection = Annotated[
     Union[
         CovariateDrift,
@@ -132,6 +140,7 @@ Injection = Annotated[
         Latency,
         Errors,
         Outage,
+        ModelRelease,
     ],
     Field(discriminator="kind"),
 ]
@@ -164,7 +173,7 @@ class Phase(_Strict):
     @model_validator(mode="after")
     def _one_of_each_fault(self) -> "Phase":
         kinds = [i.kind for i in self.injections]
-        for kind in ("concept_drift", *FAULT_KINDS):
+        for kind in ("concept_drift", *FAULT_KINDS, "model_release"):
             if kinds.count(kind) > 1:
                 raise ValueError(f"at most one {kind} injection per phase")
         return self
@@ -308,7 +317,7 @@ def _located(path: Path, node: yaml.Node, loc: tuple, msg: str) -> str:
     return f"{path}:{_line_of(node, loc)}: {field}: {msg}"
 
 
-_INJECTION_KINDS = {*DATA_KINDS, *FAULT_KINDS, "concept_drift"}
+_INJECTION_KINDS = {*DATA_KINDS, *FAULT_KINDS, "concept_drift", "model_release"}
 
 
 def shipped_scenarios() -> list[str]:

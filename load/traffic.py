@@ -28,6 +28,7 @@ from .scenario import (
     GroundTruth,
     Latency,
     MissingValues,
+    ModelRelease,
     Outage,
     OutOfRange,
     Phase,
@@ -136,10 +137,12 @@ def phase_faults(phase: Phase, seed: int, phase_index: int) -> tuple[FaultState,
     latency = next((i.seconds for i in phase.injections if isinstance(i, Latency)), 0.0)
     error_rate = next((i.rate for i in phase.injections if isinstance(i, Errors)), 0.0)
     outage = any(isinstance(i, Outage) for i in phase.injections)
+    release = next((i.alias for i in phase.injections if isinstance(i, ModelRelease)), None)
     return FaultState(
         added_latency_seconds=latency,
         error_rate=error_rate,
         outage=outage,
+        model_alias=release,
         seed=_seeds(seed, phase_index, 5)[4] % (2**31),
     ), outage
 

@@ -18,7 +18,7 @@ from typing import Callable
 from . import components
 from .config import StackConfig
 from .layout import Ports
-from .native import champion_exists, check_candidate, check_scenario, prometheus_config, require_binaries, train_model
+from .native import check_candidate, check_scenario, models_registered, prometheus_config, require_binaries, train_model
 from .native_config import InvalidConfig, check_alertmanager, write_alertmanager
 from .processes import Started, StartError, port_is_free, run_to_end, start, stop, tail, wait_healthy
 from .sandbox import SandboxError
@@ -149,7 +149,7 @@ class Calibration:
             self._launch(components.alertmanager(s, am_config), self._shared, s.logs_dir),
         ]
         self._healthy([mlflow])
-        if not champion_exists(s.mlflow_url):
+        if not models_registered(s.mlflow_url):
             train_model(s, self.say)
         for room in self.rooms:
             if room.run_dir.exists():

@@ -15,7 +15,17 @@ from pydantic import BaseModel, ValidationError
 
 from . import components
 from .config import StackConfig
-from .processes import Started, StartError, is_alive, is_healthy, start, stop, wait_healthy, write_json_atomic
+from .processes import (
+    Started,
+    StartError,
+    interrupts_held,
+    is_alive,
+    is_healthy,
+    start,
+    stop,
+    wait_healthy,
+    write_json_atomic,
+)
 from .sandbox import ComponentStatus, SandboxError, Say
 from .state import SandboxState, held
 
@@ -69,7 +79,7 @@ class Hub:
     def ensure(self, user: Path, mlflow: bool = True) -> Started | None:
         """The console running, and (unless `mlflow` is False: a compose project has its own) MLflow healthy with
         the champion model registered (trained now when missing); `user` counted. MLflow's process."""
-        from .native import champion_exists, train_model
+        from .native import models_registered, train_model
 
         with self._lock():
             state = self.load()
@@ -83,7 +93,7 @@ class Hub:
                 wait_healthy(state.console, self.cfg.health_timeout_seconds)
             except StartError as exc:
                 raise SandboxError(str(exc)) from None
-            if mlflow and not champion_exists(self.mlflow_url):
+            if mlflow and not models_registered(self.mlflow_url):
                 train_model(self.cfg, self.say)
             key = str(user.resolve())
             if key not in state.users:
@@ -97,9 +107,10 @@ class Hub:
         if comp is not None and is_alive(comp.pid):
             return comp
         self.say(f"starting {spec.name} (one per machine, shared by every sandbox and session) ...")
-        comp = start(spec, self.cfg.logs_dir)
-        setattr(state, spec.name, comp)
-        self._save(state)
+        with interrupts_held():
+            comp = start(spec, self.cfg.logs_dir)
+            setattr(state, spec.name, comp)
+            self._save(state)
         return comp
 
     def release(self, user: Path) -> list[str]:

@@ -78,7 +78,11 @@ def write_notebook(path: Path) -> None:
     import nbformat
     from nbformat import v4
 
-    cells = [v4.new_markdown_cell(src) if kind == "markdown" else v4.new_code_cell(src) for kind, src in CELLS]
+    # Cell ids numbered, not nbformat's random ones: the same pack is the same file.
+    cells = [
+        (v4.new_markdown_cell if kind == "markdown" else v4.new_code_cell)(src, id=f"cell-{k}")
+        for k, (kind, src) in enumerate(CELLS)
+    ]
     notebook = v4.new_notebook(
         cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from load.traffic import plan_phase
 from load.truth import read_timeline
 from model_service.prediction_log import read_labelled, read_predictions
 
@@ -123,36 +125,66 @@ class PackClock:
         return cls(timeline.phases[0].start, timeline.phases[-1].end, pack)
 
     def at(self, wall: float) -> datetime:
-        return self.pack.start + timedelta(seconds=(wall - self.wall_start) * self.pack.speed)
+        return self.after(wall - self.wall_start)
+
+    def after(self, wall_seconds: float) -> datetime:
+        """The pack's time `wall_seconds` of the play after its start."""
+        return self.pack.start + timedelta(seconds=wall_seconds * self.pack.speed)
+
+
+def _inputs_key(features: dict) -> str:
+    """One customer's inputs, written the same way whether read from a planned body or from the log."""
+    return json.dumps({k: float(v) if isinstance(v, (int, float)) else v for k, v in features.items()}, sort_keys=True)
+
+
+def planned_seconds(pack: PackPlan) -> dict[str, deque[tuple[float, float | None]]]:
+    """Each planned request's inputs -> (seconds after the play's start it was due, its label's delay), in wall
+    seconds. A pack's times come from the plan, not from when a request happened to be answered: the same cause
+    and seed give the same predictions.csv, whatever the machine's timing."""
+    due: dict[str, deque[tuple[float, float | None]]] = defaultdict(deque)
+    phase_start = 0.0
+    for index in range(len(pack.scenario.phases)):
+        planned = plan_phase(pack.scenario, index, pack.seed, pack.speed)
+        for r in planned.requests:
+            due[_inputs_key(json.loads(r.body))].append((phase_start + r.offset_seconds, r.feedback_delay_seconds))
+        phase_start += planned.wall_seconds
+    return due
 
 
 def export_predictions(run_dir: Path, clock: PackClock) -> pd.DataFrame:
-    """The prediction log as a table: time, model version, every input, the score and class, the true label and
-    when it arrived (empty where none did within the pack)."""
+    """The prediction log as a table, in planned order: time, model version, every input, the score and class,
+    the true label and when it arrived (empty where none did)."""
     from model_service.settings import ServiceSettings
 
     log = ServiceSettings(run_dir=run_dir).prediction_log_path
     made = read_predictions(log, clock.wall_start, clock.wall_end)
     labels = {lp.request_id: lp for lp in read_labelled(log, clock.wall_start, clock.wall_end + 5)}
+    due = planned_seconds(clock.pack)
     rows = []
     for p in made:
         label = labels.get(p.request_id)
+        planned = due[_inputs_key(p.features)]
+        # A request the plan does not know (none expected) keeps the time it was answered at.
+        at, delay = planned.popleft() if planned else (p.ts - clock.wall_start, None)
+        label_at = at + delay if label and delay is not None else (label.label_ts - clock.wall_start if label else None)
         rows.append(
             {
                 "request_id": p.request_id,
-                "time": _iso(clock.at(p.ts)),
+                "time": _iso(clock.after(at)),
                 "model_version": p.model_version,
                 **p.features,
                 "churn_score": round(p.score, 6),
                 "predicted_churn": p.predicted_label,
                 "actual_churn": label.true_label if label else None,
-                "label_time": _iso(clock.at(label.label_ts)) if label else None,
+                "label_time": _iso(clock.after(label_at)) if label_at is not None else None,
+                "_at": at,
             }
         )
     frame = pd.DataFrame(rows)
     if not frame.empty:
+        frame = frame.sort_values("_at", kind="stable").reset_index(drop=True)
         frame["actual_churn"] = frame["actual_churn"].astype("Int64")
-    return frame
+    return frame.drop(columns="_at", errors="ignore")
 
 
 def export_metrics(prometheus_url: str, clock: PackClock) -> pd.DataFrame:

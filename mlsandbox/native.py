@@ -17,7 +17,18 @@ from load.truth import TimelineRecord, TruthError, read_timeline
 from . import components
 from .hub import Hub
 from .native_config import InvalidConfig, check_alertmanager, check_prometheus, write_alertmanager, write_prometheus
-from .processes import StartError, is_alive, is_healthy, run_to_end, start, stop, tail, wait_healthy, wait_until
+from .processes import (
+    StartError,
+    interrupts_held,
+    is_alive,
+    is_healthy,
+    run_to_end,
+    start,
+    stop,
+    tail,
+    wait_healthy,
+    wait_until,
+)
 from .sandbox import ComponentStatus, GradingInputs, Sandbox, SandboxError
 from .state import Component, SandboxState, ScenarioPlay, locked
 
@@ -50,21 +61,24 @@ def require_binaries() -> None:
         )
 
 
-def champion_exists(mlflow_url: str) -> bool:
+def models_registered(mlflow_url: str) -> bool:
+    """Both versions a sandbox serves are in MLflow: the champion, and the challenger a scenario may release."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from model_service.settings import MODEL_ALIAS, MODEL_NAME
+    from model_service.settings import CHALLENGER_ALIAS, MODEL_ALIAS, MODEL_NAME
 
+    client = MlflowClient(tracking_uri=mlflow_url)
     try:
-        MlflowClient(tracking_uri=mlflow_url).get_model_version_by_alias(MODEL_NAME, MODEL_ALIAS)
+        for alias in (MODEL_ALIAS, CHALLENGER_ALIAS):
+            client.get_model_version_by_alias(MODEL_NAME, alias)
     except MlflowException:
         return False
     return True
 
 
 def train_model(cfg, say) -> None:
-    say("training the churn model and registering churn-classifier@champion in MLflow ...")
+    say("training the churn model and registering churn-classifier@champion (and @challenger) in MLflow ...")
     result = subprocess.run(
         [
             sys.executable,
@@ -74,6 +88,7 @@ def train_model(cfg, say) -> None:
             cfg.mlflow_url,
             "--seed",
             str(cfg.training_seed),
+            "--if-missing",  # a machine trained before the challenger existed keeps its champion
         ],
         capture_output=True,
         text=True,
@@ -199,9 +214,10 @@ class NativeSandbox(Sandbox):
 
     def _start(self, state: SandboxState, spec) -> Component:
         """Started and recorded at once (so that a failure later still finds it to stop); not yet healthy."""
-        comp = start(spec, self.cfg.logs_dir)
-        state.components.append(comp)
-        state.save(self.layout)
+        with interrupts_held():
+            comp = start(spec, self.cfg.logs_dir)
+            state.components.append(comp)
+            state.save(self.layout)
         self.say(f"starting {spec.name} ...")
         return comp
 

@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,24 @@ class ComponentSpec:
 
 class StartError(RuntimeError):
     pass
+
+
+@contextmanager
+def interrupts_held():
+    """Ctrl-C held back until the block is over, then raised: a process started in the block is recorded before
+    the KeyboardInterrupt that would otherwise leave it running unrecorded. Main thread only (the only one
+    Python delivers signals to); elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, None)
 
 
 def port_is_free(host: str, port: int) -> bool:

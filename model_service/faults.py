@@ -1,4 +1,4 @@
-"""Service faults (added latency, errors, outage) switched from outside the candidate's code.
+"""Service faults (added latency, errors, outage, a worse model released) switched from outside the candidate's code.
 
 The scenario writes a JSON file in the run directory; the model service reads it (at most every
 `poll_seconds`). The candidate's app never touches it, so it cannot switch a fault off by accident. Latency and
@@ -30,6 +30,9 @@ class FaultState(BaseModel):
     outage: bool = False
     # Seeds the error draws so that a scenario replayed with the same seed fails the same requests.
     seed: int = 0
+    # Serve this alias of the registered model instead of the one loaded at start (a new version released for
+    # the phase); None: the model loaded at start.
+    model_alias: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]*$")
 
 
 class ServiceFault(RuntimeError):

@@ -64,19 +64,20 @@ def _configure_mlflow_client(settings: ServiceSettings) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.mlflow_timeout_seconds)))
 
 
-def _download_champion(settings: ServiceSettings) -> dict:
+def _download(settings: ServiceSettings, alias: str, remember: bool) -> dict:
+    """models:/NAME@alias into the local cache; `remember`: as the copy to fall back on when MLflow is away."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     _configure_mlflow_client(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    mv = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+    mv = client.get_model_version_by_alias(settings.model_name, alias)
     cache = settings.model_cache_dir
     target = cache / f"v{mv.version}"
     meta = {
         "name": settings.model_name,
-        "alias": settings.model_alias,
+        "alias": alias,
         "version": str(mv.version),
         "run_id": mv.run_id,
         "threshold": float(mv.tags.get("threshold", 0.5)),
@@ -87,16 +88,17 @@ def _download_champion(settings: ServiceSettings) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{settings.model_name}@{settings.model_alias}", dst_path=str(staging)
+            artifact_uri=f"models:/{settings.model_name}@{alias}", dst_path=str(staging)
         )
         if target.exists():  # another process finished the same download first
             shutil.rmtree(staging, ignore_errors=True)
         else:
             os.replace(local, target)
             shutil.rmtree(staging, ignore_errors=True)
-    tmp = cache / f".latest-{os.getpid()}.json"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, cache / "latest.json")
+    if remember:
+        tmp = cache / f".latest-{os.getpid()}.json"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, cache / "latest.json")
     return meta
 
 
@@ -118,7 +120,7 @@ def _load(meta: dict, source: Literal["mlflow", "local-copy"]) -> LoadedModel:
 def load_champion(settings: ServiceSettings) -> LoadedModel:
     """The champion model from MLflow, or the last local copy when MLflow cannot be reached."""
     try:
-        return _load(_download_champion(settings), "mlflow")
+        return _load(_download(settings, settings.model_alias, remember=True), "mlflow")
     except Exception as exc:  # any MLflow failure: unreachable, no such alias, bad artifact
         latest = settings.model_cache_dir / "latest.json"
         if not latest.exists():
@@ -138,3 +140,9 @@ def load_champion(settings: ServiceSettings) -> LoadedModel:
             meta["path"],
         )
         return _load(meta, "local-copy")
+
+
+def load_release(settings: ServiceSettings, alias: str) -> LoadedModel:
+    """Another alias of the registered model (a release a scenario switches to), from MLflow only: a release
+    that cannot be fetched is not served, and the copy to fall back on stays the champion."""
+    return _load(_download(settings, alias, remember=False), "mlflow")

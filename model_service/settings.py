@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_NAME = "churn-classifier"
 MODEL_ALIAS = "champion"
+# A second registered version, worse than the champion, that a scenario can release for a phase (the
+# model_release injection): what a bad deploy of a new model looks like in production.
+CHALLENGER_ALIAS = "challenger"
 # Where a sandbox keeps its state when nothing says otherwise: run/ in the checkout (every component, the load
 # generator and the CLI agree on it; MLSANDBOX_RUN_DIR moves it).
 DEFAULT_RUN_DIR = Path(__file__).resolve().parents[1] / "run"

@@ -1,4 +1,5 @@
-"""Train the churn classifier, log the run to MLflow and register it as churn-classifier@champion.
+"""Train the churn classifier, log the run to MLflow and register it as churn-classifier@champion; then a worse
+version as churn-classifier@challenger, which a scenario's model_release injection releases for a phase.
 
 python -m model_service.train --tracking-uri http://127.0.0.1:5000 [--seed 42] [--rows 20000] [--if-missing]
 """
@@ -11,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -21,7 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .churn_data import LABEL, generate_dataset
-from .settings import MODEL_ALIAS, MODEL_NAME
+from .settings import CHALLENGER_ALIAS, MODEL_ALIAS, MODEL_NAME
 from .spec import SPEC_PATH, ChurnSpec, default_spec
 
 log = logging.getLogger("model_service.train")
@@ -31,6 +33,11 @@ EXPERIMENT = "churn-training"
 REFERENCE_ARTIFACT = "reference/reference.csv"
 # The holdout rows kept as the reference data set: what "normal" inputs and scores look like.
 REFERENCE_ROWS = 5000
+# The challenger: the same model retrained on a sample whose contract type and support calls were joined to the
+# wrong customers (an upstream pipeline bug), with balanced class weights. Measured on 5,000 fresh rows: accuracy
+# 0.80 -> 0.70, AUC 0.86 -> 0.77, predicted churn 26% -> 43% of customers, mean score 0.30 -> 0.45.
+CHALLENGER_SCRAMBLED = ("contract_type", "support_calls_90d")
+CHALLENGER_ROWS = 4000
 
 
 def build_pipeline(spec: ChurnSpec, seed: int) -> Pipeline:
@@ -60,12 +67,22 @@ class TrainingResult:
     reference: pd.DataFrame  # holdout features, label and the model's score
 
 
-def train(seed: int = 42, rows: int = 20_000, spec: ChurnSpec | None = None) -> TrainingResult:
+def train(
+    seed: int = 42, rows: int = 20_000, spec: ChurnSpec | None = None, challenger: bool = False
+) -> TrainingResult:
+    """The champion, or (`challenger`) the worse version; both judged on the same clean holdout."""
     spec = spec or default_spec()
     data = generate_dataset(rows, seed, spec)
     features = list(spec.features)
     train_df, test_df = train_test_split(data, test_size=0.25, random_state=seed, stratify=data[LABEL])
-    pipeline = build_pipeline(spec, seed).fit(train_df[features], train_df[LABEL])
+    pipeline = build_pipeline(spec, seed)
+    if challenger:
+        train_df = train_df.sample(min(CHALLENGER_ROWS, len(train_df)), random_state=seed).copy()
+        rng = np.random.default_rng(seed)
+        for feature in CHALLENGER_SCRAMBLED:
+            train_df[feature] = rng.permutation(train_df[feature].to_numpy())
+        pipeline.set_params(classifier__class_weight="balanced")
+    pipeline.fit(train_df[features], train_df[LABEL])
     score = pipeline.predict_proba(test_df[features])[:, 1]
     predicted = (score >= THRESHOLD).astype(int)
     y = test_df[LABEL].to_numpy()
@@ -82,8 +99,8 @@ def train(seed: int = 42, rows: int = 20_000, spec: ChurnSpec | None = None) -> 
     return TrainingResult(pipeline, metrics, reference.reset_index(drop=True))
 
 
-def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int) -> str:
-    """Log the run to MLflow, register the model and point the champion alias at it. Returns the version."""
+def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int, alias: str = MODEL_ALIAS) -> str:
+    """Log the run to MLflow, register the model and point `alias` at it. Returns the version."""
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
@@ -93,7 +110,7 @@ def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int) ->
     features = list(default_spec().features)
     sample = result.reference[features].head(20)
     signature = infer_signature(sample, result.pipeline.predict_proba(sample)[:, 1])
-    with mlflow.start_run(run_name=f"churn-logreg-seed{seed}") as run:
+    with mlflow.start_run(run_name=f"churn-logreg-seed{seed}" + ("" if alias == MODEL_ALIAS else f"-{alias}")) as run:
         mlflow.log_params(
             {
                 "seed": seed,
@@ -120,14 +137,14 @@ def register(result: TrainingResult, tracking_uri: str, seed: int, rows: int) ->
         )
         version = str(info.registered_model_version)
     client = MlflowClient()
-    client.set_registered_model_alias(MODEL_NAME, MODEL_ALIAS, version)
+    client.set_registered_model_alias(MODEL_NAME, alias, version)
     client.set_model_version_tag(MODEL_NAME, version, "threshold", str(THRESHOLD))
-    log.info("registered %s version %s as @%s (run %s)", MODEL_NAME, version, MODEL_ALIAS, run.info.run_id)
+    log.info("registered %s version %s as @%s (run %s)", MODEL_NAME, version, alias, run.info.run_id)
     return version
 
 
-def champion_version(tracking_uri: str) -> str | None:
-    """The version churn-classifier@champion points at, or None when the server has no such model or alias.
+def alias_version(tracking_uri: str, alias: str = MODEL_ALIAS) -> str | None:
+    """The version churn-classifier@alias points at, or None when the server has no such model or alias.
 
     An unreachable server raises: that is an error to report, not a reason to train.
     """
@@ -135,7 +152,7 @@ def champion_version(tracking_uri: str) -> str | None:
     from mlflow.tracking import MlflowClient
 
     try:
-        mv = MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(MODEL_NAME, MODEL_ALIAS)
+        mv = MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(MODEL_NAME, alias)
     except RestException as exc:
         # The server's answers for "no such registered model" and "no such alias".
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
@@ -150,23 +167,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument(
-        "--if-missing", action="store_true", help=f"do nothing when {MODEL_NAME}@{MODEL_ALIAS} already exists"
+        "--if-missing",
+        action="store_true",
+        help=f"train only the versions whose alias (@{MODEL_ALIAS}, @{CHALLENGER_ALIAS}) does not exist yet",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.if_missing:
-        existing = champion_version(args.tracking_uri)
-        if existing is not None:
-            print(f"{MODEL_NAME}@{MODEL_ALIAS} exists (version {existing}); nothing to train", flush=True)
-            return
-    result = train(args.seed, args.rows)
-    print(
-        f"holdout AUC {result.metrics['holdout_auc']:.3f} "
-        f"(accuracy {result.metrics['holdout_accuracy']:.3f}, churn rate {result.metrics['holdout_churn_rate']:.3f})",
-        flush=True,
-    )
-    version = register(result, args.tracking_uri, args.seed, args.rows)
-    print(f"registered {MODEL_NAME} version {version} as @{MODEL_ALIAS}", flush=True)
+    # The champion first: on a new server it is version 1, the challenger version 2.
+    for alias in (MODEL_ALIAS, CHALLENGER_ALIAS):
+        if args.if_missing:
+            existing = alias_version(args.tracking_uri, alias)
+            if existing is not None:
+                print(f"{MODEL_NAME}@{alias} exists (version {existing}); nothing to train", flush=True)
+                continue
+        result = train(args.seed, args.rows, challenger=alias == CHALLENGER_ALIAS)
+        print(
+            f"@{alias}: holdout AUC {result.metrics['holdout_auc']:.3f} "
+            f"(accuracy {result.metrics['holdout_accuracy']:.3f}, churn rate {result.metrics['holdout_churn_rate']:.3f})",
+            flush=True,
+        )
+        version = register(result, args.tracking_uri, args.seed, args.rows, alias)
+        print(f"registered {MODEL_NAME} version {version} as @{alias}", flush=True)
 
 
 if __name__ == "__main__":

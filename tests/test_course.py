@@ -67,6 +67,14 @@ def test_each_lesson_plays_under_a_minute_with_an_incident_and_graded_hints(less
     assert (REPO_ROOT / "reference_solution" / lesson.reference.read).is_file()
 
 
+def test_a_lesson_shows_when_its_incidents_play(tmp_path):
+    from mlsandbox.course_cli import show_lesson
+
+    shown = show_lesson(COURSE, 1, Progress.load(tmp_path / "course.json", COURSE))
+    assert "Lesson 1 of 8: First metrics and /metrics" in shown
+    assert re.search(r"errors +from  20 s to  30 s \(10 s\)", shown), shown
+
+
 def _broken(tmp_path, edit) -> Path:
     data = yaml.safe_load(COURSE_FILE.read_text())
     edit(data)
@@ -259,38 +267,62 @@ def test_lesson_fails_on_the_starter_with_its_first_hint_and_passes_with_its_ref
 # --- a trainee's course through the command line ----------------------------------------------------------
 
 
+# The command-line test's course: the shipped first two lessons, the first on a 14 s play (the shipped lesson's
+# own play is graded in lessons_played above): what is tested here is the trainee's path, not the lesson.
+CLI_SCENARIO = """name: course-cli-test
+description: a short play with an error burst, for the course's command-line test
+ground_truth: {fraction: 0.5, delay_seconds: 2}
+phases:
+  - {name: normal, duration_seconds: 8, rate: 20}
+  - {name: errors, duration_seconds: 6, rate: 20, injections: [{kind: errors, rate: 0.3}]}
+"""
+
+
+def _cli_course(folder: Path) -> Path:
+    (folder / "course-cli-test.yaml").write_text(CLI_SCENARIO)
+    data = yaml.safe_load(COURSE_FILE.read_text())
+    data["lessons"] = data["lessons"][:2]
+    data["lessons"][0]["scenario"] = str(folder / "course-cli-test.yaml")
+    path = folder / "course.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 @pytest.mark.stack
 @pytest.mark.timeout(900)
 def test_a_trainee_starts_checks_stops_and_resumes_a_course(tmp_path):
     home = Driver(tmp_path / "run", HOME_PORTS, extra_env={"MLSANDBOX_SESSIONS_DIR": str(tmp_path / "sessions")})
     progress_file = tmp_path / "sessions" / "ana" / "course.json"
+    course_file = _cli_course(tmp_path)
+    course = load_course(course_file)
+    opt = ("--course", str(course_file))
     try:
-        started = home.cli("course", "start", "--session", "ana", "--ports", str(TRAINEE_PORTS), timeout=400)
-        assert "Lesson 1 of 8: First metrics and /metrics" in started.stdout
-        assert re.search(r"errors +from  20 s to  30 s \(10 s\)", started.stdout), started.stdout
+        started = home.cli("course", "start", "--session", "ana", "--ports", str(TRAINEE_PORTS), *opt, timeout=400)
+        assert "Lesson 1 of 2: First metrics and /metrics" in started.stdout
+        assert re.search(r"errors +from +8 s to +14 s \(6 s\)", started.stdout), started.stdout
         workspace = tmp_path / "sessions" / "ana" / "candidate"
         assert (workspace / "app" / "monitoring.py").read_text() == (STARTER / "app" / "monitoring.py").read_text()
 
         t0 = time.monotonic()
-        checked = home.cli("course", "check", check=False, timeout=400)
-        print(f"a trainee's `course check` of lesson 1: {time.monotonic() - t0:.0f} s")
+        checked = home.cli("course", "check", *opt, check=False, timeout=400)
+        print(f"a trainee's `course check` of a 14 s lesson: {time.monotonic() - t0:.0f} s")
         assert checked.returncode == 1, checked.stdout + checked.stderr
-        lesson = COURSE.lesson(1)
+        lesson = course.lesson(1)
         assert "NOT YET: predictions.counter_tracks_predictions failed" in checked.stdout
         assert f"hint 1/{len(lesson.hints)}: {' '.join(lesson.hints[0].split())[:40]}" in " ".join(
             checked.stdout.split()
         )
         assert "what the grader saw:" in checked.stdout
 
-        status = home.cli("course", "status").stdout
-        assert "0 of 8 lessons passed" in status and "1 check" in status
-        assert Progress.load(progress_file, COURSE).of(lesson).failures == 1
+        status = home.cli("course", "status", *opt).stdout
+        assert "0 of 2 lessons passed" in status and "1 check" in status
+        assert Progress.load(progress_file, course).of(lesson).failures == 1
 
         home.cli("course", "stop")
-        assert "interrupted" in home.cli("course", "status").stdout.splitlines()[0]
-        resumed = home.cli("course", "start", "--session", "ana", timeout=400)
-        assert "running again" in resumed.stdout and "Lesson 1 of 8" in resumed.stdout
-        assert Progress.load(progress_file, COURSE).of(lesson).checks == 1, "progress survives a stop"
+        assert "interrupted" in home.cli("course", "status", *opt).stdout.splitlines()[0]
+        resumed = home.cli("course", "start", "--session", "ana", *opt, timeout=400)
+        assert "running again" in resumed.stdout and "Lesson 1 of 2" in resumed.stdout
+        assert Progress.load(progress_file, course).of(lesson).checks == 1, "progress survives a stop"
     finally:
         home.cli("course", "stop", check=False)
         home.cli("down", check=False)

@@ -35,16 +35,18 @@ def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
         text=True,
     )
     try:
-        # Interrupted once Prometheus has been started: MLflow, the console and three components run by then.
+        # Interrupted once Prometheus has been started and MLflow is starting beside it (the three components that
+        # need nothing else start first, MLflow and the console right after): at least four processes to stop.
         wait_for(
             lambda: (
-                (st := SandboxState.load(s.layout)) is not None and any(c.name == "prometheus" for c in st.components)
+                (st := SandboxState.load(s.layout)) is not None
+                and any(c.name == "prometheus" for c in st.components)
+                and len(_processes_of(s.run_dir)) >= 4
             ),
             120,
             0.1,
-            "Prometheus to be started",
+            "Prometheus and MLflow to be started",
         )
-        assert len(_processes_of(s.run_dir)) >= 4
         up.send_signal(signal.SIGINT)
         out, err = up.communicate(timeout=120)
     finally:
@@ -58,3 +60,18 @@ def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
     assert not s.layout.state.exists() and not s.layout.hub.exists()
     again = s.cli("status")
     assert "not running" in again.stdout
+
+
+def test_ctrl_c_inside_a_held_block_is_raised_once_the_block_is_over():
+    import os
+
+    from mlsandbox.processes import interrupts_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now; the block goes on
+            done.append("recorded")
+    assert done == ["recorded"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

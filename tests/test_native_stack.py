@@ -95,11 +95,12 @@ def lived(tmp_path_factory):
         seen["listening"] = _listening({c["pid"] for c in seen["status"]})
         seen["second up"] = s.cli("up", "--candidate", str(s.candidate), "--no-load", check=False)
         mlflow = s.url("mlflow")
-        seen["champion"] = httpx.get(
-            f"{mlflow}/api/2.0/mlflow/registered-models/alias",
-            params={"name": "churn-classifier", "alias": "champion"},
-            timeout=10,
-        ).json()
+        for alias in ("champion", "challenger"):
+            seen[alias] = httpx.get(
+                f"{mlflow}/api/2.0/mlflow/registered-models/alias",
+                params={"name": "churn-classifier", "alias": alias},
+                timeout=10,
+            ).json()
         info = _model_info(s)
         seen["model"] = info
         seen["run"] = httpx.get(
@@ -212,6 +213,8 @@ def test_reload_names_the_rule_promtool_rejects_and_the_rule_that_fails_at_evalu
 def test_mlflow_has_the_champion_and_the_server_serves_it(lived):
     version = lived["champion"]["model_version"]["version"]
     assert lived["model"]["version"] == version and lived["model"]["source"] == "mlflow"
+    # The worse version a scenario's model release serves is registered beside it, after it.
+    assert int(lived["challenger"]["model_version"]["version"]) > int(version)
     metrics = {m["key"]: m["value"] for m in lived["run"]["data"]["metrics"]}
     assert float(metrics["holdout_auc"]) >= 0.80
     assert [f["path"] for f in lived["artifacts"]["files"]] == ["reference/reference.csv"]

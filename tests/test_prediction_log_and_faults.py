@@ -101,3 +101,56 @@ def test_a_broken_fault_file_keeps_the_last_good_state(tmp_path):
     path.write_text('{"error_rate": ')
     with pytest.raises(ServiceFault):
         switch.apply()
+
+
+class _Row:
+    """A validated request row, as the candidate's app hands it to the service."""
+
+    def __init__(self, features: dict):
+        self.features = features
+
+    def model_dump(self) -> dict:
+        return dict(self.features)
+
+
+def _service(tmp_path, loaded_model, load_release):
+    from model_service.service import ChurnService
+
+    return ChurnService(
+        loaded_model,
+        PredictionLog(tmp_path / "predictions.sqlite"),
+        FaultSwitch(tmp_path / "faults.json", poll_seconds=0),
+        load_release=load_release,
+    )
+
+
+def test_a_released_version_serves_while_the_fault_file_names_it_then_the_champion_again(tmp_path, loaded_model):
+    import dataclasses
+
+    from conftest import valid_customer
+
+    worse = dataclasses.replace(loaded_model, alias="challenger", version="2", threshold=0.2, scorer=None)
+    fetched = []
+    svc = _service(tmp_path, loaded_model, lambda alias: fetched.append(alias) or worse)
+    customers = [_Row(valid_customer(k)) for k in range(20)]
+    assert {p.model_version for p in svc.predict(customers)} == {"1"}
+    write_fault_state(tmp_path / "faults.json", FaultState(model_alias="challenger"))
+    released = svc.predict(customers)
+    assert {p.model_version for p in released} == {"2"} and svc.model_version == "2"
+    svc.predict(customers)
+    assert fetched == ["challenger"], "fetched once, then kept"
+    write_fault_state(tmp_path / "faults.json", FaultState())
+    assert {p.model_version for p in svc.predict(customers)} == {"1"}
+    logged = sqlite3.connect(tmp_path / "predictions.sqlite").execute("SELECT model_version FROM predictions")
+    assert [r[0] for r in logged] == ["1"] * 20 + ["2"] * 40 + ["1"] * 20
+
+
+def test_a_release_that_cannot_be_fetched_leaves_the_champion_serving(tmp_path, loaded_model):
+    from conftest import valid_customer
+
+    def unreachable(alias):
+        raise ConnectionError("MLflow is away")
+
+    svc = _service(tmp_path, loaded_model, unreachable)
+    write_fault_state(tmp_path / "faults.json", FaultState(model_alias="challenger"))
+    assert {p.model_version for p in svc.predict([_Row(valid_customer())])} == {"1"}

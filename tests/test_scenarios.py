@@ -335,3 +335,15 @@ def test_ledger_rows_per_second(tmp_path):
     assert rows[0].means["monthly_charges"] == 60 and rows[0].means["tenure_months"] is None
     assert rows[0].latency_mean_seconds == pytest.approx(0.02)
     assert rows[1].labels_posted == 1
+
+
+def test_a_model_release_names_the_version_to_serve_for_its_phase_only(tmp_path):
+    path = tmp_path / "release.yaml"
+    path.write_text(
+        "name: release\ndescription: a worse version for a while\nphases:\n"
+        "  - {name: before, duration_seconds: 5, rate: 2}\n"
+        "  - {name: released, duration_seconds: 5, rate: 2, injections: [{kind: model_release}]}\n"
+        "  - {name: rolled-back, duration_seconds: 5, rate: 2}\n"
+    )
+    scenario = load_scenario(path)
+    assert [plan_phase(scenario, k, 7).faults.model_alias for k in range(3)] == [None, "challenger", None]
