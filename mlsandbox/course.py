@@ -17,12 +17,10 @@ from grading.rubric import KNOWN_CHECKS, ItemSpec, Rubric
 from load.scenario import Scenario, ScenarioError, load_scenario
 
 from .data_files import read_yaml_model
-from .layout import REPO_ROOT
+from .layout import REFERENCE, REPO_ROOT, STARTER
 from .processes import write_json_atomic
 
 COURSE_FILE = REPO_ROOT / "course" / "onboarding.yaml"
-REFERENCE = REPO_ROOT / "reference_solution"
-STARTER = REPO_ROOT / "starter_repo"
 
 
 class CourseError(ValueError):

@@ -6,7 +6,6 @@ The session's workspace is kept across lessons; progress is in sessions/NAME/cou
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -15,15 +14,14 @@ import httpx
 from load.scenario import load_scenario
 
 from . import session_store
-from .config import REPO_ROOT
 from .course import Course, CourseError, Progress, Verdict, judge
 from .history import HistoryError
 from .native import wait_first_scrape
-from .processes import StartError, spawn, stop
+from .processes import StartError, stop
 from .rule_health import wait_quiet
 from .sandbox import SandboxError, Say, new_sandbox
 from .session_store import SessionError, StoredSession
-from .sessions import _history, grade_report, home_config, session_config, snapshot_interval, start
+from .sessions import _history, grade_report, home_config, session_config, start, start_watcher
 from .state import SandboxState, ScenarioPlay
 
 DEFAULT_NAME = "course"
@@ -88,23 +86,8 @@ def begin(name: str | None, candidate: Path | None, ports: int | None, say: Say)
     say(f"resuming course {name!r}: starting its stack again on the same workspace ...")
     sandbox = new_sandbox(cfg, False, False, "mlsandbox", say, hub_dir=home_config().run_dir)
     urls = sandbox.up(session.layout.candidate, None)
-    _watch(session)
+    start_watcher(session)
     return session, urls, True
-
-
-def _watch(session: StoredSession) -> None:
-    """Snapshot the workspace while the course runs (as an interview's is)."""
-    cfg = session_config(session.record, session.layout)
-    if session.record.watcher_pid:
-        stop(session.record.watcher_pid)
-    watcher = spawn(
-        [sys.executable, "-m", "mlsandbox.history", str(session.layout.candidate), str(session.layout.history)]
-        + ["--every", str(snapshot_interval())],
-        cfg.layout.log("history"),
-        cwd=REPO_ROOT,
-    )
-    session.record.watcher_pid = watcher.pid
-    session.record.save(session.layout)
 
 
 def check(session: StoredSession, course: Course, number: int, rubric, say: Say) -> Verdict:

@@ -25,11 +25,10 @@ from model_service.prediction_log import read_labelled, read_predictions
 from .calibrate import Calibration, Room
 from .incident_causes import LABEL_DELAY_MINUTES, PLAY_SECONDS, SAMPLING, Catalogue, PackPlan, load_causes
 from .incident_notebook import write_notebook
-from .layout import REPO_ROOT
+from .layout import REFERENCE
 from .state import ScenarioPlay
 
 Say = Callable[[str], None]
-REFERENCE = REPO_ROOT / "reference_solution"
 # Prometheus scrapes twice per pack-minute at the default compression (one pack-minute is one wall second).
 SCRAPE_INTERVAL = "500ms"
 INPUT_SAMPLE_ROWS = 400

@@ -17,6 +17,9 @@ from load.truth import control_path, ledger_path, scenario_dir, timeline_path
 from model_service.settings import DEFAULT_RUN_DIR, ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The bare starter a candidate begins from, and the answer key: the same files but the monitoring code.
+STARTER = REPO_ROOT / "starter_repo"
+REFERENCE = REPO_ROOT / "reference_solution"
 Port = Field(ge=1, le=65535)
 
 

@@ -21,7 +21,7 @@ import httpx
 
 from .config import REPO_ROOT, StackConfig
 from .history import History, HistoryError
-from .layout import Ports
+from .layout import STARTER, Ports
 from .native import check_candidate, check_scenario
 from .processes import port_is_free, spawn, stop
 from .sandbox import Sandbox, SandboxError, Say, new_sandbox, open_sandbox
@@ -38,7 +38,6 @@ from .session_store import (
 )
 from .state import ScenarioPlay
 
-STARTER = REPO_ROOT / "starter_repo"
 # Free blocks of eight ports are looked for from here, ten apart.
 FIRST_BLOCK, LAST_BLOCK, BLOCK_STEP = 20000, 29990, 10
 DEFAULT_ROUND_MINUTES = 15.0
@@ -159,22 +158,23 @@ def start(
         # Nothing was played: the name stays free for a second try.
         shutil.rmtree(layout.root, ignore_errors=True)
         raise
+    session = StoredSession(layout, record)
+    start_watcher(session)
+    return session, urls
+
+
+def start_watcher(session: StoredSession) -> None:
+    """Snapshot the workspace while the session runs (its history); a watcher left from before is stopped."""
+    if session.record.watcher_pid:
+        stop(session.record.watcher_pid)
     watcher = spawn(
-        [
-            sys.executable,
-            "-m",
-            "mlsandbox.history",
-            str(layout.candidate),
-            str(layout.history),
-            "--every",
-            str(snapshot_interval()),
-        ],
-        cfg.layout.log("history"),
+        [sys.executable, "-m", "mlsandbox.history", str(session.layout.candidate), str(session.layout.history)]
+        + ["--every", str(snapshot_interval())],
+        session_config(session.record, session.layout).layout.log("history"),
         cwd=REPO_ROOT,
     )
-    record.watcher_pid = watcher.pid
-    record.save(layout)
-    return StoredSession(layout, record), urls
+    session.record.watcher_pid = watcher.pid
+    session.record.save(session.layout)
 
 
 # --- grading ----------------------------------------------------------------------------------------------

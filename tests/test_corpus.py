@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from plays import SURPRISE_SEED, corpus, play_in_process, play_with_cli, points
+from plays import SURPRISE_SEED, check, corpus, play_in_process, play_with_cli, points
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from grading.rubric import load_rubric
@@ -103,10 +103,36 @@ def test_calibrate_shows_the_points_per_item_side_by_side(surprise_play):
     assert any(line.startswith("performance") for line in out["stdout"].splitlines())
 
 
+def _fired_in_baseline(report: dict) -> list[str]:
+    evidence = check(report, "alerting", "no_false_alarms")["evidence"]
+    return sorted(alert for e in evidence for alert in e.get("seen", []))
+
+
+def _graded_alike(report: dict, other: dict) -> dict[str, float]:
+    """The report's points per item, less what the candidate's alerts did differently in the other play: an
+    alert of theirs that fired in one baseline and not in the other (a p-value that crossed its threshold for
+    long enough once) is the candidate's doing, which the report shows, not the grader's noise."""
+    got = points(report)
+    if _fired_in_baseline(report) != _fired_in_baseline(other):
+        got["alerting"] -= check(report, "alerting", "no_false_alarms")["points"]
+    return got
+
+
 @pytest.mark.stack
 def test_two_plays_of_the_same_seed_grade_within_2_points_per_item(main_play, repeat_play):
     problems = []
     for name in ["reference", *CORPUS]:
-        a, b = points(main_play.report(name)), points(repeat_play.report(name))
+        first, second = main_play.report(name), repeat_play.report(name)
+        a, b = _graded_alike(first, second), _graded_alike(second, first)
         problems += [f"{name}.{k}: {a[k]} then {b[k]}" for k in a if abs(a[k] - b[k]) > 2]
     assert not problems, "\n".join(problems)
+
+
+def test_an_alert_that_fired_in_one_baseline_only_is_not_counted_as_grader_noise():
+    def report(fired: list[str], false_alarm_points: float) -> dict:
+        alarms = {"name": "no_false_alarms", "points": false_alarm_points, "evidence": [{"seen": fired}]}
+        return {"items": [{"key": "alerting", "points": 14 + false_alarm_points, "checks": [alarms]}]}
+
+    noisy, quiet = report(["ChurnFeatureDrift"], 0.0), report([], 3.0)
+    assert _graded_alike(noisy, quiet) == _graded_alike(quiet, noisy) == {"alerting": 14}
+    assert _graded_alike(quiet, report([], 3.0)) == {"alerting": 17}, "the same alerts fired: counted in full"
