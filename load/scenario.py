@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from model_service.faults import MODEL_ALIAS_PATTERN
 from model_service.spec import ChurnSpec, Dependence, NumericEffect, check_dependence, default_spec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -124,7 +125,7 @@ class ModelRelease(_Strict):
     (train.py registers a worse one as @challenger) instead of the champion it loaded at start."""
 
     kind: Literal["model_release"]
-    alias: str = Field("challenger", pattern=r"^[a-z][a-z0-9-]*$")
+    alias: str = Field("challenger", pattern=MODEL_ALIAS_PATTERN)
 
 
 Injection = Annotated[

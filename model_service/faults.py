@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 log = logging.getLogger("model_service.faults")
 
 
+# A registered model's alias, as a scenario names the release to serve and the fault file carries it.
+MODEL_ALIAS_PATTERN = r"^[a-z][a-z0-9-]*$"
+
+
 class FaultState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -32,7 +36,7 @@ class FaultState(BaseModel):
     seed: int = 0
     # Serve this alias of the registered model instead of the one loaded at start (a new version released for
     # the phase); None: the model loaded at start.
-    model_alias: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]*$")
+    model_alias: str | None = Field(None, pattern=MODEL_ALIAS_PATTERN)
 
 
 class ServiceFault(RuntimeError):
