@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 # What `make up` passes on, e.g. make up ARGS="--candidate reference_solution"
 ARGS ?=
 
-.PHONY: help up down status reload test test-fast lint format system-deps test-system-deps docker-deps docker-local \
+.PHONY: help up down status reload test test-fast test-stack test-docker lint format system-deps test-system-deps docker-deps docker-local \
         docker-local-down venv clean
 
 help: ## This list
@@ -27,15 +27,27 @@ status: venv ## Each component and its health
 reload: venv ## Check the candidate's alert rules and load them into Prometheus
 	$(BIN)/mlsandbox reload
 
-test: test-system-deps venv lint ## Every test (what CI runs): lint, then unit, stack and Docker tests
-	$(BIN)/python -m pytest --durations=12 $(PYTEST_ARGS)
+# Tests run in parallel workers: a stack test's module (or the grader's shared play) stays in one worker, on ports
+# of its own (tests/conftest.py); plays mostly wait, so more workers than cores. WORKERS=0 runs them one by one.
+WORKERS ?= 4
+XDIST  := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+
+test: test-system-deps venv lint ## Every test (what CI runs): lint, then unit, stack and Docker tests, in parallel
+	$(BIN)/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 test-fast: venv ## The unit tests only (no process started; under a minute)
-	$(BIN)/python -m pytest -m "not stack and not docker" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not stack and not docker" -n 2 -q $(PYTEST_ARGS)
+
+test-stack: test-system-deps venv ## The native stack tests (real processes, no Docker)
+	$(BIN)/python -m pytest -m "stack and not docker" $(XDIST) --durations=15 $(PYTEST_ARGS)
+
+test-docker: test-system-deps venv ## The Docker path: images built (or taken from the machine's store), compose played
+	$(BIN)/python -m pytest -m docker --durations=5 $(PYTEST_ARGS)
 
 lint: venv ## ruff: lint and formatting, as CI checks them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: venv ## Let ruff fix what it can and format the tree
 	$(BIN)/ruff check --fix .

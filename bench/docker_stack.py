@@ -25,11 +25,11 @@ from sandbox import REPO, driver
 
 sys.path.insert(0, str(REPO))
 
-from mlsandbox.docker_backend import engine_root  # noqa: E402
-from mlsandbox.docker_engine import PrivateEngine, answers, connect  # noqa: E402
-from mlsandbox.docker_stack import LOCAL_BASE_IMAGE, ComposeProject  # noqa: E402
 from mlsandbox.layout import Ports, RunLayout  # noqa: E402
-from mlsandbox.state import SandboxState  # noqa: E402
+from mlsandbox.stack.docker.backend import engine_root  # noqa: E402
+from mlsandbox.stack.docker.compose import LOCAL_BASE_IMAGE, ComposeProject  # noqa: E402
+from mlsandbox.stack.docker.engine import PrivateEngine, answers, connect  # noqa: E402
+from mlsandbox.stack.state import SandboxState  # noqa: E402
 
 PROJECT = "mlsandbox-bench"
 DOCKER_PORTS = Ports.block(25200)

@@ -1,4 +1,4 @@
-"""A sandbox for benchmarks: the tests' harness (mlsandbox.harness) on the benchmarks' own block of ports and a
+"""A sandbox for benchmarks: the tests' driver (tests/driver.py) on the benchmarks' own block of ports and a
 temporary run directory."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlsandbox.harness import Driver  # noqa: E402
 from mlsandbox.layout import Ports  # noqa: E402
+from tests.driver import Driver  # noqa: E402
 
 PORTS = Ports.block(28000)  # off the defaults, the tests' and the Docker tests' ports
 

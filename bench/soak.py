@@ -24,7 +24,7 @@ from sandbox import REPO, driver
 sys.path.insert(0, str(REPO))
 
 from load.truth import read_timeline  # noqa: E402
-from mlsandbox.processes import group_members  # noqa: E402
+from mlsandbox.stack.processes import group_members  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

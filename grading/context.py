@@ -10,9 +10,9 @@ from pathlib import Path
 from .dashboards import Dashboard
 from .expected import Expected
 from .families import Exposition, Family
+from .play import Play
 from .prometheus import PrometheusClient
 from .rubric import CheckSpec, Rubric
-from .session import Session
 from .signals import RuleInfo, SignalSet
 
 
@@ -57,7 +57,7 @@ class ItemResult:
 @dataclass
 class Context:
     prom: PrometheusClient
-    session: Session
+    session: Play
     rubric: Rubric
     families: dict[str, Family]
     exposition: Exposition | None  # the last /metrics body (scraped now, or archived); None when unreachable

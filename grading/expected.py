@@ -18,8 +18,8 @@ import numpy as np
 from load.scenario import DATA_KINDS
 from model_service.spec import default_spec
 
+from .play import Play
 from .roles import Role
-from .session import Session
 
 COUNT_WINDOWS = (30, 60, 100, 200, 300, 500, 1000)  # the last N labels or predictions
 TIME_WINDOWS = (10, 30, 60, 120, 300)  # the last T seconds
@@ -50,7 +50,7 @@ class Expected:
         return sorted(f for r, f in self.curves if r == role and f is not None)
 
 
-def grid(session: Session, tail_seconds: float) -> np.ndarray:
+def grid(session: Play, tail_seconds: float) -> np.ndarray:
     """The grader's time grid: the session and a tail after it, at most about 1,200 points."""
     end = min(session.end + tail_seconds, max(session.now, session.end))
     span = max(end - session.start, 1.0)
@@ -89,7 +89,7 @@ def _mean_in(cum_x, cum_k, lo, hi):
         return np.where(k > 0, (cum_x[hi] - cum_x[lo]) / np.maximum(k, 1), np.nan)
 
 
-def build(session: Session, tail_seconds: float) -> Expected:
+def build(session: Play, tail_seconds: float) -> Expected:
     times = grid(session, tail_seconds)
     out = Expected(times)
     _performance(session, out)
@@ -99,7 +99,7 @@ def build(session: Session, tail_seconds: float) -> Expected:
     return out
 
 
-def unobserved(session: Session, times: np.ndarray) -> np.ndarray:
+def unobserved(session: Play, times: np.ndarray) -> np.ndarray:
     """Which of `times` fall in a gap (the server or Prometheus down) or while the candidate's windows refill."""
     unseen = np.zeros(len(times), bool)
     for g in session.gaps:
@@ -107,7 +107,7 @@ def unobserved(session: Session, times: np.ndarray) -> np.ndarray:
     return unseen
 
 
-def _leave_out_gaps(session: Session, out: Expected) -> None:
+def _leave_out_gaps(session: Play, out: Expected) -> None:
     """No expectation while the server or Prometheus was down, nor while the candidate's windows refill after:
     every check compares only where the session could be observed."""
     unseen = unobserved(session, out.grid)
@@ -117,7 +117,7 @@ def _leave_out_gaps(session: Session, out: Expected) -> None:
                 curve.values[unseen] = np.nan
 
 
-def _performance(session: Session, out: Expected) -> None:
+def _performance(session: Play, out: Expected) -> None:
     labelled = session.labelled()
     if len(labelled) < 20:
         return
@@ -131,11 +131,11 @@ def _performance(session: Session, out: Expected) -> None:
         out.add(Curve(Role.PERFORMANCE, None, " ".join(label.split()), _mean_in(c, k, lo, hi)))
 
 
-def touched_features(session: Session) -> set[str]:
+def touched_features(session: Play) -> set[str]:
     return {f for inc in session.all_incidents() if inc.kind in DATA_KINDS for f in inc.features}
 
 
-def _inputs(session: Session, out: Expected) -> None:
+def _inputs(session: Play, out: Expected) -> None:
     """Drift (distance from the baseline's distribution) and data quality (nulls, out-of-range values) of each
     feature an incident touched, and drift of the model's scores."""
     spec = default_spec()
@@ -214,7 +214,7 @@ def _share(role: Role, f: str, what: str, ts, flags, out: Expected) -> None:
         out.add(Curve(role, f, f"{f}: {what} over {name}{unit}", _mean_in(c, k, lo, hi)))
 
 
-def _ledger(session: Session, out: Expected) -> None:
+def _ledger(session: Play, out: Expected) -> None:
     """Latency, error share and request rate as the client saw them, per second, in time windows."""
     rows = session.rows(session.start - 1, math.floor(out.grid[-1]) + 1)  # the server's gaps left out
     if len(rows) < 5:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .checks import counting
-from .checks.counting import CountFinding, LatencyTrial
+from . import counting
 from .context import Context
+from .counting import CountFinding, LatencyTrial
 from .judge import Judge, Verdict
 from .roles import COUNTED_CAN_BE, COUNTING_AS_SHAPE, Role
 

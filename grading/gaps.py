@@ -18,8 +18,8 @@ import numpy as np
 from load.player import REQUEST_TIMEOUT_SECONDS
 
 from .families import JOB
+from .play import Play
 from .prometheus import PrometheusClient
-from .session import Session
 
 SERVER = "model server"
 PROMETHEUS = "Prometheus"
@@ -56,7 +56,7 @@ class Gap:
         }
 
 
-def _outages(session: Session) -> list[tuple[float, float]]:
+def _outages(session: Play) -> list[tuple[float, float]]:
     """The injected faults that make requests fail (an outage; an added latency past the client's time-out), and
     the client's time-out after each (requests sent just before its end)."""
     return [
@@ -66,7 +66,7 @@ def _outages(session: Session) -> list[tuple[float, float]]:
     ]
 
 
-def server_gaps(session: Session) -> list[Gap]:
+def server_gaps(session: Play) -> list[Gap]:
     """Seconds in which every request failed, outside injected outages, merged into gaps."""
     injected = _outages(session)
     down = [
@@ -97,7 +97,7 @@ def _interval(times: np.ndarray) -> float:
     return float(np.median(np.diff(times))) if len(times) >= 3 else 5.0
 
 
-def prometheus_gaps(times: np.ndarray, session: Session) -> list[Gap]:
+def prometheus_gaps(times: np.ndarray, session: Play) -> list[Gap]:
     """Stretches with no scrape at all (Prometheus not running), from the session's start to its end."""
     if len(times) < 3:
         return []
@@ -124,14 +124,14 @@ def _last_scrape(gap: Gap, times: np.ndarray, up: np.ndarray) -> Gap:
     return replace(gap, last_scrape=last)
 
 
-def find(prom: PrometheusClient, session: Session) -> list[Gap]:
+def find(prom: PrometheusClient, session: Play) -> list[Gap]:
     """Every gap of the session, in order."""
     times, up = scrapes(prom, session.start - 30, min(session.now, session.end + 5))
     server = [_last_scrape(g, times, up) for g in server_gaps(session)]
     return sorted(server + prometheus_gaps(times, session), key=lambda g: g.start)
 
 
-def summary(gaps: list[Gap], session: Session) -> str:
+def summary(gaps: list[Gap], session: Play) -> str:
     """One sentence for the top of the report."""
     said = "; ".join(g.describe(session.start) for g in gaps)
     return (

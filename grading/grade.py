@@ -19,10 +19,10 @@ from .checks.alerting import AlertOutcome
 from .context import CheckResult, Context, ItemResult
 from .families import JOB, Exposition, Family, from_metadata, from_series_names, parse_exposition
 from .findings import Findings, find
+from .play import Play
 from .prometheus import PrometheusClient
 from .roles import Role
 from .rubric import CONDITIONS, Needs, Rubric
-from .session import Session
 from .signals import SignalSet, loaded_rules
 
 MODULES = {
@@ -53,7 +53,7 @@ class PlotSeries:
 
 @dataclass
 class Grade:
-    session: Session
+    session: Play
     items: list[ItemResult]
     improvement: Improvement
     notes: list[str]
@@ -134,7 +134,7 @@ def scrape(prom: PrometheusClient, server_address: str | None) -> tuple[str | No
     return now.body, now.url
 
 
-def last_served(session: Session) -> tuple[str | None, float]:
+def last_served(session: Play) -> tuple[str | None, float]:
     """The /metrics body the server last answered with during the session (model_service kept it in the run
     directory), and when, in seconds into the scenario; (None, 0) when there is none."""
     from model_service.last_metrics import read_last_metrics
@@ -173,7 +173,7 @@ def _families(prom: PrometheusClient, exposition: Exposition | None) -> dict[str
     return from_metadata(prom.target_metadata(JOB), held) or from_series_names(held)
 
 
-def unmet(needs: Needs, session: Session, rubric: Rubric) -> list[str]:
+def unmet(needs: Needs, session: Play, rubric: Rubric) -> list[str]:
     """What a check needs that the session has not (yet) given: [] when the check applies."""
     kinds = session.played_kinds()
     missing = []
@@ -249,7 +249,7 @@ def grade(
     """Grade the session in `run_dir`. `metrics_body`: the /metrics text archived at the end of a session, used
     instead of scraping the server now (re-grading an archive)."""
     t0 = time.monotonic()
-    session = Session.load(run_dir, now)
+    session = Play.load(run_dir, now)
     prom.check()
     notes = []
     session.gaps = gaps_mod.find(prom, session)

@@ -31,9 +31,9 @@ import numpy as np
 from scipy.stats import rankdata
 
 from .expected import SCORE, Curve, Expected, unobserved
+from .play import Incident, Play
 from .roles import SEES, Role
 from .rubric import Tolerances
-from .session import Incident, Session
 from .signals import Series, Signal
 
 LAGS_SECONDS = (0, 2, 5)
@@ -164,7 +164,7 @@ class Judge:
 
     def __init__(
         self,
-        session: Session,
+        session: Play,
         expected: Expected,
         tol: Tolerances,
         limits: Callable[[Signal], frozenset[Role] | None] = lambda _: None,

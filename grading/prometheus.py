@@ -75,5 +75,9 @@ class PrometheusClient:
             return self._rule_groups
         return self._get("/api/v1/rules")["groups"]
 
+    def alerts(self) -> list[dict]:
+        """The alerts pending or firing now."""
+        return self._get("/api/v1/alerts")["alerts"]
+
     def label_values(self, label: str, match: str) -> list[str]:
         return self._get(f"/api/v1/label/{label}/values", **{"match[]": match})

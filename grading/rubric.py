@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from load.scenario import DATA_KINDS, FAULT_KINDS
 
+from .errors import GradingFailed
+
 DEFAULT_RUBRIC = Path(__file__).with_name("rubric.yaml")
 
 # The checks the grader implements, by item: a rubric may weigh them (or leave some out with `only:`), not
@@ -176,3 +178,11 @@ def load_rubric(path: Path | str = DEFAULT_RUBRIC) -> Rubric:
         err = exc.errors()[0]
         where = ".".join(str(k) for k in err["loc"]) or "(top level)"
         raise RubricError(f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+def rubric_or_fail(path: Path | None) -> Rubric:
+    """The rubric at `path` (default: the shipped one); GradingFailed with RubricError's line when it is invalid."""
+    try:
+        return load_rubric(path or DEFAULT_RUBRIC)
+    except RubricError as exc:
+        raise GradingFailed(str(exc)) from None

@@ -1,5 +1,5 @@
 """A sandbox's settings, read once from the environment (prefix MLSANDBOX_) and the command line: where it
-lives (its run directory's layout) and where it listens (its ports)."""
+lives (its run directory's layout) and where it listens (its ports, MLSANDBOX_<NAME>_PORT each)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
 from model_service.settings import DEFAULT_RUN_DIR
-
-from .layout import REPO_ROOT, Ports, RunLayout
-
-DEFAULTS = Ports.default()
 
 __all__ = ["REPO_ROOT", "StackConfig"]
 
@@ -23,46 +20,27 @@ class StackConfig(BaseSettings):
     run_dir: Path = DEFAULT_RUN_DIR
     # Loopback by default: nothing in the sandbox is meant to be reachable from the network.
     host: str = "127.0.0.1"
-    model_server_port: int = Field(DEFAULTS.model_server, ge=1, le=65535)
-    prometheus_port: int = Field(DEFAULTS.prometheus, ge=1, le=65535)
-    alertmanager_port: int = Field(DEFAULTS.alertmanager, ge=1, le=65535)
-    mlflow_port: int = Field(DEFAULTS.mlflow, ge=1, le=65535)
-    locust_port: int = Field(DEFAULTS.locust, ge=1, le=65535)
-    alert_receiver_port: int = Field(DEFAULTS.alert_receiver, ge=1, le=65535)
-    grafana_port: int = Field(DEFAULTS.grafana, ge=1, le=65535)
-    console_port: int = Field(DEFAULTS.console, ge=1, le=65535)
+    ports: Ports = Field(default_factory=Ports.from_environment)
     # Prometheus's scrape and rule-evaluation interval; short so that a candidate sees changes quickly.
     scrape_interval: str = Field("5s", pattern=r"^\d+(ms|s|m)$")
     health_timeout_seconds: float = Field(120.0, gt=0)
     training_seed: int = 42
 
-    @classmethod
-    def with_ports(cls, ports: Ports, **settings) -> "StackConfig":
-        return cls(**{f"{name}_port": port for name, port in ports.items()}, **settings)
-
-    @property
-    def ports(self) -> Ports:
-        return Ports(**{name: getattr(self, f"{name}_port") for name in Ports.model_fields})
+    def with_ports(self, **ports: int) -> "StackConfig":
+        """The same settings with some ports moved (a room of its own, a Prometheus on a free port)."""
+        return self.model_copy(update={"ports": self.ports.model_copy(update=ports)})
 
     @property
     def layout(self) -> RunLayout:
         return RunLayout(self.run_dir)
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.layout.logs
-
-    @property
-    def notifications_path(self) -> Path:
-        return self.layout.notifications
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
 
     @property
     def mlflow_url(self) -> str:
-        return self.url(self.mlflow_port)
+        return self.url(self.ports.mlflow)
 
     @property
     def prometheus_url(self) -> str:
-        return self.url(self.prometheus_port)
+        return self.url(self.ports.prometheus)

@@ -8,6 +8,8 @@ they are for a given run directory.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,7 @@ class Ports(BaseModel):
     locust: int = Port
     alert_receiver: int = Port
     grafana: int = Port
-    console: int = Port  # the interviewer's console: one per machine (see hub.py)
+    console: int = Port  # the interviewer's console: one per machine (see stack/machine.py)
 
     @classmethod
     def default(cls) -> "Ports":
@@ -66,6 +68,21 @@ class Ports(BaseModel):
     def items(self) -> list[tuple[str, int]]:
         return list(self.model_dump().items())
 
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Ports":
+        """The defaults, each replaced by its MLSANDBOX_<NAME>_PORT when set (what `environment()` writes)."""
+        environ = os.environ if environ is None else environ
+        given = {name: environ.get(f"MLSANDBOX_{name.upper()}_PORT") for name in cls.model_fields}
+        return cls(**{**cls.default().model_dump(), **{k: v for k, v in given.items() if v}})
+
+    def by_component(self) -> dict[str, int]:
+        """The port of each component, by the name the stacks give it (compose's service names)."""
+        return {COMPONENT_OF_PORT.get(name, name.replace("_", "-")): port for name, port in self.items()}
+
+
+# The component behind a port whose name is not the component's own.
+COMPONENT_OF_PORT = {"locust": "load"}
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -89,9 +106,9 @@ class RunLayout:
         return self.root / ".lock"
 
     @property
-    def hub(self) -> Path:
-        """The machine's shared services started from this run directory (see hub.py)."""
-        return self.root / "hub.json"
+    def machine(self) -> Path:
+        """The machine's shared services started from this run directory (see stack/machine.py)."""
+        return self.root / "machine.json"
 
     @property
     def console_token(self) -> Path:
@@ -99,8 +116,8 @@ class RunLayout:
         return self.root / "console.token"
 
     @property
-    def hub_lock(self) -> Path:
-        return self.root / ".hub.lock"
+    def machine_lock(self) -> Path:
+        return self.root / ".machine.lock"
 
     @property
     def logs(self) -> Path:

@@ -29,8 +29,9 @@ def chromium(width: int = 1400, height: int = 2600):
 
 # Read in the page: each lane, each grade row, and each query of each panel as drawn.
 READ_PAGE = """
-const body = document.getElementById("dashboards-body");
+const body = document.getElementById("dashboards-body") || {dataset: {}};
 return JSON.stringify({
+  title: document.title, text: (document.body || {}).innerText?.slice(0, 300) || "",
   lanes: [...document.querySelectorAll("[data-incident]")].map(e => ({incident: e.dataset.incident,
     detected_by: e.dataset.detectedBy, latency: e.dataset.latency, text: e.innerText})),
   baseline: (document.querySelector('[data-lane="baseline"]') || {}).innerText || null,

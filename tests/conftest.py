@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -16,8 +17,64 @@ from model_service.prediction_log import PredictionLog
 from model_service.service import ChurnService
 
 REPO = Path(__file__).resolve().parents[1]
-# The native stack tests' ports: off the defaults, so that tests never collide with a sandbox someone is using.
-TEST_PORTS = Ports.block(15000)
+# Every port a test uses is moved by this much: a second checkout's tests can run beside this one's.
+PORT_OFFSET = int(os.environ.get("MLSANDBOX_TEST_PORT_OFFSET", "0"))
+
+
+def port(base: int) -> int:
+    """A test's port (or the first of its block), moved by MLSANDBOX_TEST_PORT_OFFSET."""
+    return base + PORT_OFFSET
+
+
+# The native stack tests' ports: off the defaults, so that tests never collide with a sandbox someone is using; a
+# block per module, so that modules can run side by side in parallel workers.
+TEST_PORTS = Ports.block(port(15000))  # test_native_stack
+INTERRUPTED_PORTS = Ports.block(port(15200))  # test_interrupted_up
+REFERENCE_PORTS = Ports.block(port(15300))  # test_reference_stack
+TRAFFIC_PORTS = Ports.block(port(15400))  # test_traffic_stack
+
+# --- parallel workers (`make test`: pytest-xdist, --dist loadscope) ----------------------------------------------
+# Tests that start processes share a stack per module (a module-scoped fixture), or the session's main play: a
+# module (or the modules sharing a play) runs whole in one worker, on ports of its own. Groups start longest first
+# (a worker that takes the Docker path is busy for its whole length), from their measured length on this
+# project's 2-core machine; the unit tests fill the gaps.
+SHARED_PLAY = {"test_grader": "main-play", "test_corpus": "main-play"}  # modules reading the session's main play
+GROUP_SECONDS = {
+    "test_docker_stack": 600,
+    "main-play": 420,
+    "test_course": 330,
+    "test_sessions": 280,
+    "test_incident": 240,
+    "test_hardening": 200,
+    "test_corpus_surprise": 180,
+    "test_reference_stack": 150,
+    "test_traffic_stack": 110,
+    "test_native_stack": 80,
+    "test_interrupted_up": 30,
+}
+
+
+def group(nodeid: str) -> str:
+    """The work unit a test belongs to: its module, or the play its module shares."""
+    module = Path(nodeid.split("::")[0]).stem
+    return SHARED_PLAY.get(module, module)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Stable: tests keep their order within a group.
+    items.sort(key=lambda item: -GROUP_SECONDS.get(group(item.nodeid), 0))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduling by scope, with a scope per group (pytest-xdist's own `xdist_group` marker does not reach
+    pytest 9's test ids)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group(nodeid)
+
+    return ByGroup(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import candidates
+from conftest import port
 
 from mlsandbox.layout import REPO_ROOT as REPO
-from mlsandbox.processes import stop
+from mlsandbox.stack.processes import stop
 
 CORPUS = REPO / "tests" / "corpus"
-BASE_PORT = 31000  # off every other test's ports; shared services at 31000-31003, rooms from 31010
+# Off every other test's ports; shared services at BASE+0-3, rooms from BASE+10, two ports each. A block per play, so
+# that the main, surprise and repeat plays can run in parallel workers.
+MAIN_BASE_PORT, SURPRISE_BASE_PORT, REPEAT_BASE_PORT = port(31000), port(31100), port(31200)
 SCRAPE = "1s"  # smoke's phases last 8-25 s
 SURPRISE_SEED = 11
 
@@ -65,18 +68,18 @@ def build_candidates(base: Path, with_mutants: bool) -> dict[str, Path]:
     return folders
 
 
-def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None) -> Play:
+def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None, base_port: int = MAIN_BASE_PORT) -> Play:
     """Play smoke to every candidate through the Python API; `extras(cal, play)` runs while the rooms are up."""
     import time
 
     from grading.rubric import load_rubric
-    from mlsandbox.calibrate import Calibration
-    from mlsandbox.components import ScenarioPlay
+    from mlsandbox.stack.fanout import Fanout
+    from mlsandbox.stack.state import ScenarioPlay
 
     folders = build_candidates(base / "candidates", with_mutants)
     play = Play(base / "calibration", folders)
     rubric = load_rubric()
-    cal = Calibration(list(folders.values()), play.out, BASE_PORT, SCRAPE, say=lambda _: None, names=list(folders))
+    cal = Fanout(list(folders.values()), play.out, base_port, SCRAPE, say=lambda _: None, names=list(folders))
     t0 = time.monotonic()
     with cal:
         play.timings["up"] = time.monotonic() - t0
@@ -110,7 +113,7 @@ def play_with_cli(base: Path, seed: int, surprise: bool) -> Play:
         "--out",
         str(out),
         "--base-port",
-        str(BASE_PORT),
+        str(SURPRISE_BASE_PORT),
         "--scrape-interval",
         SCRAPE,
     ]
@@ -171,7 +174,7 @@ def main_play_extras(cal, play):
     from grading.report import to_dict
     from grading.rubric import load_rubric
 
-    room = next(r for r in cal.rooms if r.name == "reference")
+    room = next(r for r in cal.stacks if r.name == "reference")
     base = play.out.parent
     other = shutil.copytree(room.candidate_dir, base / "other-dashboards", ignore=shutil.ignore_patterns("dashboards"))
     candidates.empty_panel_dashboards(other / "dashboards")
@@ -196,7 +199,7 @@ def check(report: dict, item: str, name: str) -> dict:
 
 
 # --- the hardening play: components killed mid-play, hostile candidates ---------------------------------------
-HARDENING_BASE_PORT = 31500
+HARDENING_BASE_PORT = port(31500)
 # Seconds into smoke (90 s): the server dies in the baseline and is started again at once; Prometheus dies in the
 # recovery and is started again 8 s later; another server dies as the concept drift begins, for good.
 SERVER_KILLED_AT, PROMETHEUS_KILLED_AT, PROMETHEUS_DOWN_FOR, KILLED_FOR_GOOD_AT = 8.0, 72.0, 8.0, 45.0
@@ -208,11 +211,11 @@ def _faults(cal, seen: dict) -> None:
     import time
 
     from load.truth import read_timeline
-    from mlsandbox import components
-    from mlsandbox.native import prometheus_config
-    from mlsandbox.processes import port_is_free, start, wait_healthy, wait_until
+    from mlsandbox.stack import components
+    from mlsandbox.stack.native import prometheus_config
+    from mlsandbox.stack.processes import port_is_free, start, wait_healthy, wait_until
 
-    rooms = {r.name: r for r in cal.rooms}
+    rooms = {r.name: r for r in cal.stacks}
     deadline = time.time() + 120
     timeline = None
     while time.time() < deadline and not (timeline and timeline.phases):
@@ -231,7 +234,7 @@ def _faults(cal, seen: dict) -> None:
 
     def restart(room, spec):
         wait_until(lambda: port_is_free("127.0.0.1", spec.port), 20, f"port {spec.port} free again")
-        comp = start(spec, room.cfg.logs_dir)
+        comp = start(spec, room.cfg.layout.logs)
         room.components.append(comp)
         wait_healthy(comp, 60)
         seen[room.name].append((f"{spec.name} back", time.time() - t0))
@@ -257,18 +260,16 @@ def hardening_play(base: Path) -> Play:
     import hostile
 
     from grading.rubric import load_rubric
-    from mlsandbox.calibrate import Calibration
-    from mlsandbox.components import ScenarioPlay
-    from mlsandbox.processes import is_healthy
+    from mlsandbox.stack.fanout import Fanout
+    from mlsandbox.stack.processes import is_healthy
+    from mlsandbox.stack.state import ScenarioPlay
 
     folders = {name: candidates.copy_reference(base / "candidates" / name) for name in ("reference", "gaps", "killed")}
     for kind in hostile.BODIES:
         folders[kind] = hostile.hostile(base / "candidates" / kind, kind)
     play = Play(base / "calibration", folders)
     rubric = load_rubric()
-    cal = Calibration(
-        list(folders.values()), play.out, HARDENING_BASE_PORT, SCRAPE, say=lambda _: None, names=list(folders)
-    )
+    cal = Fanout(list(folders.values()), play.out, HARDENING_BASE_PORT, SCRAPE, say=lambda _: None, names=list(folders))
     faults: dict = {}
     t0 = time.monotonic()
     with cal:
@@ -281,7 +282,7 @@ def hardening_play(base: Path) -> Play:
         grades = cal.grade(rubric)
         play.timings["graded"] = time.monotonic() - t0
         play.extra["faults"] = faults
-        play.extra["prometheus ready"] = {r.name: is_healthy(f"{r.prometheus_url}/-/ready") for r in cal.rooms}
+        play.extra["prometheus ready"] = {r.name: is_healthy(f"{r.prometheus_url}/-/ready") for r in cal.stacks}
         play.extra["grading seconds"] = {name: g.duration_seconds for name, g in grades.items()}
         for name in folders:
             play.reports[name] = read_report(play.out / name / "report")

@@ -198,7 +198,7 @@ def test_grafana_reads_a_password_drawn_on_first_start_not_one_from_the_reposito
 
 
 def test_the_grafana_password_is_drawn_once_readable_and_kept(tmp_path):
-    from mlsandbox.grafana_secret import ensure
+    from mlsandbox.services.grafana_secret import ensure
 
     path = tmp_path / "secrets" / "grafana-admin-password"
     assert ensure(path) is True

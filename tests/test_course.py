@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import port
+from driver import Driver
 
-from grading.cli import run_grading
+from grading.api import run_grading
 from grading.rubric import load_rubric
-from mlsandbox.calibrate import Calibration
-from mlsandbox.course import (
+from mlsandbox.course.lessons import (
     COURSE_FILE,
     STARTER,
-    CourseError,
     Progress,
     Verdict,
     judge,
@@ -32,14 +32,16 @@ from mlsandbox.course import (
     load_course,
     reference_workspace,
 )
-from mlsandbox.harness import Driver
+from mlsandbox.course.runner import QUIET_TIMEOUT_SECONDS, RULES_SETTLE_SECONDS
+from mlsandbox.errors import InvalidInput, MlsandboxError
 from mlsandbox.layout import REPO_ROOT, Ports
-from mlsandbox.state import ScenarioPlay
+from mlsandbox.stack.fanout import Fanout
+from mlsandbox.stack.state import ScenarioPlay
 
 COURSE = load_course()
-CALIBRATION_PORT = 32000  # off every other test's ports: shared services 32000-32003, rooms from 32010
-HOME_PORTS = Ports.block(32100)
-TRAINEE_PORTS = 32200
+CALIBRATION_PORT = port(32000)  # off every other test's ports: shared services 32000-32003, rooms from 32010
+HOME_PORTS = Ports.block(port(32100))
+TRAINEE_PORTS = port(32200)
 SCRAPE = "1s"
 
 
@@ -68,7 +70,7 @@ def test_each_lesson_plays_under_a_minute_with_an_incident_and_graded_hints(less
 
 
 def test_a_lesson_shows_when_its_incidents_play(tmp_path):
-    from mlsandbox.course_cli import show_lesson
+    from mlsandbox.cli.course import show_lesson
 
     shown = show_lesson(COURSE, 1, Progress.load(tmp_path / "course.json", COURSE))
     assert "Lesson 1 of 8: First metrics and /metrics" in shown
@@ -96,7 +98,7 @@ def _broken(tmp_path, edit) -> Path:
 )
 def test_broken_course_file_is_one_readable_line(tmp_path, edit, where, says):
     path = _broken(tmp_path, edit)
-    with pytest.raises(CourseError) as err:
+    with pytest.raises(InvalidInput) as err:
         load_course(path)
     message = str(err.value)
     assert message.startswith(f"{path}: {where}") and says in message and "\n" not in message
@@ -180,13 +182,13 @@ def test_progress_moves_on_when_the_current_lesson_passes_and_is_kept_on_disk(tm
     again.record(COURSE, 2, Verdict(passed=True, score=100))
     assert again.current == 4, "a lesson already passed is skipped"
     path.write_text("{not json")
-    with pytest.raises(CourseError, match="unreadable course progress"):
+    with pytest.raises(MlsandboxError, match="unreadable course progress"):
         Progress.load(path, COURSE)
 
 
 def test_interview_commands_do_not_take_a_course_for_the_interview(tmp_path, monkeypatch):
-    from mlsandbox import session_store
-    from mlsandbox.session_store import SessionLayout, SessionRecord
+    from mlsandbox.sessions import store as session_store
+    from mlsandbox.sessions.store import SessionLayout, SessionRecord
 
     monkeypatch.setenv("MLSANDBOX_SESSIONS_DIR", str(tmp_path))
     for name, kind in (("ana", "course"), ("bob", "interview")):
@@ -204,7 +206,7 @@ def test_interview_commands_do_not_take_a_course_for_the_interview(tmp_path, mon
 def test_a_lesson_the_rubric_cannot_grade_is_refused_before_any_play(tmp_path):
     rubric = load_rubric()
     without = rubric.model_copy(update={"items": {k: v for k, v in rubric.items.items() if k != "drift"}})
-    with pytest.raises(CourseError, match="grades drift.moves_after_drift, drift.right_feature"):
+    with pytest.raises(MlsandboxError, match="grades drift.moves_after_drift, drift.right_feature"):
         lesson_rubric(without, COURSE.lesson(5))
 
 
@@ -225,7 +227,7 @@ def lessons_played(tmp_path_factory):
         if name not in folders:
             folders[name] = reference_workspace(lesson, base / name)
     rubric = load_rubric()
-    cal = Calibration(
+    cal = Fanout(
         list(folders.values()), base / "rooms", CALIBRATION_PORT, SCRAPE, say=lambda _: None, names=list(folders)
     )
     verdicts: dict[tuple[str, str], Verdict] = {}
@@ -236,13 +238,13 @@ def lessons_played(tmp_path_factory):
             t0 = time.monotonic()
             if k:  # as `course check` does before each play: a fresh server, the last play's alerts resolved
                 cal.set_aside(f"before-{scenario}")
-                cal.restart_servers()
+                cal.restart_servers(RULES_SETTLE_SECONDS, QUIET_TIMEOUT_SECONDS)
             cal.play(ScenarioPlay(scenario=scenario, web_ui=False))
             for lesson in (x for x in COURSE.lessons if x.scenario == scenario):
                 for room in ("starter", _part_name(lesson)):
                     _, data, _ = run_grading(
                         base / "rooms" / room,
-                        next(r.prometheus_url for r in cal.rooms if r.name == room),
+                        next(r.prometheus_url for r in cal.stacks if r.name == room),
                         candidate=folders[room],
                         rubric=lesson_rubric(rubric, lesson),
                         out=base / "reports" / lesson.id / room,
@@ -316,6 +318,10 @@ def test_a_trainee_starts_checks_stops_and_resumes_a_course(tmp_path):
 
         status = home.cli("course", "status", *opt).stdout
         assert "0 of 2 lessons passed" in status and "1 check" in status
+        # `make down` stops nothing of a course, and says how to stop it (its stack holds ports, and so do the
+        # machine's MLflow and console it uses).
+        down = home.cli("down").stdout
+        assert "course ana: `mlsandbox course stop --session ana`" in down, down
         assert Progress.load(progress_file, course).of(lesson).failures == 1
 
         home.cli("course", "stop")

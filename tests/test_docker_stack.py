@@ -18,15 +18,16 @@ import time
 import httpx
 import psutil
 import pytest
+from conftest import port
+from driver import MLSANDBOX, Driver, copy_candidate, wait_for
 
 from load.truth import read_ledger
-from mlsandbox.docker_backend import engine_root
-from mlsandbox.docker_engine import PrivateEngine, answers
-from mlsandbox.docker_stack import ComposeProject
-from mlsandbox.harness import MLSANDBOX, Driver, copy_candidate, wait_for
 from mlsandbox.layout import REPO_ROOT, Ports
-from mlsandbox.sandbox import open_sandbox
-from mlsandbox.session_store import SessionRecord
+from mlsandbox.sessions.store import SessionRecord
+from mlsandbox.stack.backends import open_sandbox
+from mlsandbox.stack.docker.backend import engine_root
+from mlsandbox.stack.docker.compose import ComposeProject
+from mlsandbox.stack.docker.engine import PrivateEngine, answers
 
 pytestmark = [pytest.mark.stack, pytest.mark.docker, pytest.mark.timeout(2400)]
 
@@ -34,7 +35,7 @@ PROJECT = "mlsandbox-test"
 # smoke is cut for the native tests' 1 s scrape; compose's Prometheus scrapes every 5 s, so it is played at half
 # speed (180 s): its shortest phase (8 s) then spans three scrapes.
 SPEED = "0.5"
-PORTS = Ports.block(25100)  # off the defaults and off the native tests' ports
+PORTS = Ports.block(port(25100))  # off the defaults and off the native tests' ports
 OUTAGE = """name: outage-test
 description: a short outage, under compose
 phases:
@@ -54,7 +55,7 @@ phases:
     injections: [{kind: covariate_drift, feature: monthly_charges, shift: 40, onset: sudden}]
   - {name: recovery, duration_seconds: 10, rate: 10}
 """
-SESSION_PORTS = 25200
+SESSION_PORTS = port(25200)
 
 
 def _project(s: Driver):
@@ -77,7 +78,7 @@ def _host_sockets(s: Driver) -> list[tuple[str, str, int]]:
     proxies and the console."""
     import psutil
 
-    from mlsandbox.processes import group_members
+    from mlsandbox.stack.processes import group_members
 
     console = {
         pid

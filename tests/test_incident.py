@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import port
 
-from mlsandbox.incident_causes import CAUSES_FILE, IncidentError, load_causes, phase_names, plan
+from mlsandbox.errors import InvalidInput
+from mlsandbox.incidents.causes import CAUSES_FILE, load_causes, phase_names, plan
 from mlsandbox.layout import REPO_ROOT
 
 CATALOGUE = load_causes()
@@ -23,7 +25,7 @@ START = datetime(2025, 3, 3, 8, 0)
 SEED = 614207
 MINUTES = 30
 PLAY_SECONDS = 16  # a short pack: 30 pack-minutes in 16 s
-BASE_PORT = 32400
+BASE_PORT = port(32400)
 AGAIN = "model_release-again"
 CANDIDATE_FILES = {
     "metrics.csv",
@@ -54,7 +56,7 @@ def test_a_broken_causes_file_is_one_readable_line(tmp_path):
     path = tmp_path / "causes.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(
-        IncidentError, match=r"causes.yaml: causes.unit_change.injections: 'shoe_size' is not a numeric feature"
+        InvalidInput, match=r"causes.yaml: causes.unit_change.injections: 'shoe_size' is not a numeric feature"
     ):
         load_causes(path)
     result = subprocess.run(
@@ -102,7 +104,7 @@ def test_the_change_log_has_the_true_change_before_the_onset_and_a_decoy_closer_
 
 @pytest.fixture(scope="module")
 def packs(tmp_path_factory) -> dict[str, Path]:
-    from mlsandbox.incident_pack import make
+    from mlsandbox.incidents.pack import make
 
     base = tmp_path_factory.mktemp("packs")
     kinds = sorted(CATALOGUE.causes)

@@ -10,14 +10,15 @@ import time
 
 import psutil
 import pytest
+from conftest import INTERRUPTED_PORTS
+from driver import MLSANDBOX, Driver, copy_candidate, wait_for
 
-from mlsandbox.harness import MLSANDBOX, Driver, copy_candidate, wait_for
-from mlsandbox.layout import REPO_ROOT, Ports
-from mlsandbox.processes import port_is_free
-from mlsandbox.state import SandboxState
+from mlsandbox.layout import REPO_ROOT
+from mlsandbox.stack.processes import port_is_free
+from mlsandbox.stack.state import SandboxState
 
 pytestmark = pytest.mark.stack
-PORTS = Ports.block(15200)
+PORTS = INTERRUPTED_PORTS
 
 
 def _processes_of(run_dir) -> list[int]:
@@ -57,7 +58,7 @@ def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
     time.sleep(0.5)
     assert _processes_of(s.run_dir) == []
     assert [p for _, p in PORTS.items() if not port_is_free("127.0.0.1", p)] == []
-    assert not s.layout.state.exists() and not s.layout.hub.exists()
+    assert not s.layout.state.exists() and not s.layout.machine.exists()
     again = s.cli("status")
     assert "not running" in again.stdout
 
@@ -65,7 +66,7 @@ def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
 def test_ctrl_c_inside_a_held_block_is_raised_once_the_block_is_over():
     import os
 
-    from mlsandbox.processes import interrupts_held
+    from mlsandbox.stack.processes import interrupts_held
 
     done = []
     with pytest.raises(KeyboardInterrupt):

@@ -8,9 +8,9 @@ import pytest
 
 from grading.expected import Curve, Expected
 from grading.judge import Judge
+from grading.play import Play
 from grading.roles import Role
 from grading.rubric import load_rubric
-from grading.session import Session
 from grading.signals import Origin, Series, Signal, Source
 from load.truth import PhaseRecord, PlayedGroundTruth, TimelineRecord
 from model_service.faults import FaultState
@@ -31,7 +31,7 @@ INJECTIONS = {
 }
 
 
-def session() -> Session:
+def session() -> Play:
     phases = [
         PhaseRecord(
             index=k,
@@ -56,7 +56,7 @@ def session() -> Session:
         planned_phases=[p[0] for p in PHASES],
         phases=phases,
     )
-    return Session(None, timeline, [], now=T0 + 200)
+    return Play(None, timeline, [], now=T0 + 200)
 
 
 def ramp(t, start, end, a, b):

@@ -7,7 +7,7 @@ def test_prometheus_rejects_oversized_or_slow_scrapes_of_the_candidate_and_never
     from pathlib import Path
 
     from mlsandbox.config import StackConfig
-    from mlsandbox.native_config import render_prometheus
+    from mlsandbox.stack.native_config import render_prometheus
 
     for interval, timeout in (("5s", "4s"), ("1s", "1s"), ("500ms", "500ms")):
         job = render_prometheus(StackConfig(scrape_interval=interval), Path("starter_repo"))["scrape_configs"][0]

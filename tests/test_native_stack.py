@@ -13,10 +13,10 @@ import time
 import httpx
 import pytest
 from conftest import TEST_PORTS, valid_customer
+from driver import Driver, copy_candidate, wait_for
 
-from mlsandbox.harness import Driver, copy_candidate, wait_for
 from mlsandbox.layout import REPO_ROOT
-from mlsandbox.processes import group_members, stop
+from mlsandbox.stack.processes import group_members, stop
 
 pytestmark = pytest.mark.stack
 
@@ -67,7 +67,7 @@ def _listening(pgids: set[int]) -> list[tuple[str, str, int]]:
     """(process, address, port) of every listening socket of the sandbox's process groups."""
     import psutil
 
-    from mlsandbox.processes import group_members
+    from mlsandbox.stack.processes import group_members
 
     out = []
     for pid in (pid for pgid in pgids for pid in group_members(pgid)):

@@ -14,14 +14,14 @@ import time
 import httpx
 import pytest
 from browser import chromium, visit
-from conftest import TEST_PORTS
+from conftest import REFERENCE_PORTS as TEST_PORTS
+from driver import MLSANDBOX, Driver, copy_candidate, wait_for
 from test_reference_solution import dashboard_files, panels
 
 from load.truth import read_timeline
-from mlsandbox.alert_receiver import read_notifications
 from mlsandbox.console.views import AFTER_PLAY_SECONDS
-from mlsandbox.harness import MLSANDBOX, Driver, copy_candidate, wait_for
 from mlsandbox.layout import REPO_ROOT
+from mlsandbox.services.alert_receiver import read_notifications
 
 pytestmark = pytest.mark.stack
 SHOTS = REPO_ROOT / "run" / "test-output" / "console"
@@ -260,10 +260,10 @@ def test_the_console_shows_the_phase_playing_and_the_incidents_so_far(session):
 
 
 def test_the_console_lanes_show_each_incident_with_the_alert_that_caught_it(session):
-    from grading.session import Session
+    from grading.play import Play
 
     lanes = session.console["final"]["lanes"]
-    played = [i.label for i in Session.load(session.run_dir).incidents()]
+    played = [i.label for i in Play.load(session.run_dir).incidents()]
     assert [lane["incident"] for lane in lanes] == played
     report = json.loads(
         httpx.get(

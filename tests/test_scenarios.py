@@ -276,7 +276,7 @@ def test_scenario_pause_holds_the_traffic_and_the_phase_clock_until_resume(tmp_p
 
 
 def test_a_player_that_died_leaves_a_timeline_that_says_interrupted_and_where(tmp_path):
-    from mlsandbox.scenario_view import describe
+    from mlsandbox.console.scenario_text import describe
 
     clock = FakeClock()
     player = ScenarioPlayer(load_scenario("smoke"), 7, speed=1, run_dir=tmp_path, clock=clock)

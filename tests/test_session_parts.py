@@ -10,11 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 import pytest
 import yaml
 
-from mlsandbox.archive import rule_files_from_api
-from mlsandbox.history import History
+from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT
-from mlsandbox.session_report import compare_rows
-from mlsandbox.session_store import GradeRecord, SessionError, check_name
+from mlsandbox.sessions.archive import rule_files_from_api
+from mlsandbox.sessions.history import History
+from mlsandbox.sessions.store import GradeRecord, check_name
+from mlsandbox.sessions.summary import compare_rows
 
 # Monitoring packages a candidate might reach for; every one installed here must be named in the brief.
 MONITORING_PACKAGES = [
@@ -46,7 +47,7 @@ def test_plain_names_are_accepted(name):
 
 @pytest.mark.parametrize("name", ["a/b", "../x", ".hidden", "", "x" * 65, "a b"])
 def test_names_with_a_path_separator_or_odd_characters_are_refused(name):
-    with pytest.raises(SessionError):
+    with pytest.raises(MlsandboxError):
         check_name(name)
 
 

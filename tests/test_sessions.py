@@ -17,18 +17,19 @@ import time
 
 import httpx
 import pytest
+from conftest import port
+from driver import Driver, wait_for
 
 from load.truth import read_timeline
-from mlsandbox.harness import Driver, wait_for
 from mlsandbox.layout import REPO_ROOT, Ports
-from mlsandbox.processes import port_is_free
-from mlsandbox.session_store import SessionLayout, SessionRecord
-from mlsandbox.state import SandboxState
+from mlsandbox.sessions.store import SessionLayout, SessionRecord
+from mlsandbox.stack.processes import port_is_free
+from mlsandbox.stack.state import SandboxState
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 
-HOME_PORTS = Ports.block(16000)  # the home run directory's (the shared MLflow's) ports
-REF_PORTS, STARTER_PORTS, THIRD_PORTS = 16100, 16200, 16300
+HOME_PORTS = Ports.block(port(16000))  # the home run directory's (the shared MLflow's) ports
+REF_PORTS, STARTER_PORTS, THIRD_PORTS = port(16100), port(16200), port(16300)
 SNAPSHOT_SECONDS = 2
 ROUND_MINUTES = 1.0
 GRACE_SECONDS = 32  # the rubric's resolve grace (30 s) and a scrape
@@ -124,6 +125,8 @@ def day(tmp_path_factory):
                 t["health"] for t in targets["data"]["activeTargets"] if t["labels"]["job"] == "model-server"
             )
         seen["status, two running"] = d.cli("status", check=False)
+        # `down` (make down) on the home run directory stops nothing of a session, and names those still running.
+        seen["down, two running"] = d.cli("down", check=False)
         # Locust plays without its web UI in an interview: nothing answers on the session's Locust port.
         seen["locust port answers"] = port_is_free("127.0.0.1", Ports.block(REF_PORTS).locust) is False
         seen["ref status"] = json.loads(d.cli("status", "--session", "ref", "--json").stdout)
@@ -242,7 +245,7 @@ def test_regrading_an_archived_session_after_the_next_one_gives_its_score(day):
 
 
 def test_a_file_saved_during_the_session_is_a_snapshot_with_its_time(day):
-    from mlsandbox.history import History
+    from mlsandbox.sessions.history import History
 
     layout = day.layout("starter")
     snaps = History(layout.candidate, layout.history).log()
@@ -292,3 +295,12 @@ def test_compare_puts_sessions_side_by_side_as_csv(day):
     score = next(r for r in rows if r[0] == "score %")
     assert float(score[2]) == day.record("ref").final.score
     assert any(r[0].startswith("detection seconds:") for r in rows)
+
+
+def test_down_names_the_sessions_still_running_and_how_to_end_each(day):
+    down = day.seen["down, two running"]
+    assert down.returncode == 0, down.stderr
+    for name in ("ref", "starter"):
+        assert f"session {name}: `mlsandbox session end --session {name}`" in down.stdout, down.stdout
+    server = next(c for c in day.seen["ref status"] if c["name"] == "model-server")
+    assert server["state"] == "healthy", "a session stopped with `down`"

@@ -13,14 +13,14 @@ import time
 
 import httpx
 import pytest
-from conftest import TEST_PORTS
+from conftest import TRAFFIC_PORTS as TEST_PORTS
+from driver import Driver, copy_candidate, wait_for
 
 from load.scenario import load_scenario
 from load.traffic import plan_phase
 from load.truth import read_ledger, read_timeline
-from mlsandbox.harness import Driver, copy_candidate, wait_for
 from mlsandbox.layout import REPO_ROOT
-from mlsandbox.processes import stop
+from mlsandbox.stack.processes import stop
 from model_service.spec import default_spec
 
 pytestmark = pytest.mark.stack
@@ -221,8 +221,7 @@ def test_a_killed_load_generator_is_reported_interrupted_and_the_play_resumes_fr
     import subprocess
 
     import psutil
-
-    from mlsandbox.harness import MLSANDBOX
+    from driver import MLSANDBOX
 
     scenario = tmp_path / "three.yaml"
     scenario.write_text(

@@ -15,8 +15,8 @@ from .. import promql
 from ..context import CheckResult, Context, Evidence
 from ..families import JOB
 from ..findings import Findings
+from ..play import Incident
 from ..roles import CRITICAL, SEES, Role
-from ..session import Incident
 from ..signals import RuleInfo
 
 ITEM = "alerting"

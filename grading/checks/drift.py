@@ -11,8 +11,8 @@ from ..context import CheckResult, Context, Evidence
 from ..expected import SCORE, touched_features
 from ..findings import Findings
 from ..judge import AFTER_INCIDENT_SECONDS, Verdict
+from ..play import Incident
 from ..roles import Role
-from ..session import Incident
 from ..signals import Series
 
 ITEM = "drift"

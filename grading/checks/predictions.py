@@ -4,9 +4,9 @@ model says (a score histogram or a count per predicted class)."""
 from __future__ import annotations
 
 from ..context import CheckResult, Context, Evidence
+from ..counting import evidence, served
 from ..findings import Findings
 from ..roles import Role
-from .counting import evidence, served
 
 ITEM = "predictions"
 

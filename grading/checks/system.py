@@ -4,9 +4,9 @@ follows the traffic, and errors counted."""
 from __future__ import annotations
 
 from ..context import CheckResult, Context, Evidence
+from ..counting import answered, errors, evidence
 from ..findings import Findings
 from ..roles import Role
-from .counting import answered, errors, evidence
 
 ITEM = "system"
 

@@ -20,10 +20,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..config import StackConfig
-from ..sandbox import SandboxError
-from . import views
-from .rooms import Rooms
+from mlsandbox.console import views
+from mlsandbox.console.rooms import Rooms
+from mlsandbox.errors import MlsandboxError
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "mlsandbox_console"
@@ -124,7 +123,7 @@ def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> 
                 room.sandbox.request_skip()
             else:
                 room.sandbox.request_pause(action == "pause")
-        except SandboxError as exc:
+        except MlsandboxError as exc:
             raise HTTPException(409, str(exc)) from None
         return JSONResponse({"done": action})
 
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-file", type=Path, required=True)
     args = parser.parse_args(argv)
     token = args.token_file.read_text().strip()
-    rooms = Rooms(StackConfig())
+    rooms = Rooms()
     grader = views.Grader(rooms)
     threading.Thread(target=grader.run_forever, name="grader", daemon=True).start()
     uvicorn.run(create_app(token, rooms, grader), host=args.host, port=args.port, log_level="warning")

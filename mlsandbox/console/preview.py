@@ -10,8 +10,8 @@ from pathlib import Path
 
 import jinja2
 
-from . import views
-from .rooms import Room
+from mlsandbox.console import views
+from mlsandbox.console.rooms import Room
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,21 +1,21 @@
 """The console's rooms: the sandbox of the home run directory (when one runs) and every interview session,
-running or archived; for each, where its truth, Prometheus, candidate and report are."""
+running or archived (as sessions/store.py's `every_target` lists them); for each, where its truth, Prometheus,
+candidate and report are."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from load.truth import TimelineRecord, TruthError, read_timeline
+from mlsandbox.errors import MlsandboxError
+from mlsandbox.say import silent
+from mlsandbox.sessions.store import Target, every_target
+from mlsandbox.stack.sandbox import Sandbox
+from mlsandbox.stack.state import SandboxState
 
-from .. import session_store
-from ..config import StackConfig
-from ..sandbox import Sandbox, SandboxError, open_sandbox
-from ..sessions import session_config
-from ..state import SandboxState
-
-HOME = "sandbox"  # the room of `mlsandbox up` (the home run directory)
 # Under compose the truth is read through a container of the load service: not on every poll of every page.
 DOCKER_TIMELINE_SECONDS = 5.0
 _docker_timelines: dict[str, tuple[float, TimelineRecord | None]] = {}
@@ -47,13 +47,11 @@ class Room:
                     cached = _docker_timelines[key] = (time.monotonic(), self.sandbox.timeline())
                 return cached[1]
             return read_timeline(self.run_dir)
-        except (TruthError, SandboxError):
+        except (TruthError, MlsandboxError):
             return None
 
     def archived_grade(self) -> dict:
         """The last report's data (report.json beside report.html), for a room that no longer runs."""
-        import json
-
         if self.report is None:
             return {}
         try:
@@ -66,48 +64,34 @@ def _report(*candidates: Path) -> Path | None:
     return next((p for p in candidates if p.exists()), None)
 
 
-def home_room(cfg: StackConfig) -> Room | None:
-    state = SandboxState.load(cfg.layout)
-    if state is None:
-        return None
-    sandbox = open_sandbox(cfg, say=lambda _: None)
-    return Room(
-        HOME,
-        "sandbox",
-        "running",
-        cfg.run_dir,
-        sandbox,
-        state.candidate_dir,
-        _report(cfg.layout.report / "report.html"),
-    )
-
-
-def session_room(found: session_store.StoredSession) -> Room:
-    layout, record = found.layout, found.record
-    state = found.state
-    sandbox = open_sandbox(session_config(record, layout), say=lambda _: None) if state == "running" else None
-    final = record.final
-    reports = [Path(final.report) / "report.html"] if final else []
+def room_of(target: Target) -> Room:
+    """The console's view of a sandbox or session."""
+    state = target.state
+    sandbox = target.sandbox(silent) if state == "running" else None
+    found = target.session
+    if found is None:
+        saved = SandboxState.load(target.cfg.layout)
+        report = _report(target.cfg.layout.report / "report.html")
+        return Room(target.name, "sandbox", state, target.cfg.run_dir, sandbox, saved and saved.candidate_dir, report)
+    record = found.record
+    reports = [Path(record.final.report) / "report.html"] if record.final else []
     reports += [Path(g.report) / "report.html" for g in reversed(record.grades)]
-    return Room(record.name, "session", state, layout.run.root, sandbox, layout.candidate, _report(*reports))
+    return Room(
+        record.name, "session", state, found.layout.run.root, sandbox, found.layout.candidate, _report(*reports)
+    )
 
 
 class Rooms:
     """Every room, looked up again at most every few seconds (a compose project is asked through its CLI)."""
 
-    def __init__(self, cfg: StackConfig, ttl_seconds: float = 3.0):
-        self.cfg, self.ttl = cfg, ttl_seconds
+    def __init__(self, ttl_seconds: float = 3.0):
+        self.ttl = ttl_seconds
         self._cache: tuple[float, dict[str, Room]] | None = None
 
     def all(self) -> dict[str, Room]:
         if self._cache and time.monotonic() - self._cache[0] < self.ttl:
             return self._cache[1]
-        rooms = {}
-        home = home_room(self.cfg)
-        if home is not None:
-            rooms[home.name] = home
-        for found in session_store.all_sessions():
-            rooms[found.name] = session_room(found)
+        rooms = {room.name: room for room in map(room_of, every_target())}
         self._cache = (time.monotonic(), rooms)
         return rooms
 

@@ -10,10 +10,9 @@ import time
 from urllib.parse import quote
 
 from grading import dashboards as dashboards_mod
+from grading.play import Play
 from grading.prometheus import PrometheusClient, PrometheusUnreachable
-from grading.session import Session
-
-from .rooms import Room
+from mlsandbox.console.rooms import Room
 
 GRADE_EVERY_SECONDS = 30.0
 # After the play, the views stop here: the rubric's grace for alerts to resolve (and the same window each time).
@@ -33,7 +32,7 @@ def _session(room: Room):
     timeline = room.timeline()
     if timeline is None or not timeline.phases:
         return None
-    return Session(room.run_dir, timeline, [])
+    return Play(room.run_dir, timeline, [])
 
 
 # --- the scenario ---------------------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+from mlsandbox.cli.main import main
+
+main()

@@ -1,0 +1,109 @@
+"""`mlsandbox session ...`: a day of interviews on one sandbox (see sessions.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mlsandbox.errors import MlsandboxError
+from mlsandbox.sessions import store
+from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, end, improve, start
+from mlsandbox.sessions.summary import as_csv, as_text, compare_rows, list_rows, list_table
+from mlsandbox.stack.state import HEADLESS, ScenarioPlay
+
+from .common import say
+
+session_app = typer.Typer(
+    no_args_is_help=True,
+    help="Interview sessions: a fresh workspace and stack per "
+    "candidate, archived at the end, re-gradable later, compared side by side.",
+)
+
+NameOpt = typer.Option(None, "--session", help="The session (default: the only one running).")
+
+
+@session_app.command("start")
+def session_start(
+    name: str = typer.Argument(..., help="The session's name (the candidate's, say): letters, digits, . _ -"),
+    candidate: Optional[Path] = typer.Option(
+        None,
+        "--candidate",
+        help="Copy this folder instead of the starter (the session never serves a folder in place).",
+    ),
+    scenario: str = typer.Option("interview", "--scenario", help="A shipped scenario or a file."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    speed: float = typer.Option(1.0, "--speed", min=0.001),
+    surprise: bool = typer.Option(False, "--surprise"),
+    no_load: bool = typer.Option(False, "--no-load", help="Play nothing yet (`mlsandbox scenario play --session`)."),
+    docker: bool = typer.Option(False, "--docker", help="A compose project of its own instead of native processes."),
+    local_images: bool = typer.Option(False, "--local-images", help="With --docker: images built here."),
+    ports: Optional[int] = typer.Option(
+        None, "--ports", help="First of eight consecutive ports (default: a free block from 20000)."
+    ),
+) -> None:
+    """A fresh workspace (a copy of starter_repo/), a fresh Prometheus, prediction log and truth, on ports of its
+    own; MLflow and the trained model are shared. Prints the URLs this session uses."""
+    play = None if no_load else ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise)
+    session, urls = start(name, candidate, play, docker, ports, local_images, say)
+    typer.echo(f"\nSession {name} is running ({session.record.backend}):")
+    for component, url in urls.items():
+        typer.echo(f"  {component:<15} {url or HEADLESS}")
+    typer.echo(f"\nThe candidate's workspace: {session.layout.candidate}")
+    typer.echo(
+        f"Their work is snapshotted into {session.layout.history}; "
+        f"`mlsandbox session end --session {name}` grades, stops and archives."
+    )
+
+
+@session_app.command("improve")
+def session_improve(
+    session: Optional[str] = NameOpt,
+    minutes: float = typer.Option(
+        DEFAULT_ROUND_MINUTES, "--minutes", min=0.1, help="Length of the round: the scenario is replayed within it."
+    ),
+    rubric: Optional[Path] = typer.Option(None, "--rubric"),
+) -> None:
+    """The improvement round: grade now, give the candidate the one improvement point, replay the scenario's
+    incidents compressed into the round; `session end` grades the round's play."""
+    found = store.pick(session)
+    grade = improve(found, minutes, rubric, say)
+    typer.echo(f"grade before the round: {grade.score:g}%; report in {grade.report}")
+    typer.echo(f"the improvement point for the candidate: {grade.improvement['text']}")
+    typer.echo(f"the scenario replays now, in {minutes:g} minutes; then `mlsandbox session end --session {found.name}`")
+
+
+@session_app.command("end")
+def session_end(session: Optional[str] = NameOpt, rubric: Optional[Path] = typer.Option(None, "--rubric")) -> None:
+    """Grade, stop the stack and archive everything under sessions/NAME/ (an interrupted session too, from what
+    is on disk)."""
+    found = store.pick(session, ("running", "interrupted"))
+    grade = end(found, rubric, say)
+    if grade is not None:
+        typer.echo(f"final score {grade.score:g}%; report in {grade.report}")
+    typer.echo(f"session {found.name} archived in {found.layout.root} (summary: {found.layout.summary})")
+
+
+@session_app.command("list")
+def session_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every session: name, scenario, start, duration, score, state (running, ended, interrupted)."""
+    rows = list_rows(store.all_sessions())
+    typer.echo(json.dumps(rows, indent=2) if as_json else list_table(rows))
+
+
+@session_app.command("compare")
+def session_compare(
+    names: list[str] = typer.Argument(..., help="Two or more sessions."),
+    csv: bool = typer.Option(False, "--csv", help="As CSV, for a spreadsheet."),
+) -> None:
+    """Points per rubric item side by side, the score, and each incident's detection latency (last grade of each)."""
+    graded = {}
+    for name in names:
+        found = store.load(name)
+        if not found.record.grades:
+            raise MlsandboxError(f"session {name!r} has no grade yet (`mlsandbox session end --session {name}`)")
+        graded[name] = found.record.grades[-1]
+    rows = compare_rows(graded)
+    typer.echo(as_csv(rows) if csv else as_text(rows), nl=not csv)

@@ -1,0 +1,1 @@
+"""The root-cause exercise: causes as data, and packs played on a throwaway stack."""

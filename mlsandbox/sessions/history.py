@@ -1,0 +1,127 @@
+"""The candidate's work history: snapshots of a session's workspace in a git repository kept beside it (its
+git directory in the session's folder, never inside the workspace), committed whenever a file changed.
+
+`python -m mlsandbox.sessions.history WORKSPACE GIT_DIR --every SECONDS` runs for the whole session and commits at most
+once per interval; the session takes a snapshot of its own at start, at the improvement round and at the end.
+Nothing is written into the workspace, so the model server's reload never sees a snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlsandbox.errors import MlsandboxError
+
+DEFAULT_INTERVAL_SECONDS = 30.0
+IGNORED = ["__pycache__/", "*.pyc", ".pytest_cache/", ".ipynb_checkpoints/"]
+
+
+class HistoryError(MlsandboxError):
+    pass
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    commit: str
+    time: float
+    message: str
+    files: list[str]
+
+
+class History:
+    def __init__(self, workspace: Path, git_dir: Path):
+        self.workspace, self.git_dir = workspace.resolve(), git_dir.resolve()
+
+    def _git(self, *args: str, check: bool = True) -> str:
+        env = {
+            **os.environ,
+            "GIT_DIR": str(self.git_dir),
+            "GIT_WORK_TREE": str(self.workspace),
+            "GIT_AUTHOR_NAME": "mlsandbox",
+            "GIT_AUTHOR_EMAIL": "mlsandbox@localhost",
+            "GIT_COMMITTER_NAME": "mlsandbox",
+            "GIT_COMMITTER_EMAIL": "mlsandbox@localhost",
+        }
+        result = subprocess.run(["git", *args], env=env, capture_output=True, text=True, cwd=self.workspace)
+        if check and result.returncode != 0:
+            raise HistoryError(f"git {args[0]} failed: {(result.stderr or result.stdout).strip()}")
+        return result.stdout
+
+    def init(self) -> None:
+        if (self.git_dir / "HEAD").exists():
+            return
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "--quiet", "--bare", str(self.git_dir)], check=True, capture_output=True)
+        self._git("config", "core.bare", "false")
+        (self.git_dir / "info").mkdir(exist_ok=True)
+        (self.git_dir / "info" / "exclude").write_text("\n".join(IGNORED) + "\n")
+
+    def snapshot(self, message: str, attempts: int = 5) -> str | None:
+        """Commit the workspace as it is now when anything changed since the last snapshot; the commit's id.
+        Retried while the watcher holds git's index lock."""
+        for attempt in range(attempts):
+            try:
+                return self._snapshot(message)
+            except HistoryError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        return None
+
+    def _snapshot(self, message: str) -> str | None:
+        self._git("add", "--all")
+        if not self._git("status", "--porcelain"):
+            return None
+        self._git("commit", "--quiet", "--no-verify", "-m", message)
+        return self.head()
+
+    def head(self) -> str | None:
+        out = self._git("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
+        return out or None
+
+    def log(self) -> list[Snapshot]:
+        """Every snapshot, oldest first, with the files it changed."""
+        if self.head() is None:
+            return []
+        out = self._git("log", "--reverse", "--name-only", "--format=\x1e%H\x1f%ct\x1f%s")
+        snaps = []
+        for block in out.split("\x1e")[1:]:
+            head, *files = block.strip("\n").split("\n")
+            commit, when, message = head.split("\x1f")
+            snaps.append(Snapshot(commit, float(when), message, [f for f in files if f]))
+        return snaps
+
+    def diff(self, since: str, until: str | None = None) -> str:
+        """What changed in the workspace between two snapshots (until the last one by default)."""
+        return self._git("diff", since, until or "HEAD")
+
+    def changed_files(self, since: str, until: str | None = None) -> list[str]:
+        return [f for f in self._git("diff", "--name-only", since, until or "HEAD").splitlines() if f]
+
+
+def watch(history: History, every: float) -> None:
+    history.init()
+    while True:
+        try:
+            history.snapshot("saved during the session")
+        except HistoryError:
+            pass  # a file half-written while git read it; the next round takes it
+        time.sleep(every)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workspace", type=Path)
+    parser.add_argument("git_dir", type=Path)
+    parser.add_argument("--every", type=float, default=DEFAULT_INTERVAL_SECONDS)
+    args = parser.parse_args(argv)
+    watch(History(args.workspace, args.git_dir), args.every)
+
+
+if __name__ == "__main__":
+    main()

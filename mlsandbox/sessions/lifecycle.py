@@ -1,0 +1,232 @@
+"""A session's life, over either backend: start, the improvement round, end.
+
+start: copy the starter (or a given folder) into a fresh workspace, start a sandbox on it with a run directory
+of its own (fresh TSDB, prediction log, notifications, truth) on a free block of ports, sharing the machine's
+MLflow (stack/machine.py); snapshot the workspace while it runs (history.py).
+improve: grade now, keep the improvement point, move the main play's truth aside, replay the scenario
+compressed into the round.
+end: keep what a later re-grade needs (the last /metrics body, the rules as Prometheus loaded them), grade,
+stop the stack, write the summary; everything stays under sessions/NAME/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from load.scenario import load_scenario
+from mlsandbox.errors import MlsandboxError
+from mlsandbox.layout import REPO_ROOT, STARTER, Ports
+from mlsandbox.say import Say
+from mlsandbox.sessions.grading import grade_from_disk, grade_live
+from mlsandbox.sessions.history import History, HistoryError
+from mlsandbox.sessions.store import (
+    GradeRecord,
+    RoundRecord,
+    SessionLayout,
+    SessionRecord,
+    StoredSession,
+    all_sessions,
+    check_name,
+    home_config,
+    session_layout,
+)
+from mlsandbox.sessions.summary import write_summary
+from mlsandbox.stack.backends import new_sandbox, open_sandbox
+from mlsandbox.stack.preflight import check_candidate, check_scenario
+from mlsandbox.stack.processes import port_is_free, spawn, stop
+from mlsandbox.stack.state import ScenarioPlay
+
+# Free blocks of eight ports are looked for from here, ten apart.
+FIRST_BLOCK, LAST_BLOCK, BLOCK_STEP = 20000, 29990, 10
+DEFAULT_ROUND_MINUTES = 15.0
+COPY_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache", ".ipynb_checkpoints")
+
+
+def snapshot_interval() -> float:
+    return float(os.environ.get("MLSANDBOX_SNAPSHOT_SECONDS", "30"))
+
+
+def free_ports(docker: bool, base: int | None = None) -> Ports:
+    """A block of ports for a new session: from `base` when given (refused when any is taken), else the first
+    block no other session holds and nothing listens on. The console, and natively MLflow, are the machine's."""
+    home = home_config()
+    taken = {s.record.ports.model_server for s in all_sessions() if s.state != "ended"}
+    shared = {"console"} if docker else {"console", "mlflow"}
+
+    def block(b: int) -> Ports:
+        return Ports.block(b).model_copy(update={name: getattr(home.ports, name) for name in shared})
+
+    def own(ports: Ports) -> list[int]:
+        return [p for name, p in ports.items() if name not in shared]
+
+    if base is not None:
+        ports = block(base)
+        busy = [p for p in own(ports) if not port_is_free(home.host, p)]
+        if busy:
+            raise MlsandboxError(f"ports already in use: {', '.join(map(str, busy))} (choose another --ports)")
+        return ports
+    for b in range(FIRST_BLOCK, LAST_BLOCK, BLOCK_STEP):
+        ports = block(b)
+        if ports.model_server not in taken and all(port_is_free(home.host, p) for p in own(ports)):
+            return ports
+    raise MlsandboxError(f"no free block of ports between {FIRST_BLOCK} and {LAST_BLOCK}; give one with --ports")
+
+
+def history(layout: SessionLayout) -> History:
+    return History(layout.candidate, layout.history)
+
+
+def _project_name(name: str) -> str:
+    return "mlsandbox-" + re.sub(r"[^a-z0-9_-]", "-", name.lower())
+
+
+# --- start ------------------------------------------------------------------------------------------------
+
+
+def start(
+    name: str,
+    source: Path | None,
+    play: ScenarioPlay | None,
+    docker: bool = False,
+    ports_base: int | None = None,
+    local_images: bool = False,
+    say: Say = print,
+    kind: str = "interview",
+    scrape_interval: str | None = None,
+) -> tuple[StoredSession, dict]:
+    check_name(name)
+    layout = session_layout(name)
+    if layout.root.exists():
+        raise MlsandboxError(f"session {name!r} already exists in {layout.root.parent}; choose another name")
+    source = check_candidate(source or STARTER)
+    if play is not None:
+        check_scenario(play.scenario)
+    ports = free_ports(docker, ports_base)
+    layout.root.mkdir(parents=True)
+    try:
+        shutil.copytree(source, layout.candidate, ignore=COPY_IGNORED)
+        work = history(layout)
+        work.init()
+        work.snapshot(f"session start: copied from {source}")
+        record = SessionRecord(
+            name=name,
+            backend="docker" if docker else "native",
+            play=play.model_copy(update={"web_ui": False}) if play else None,
+            ports=ports,
+            source=str(source),
+            compose_project=_project_name(name) if docker else None,
+            kind=kind,
+            scrape_interval=scrape_interval,
+        )
+        record.save(layout)
+        session = StoredSession(layout, record)
+        sandbox = new_sandbox(
+            session.config,
+            docker,
+            local_images,
+            record.compose_project or "mlsandbox",
+            say,
+            machine_dir=home_config().run_dir,
+        )
+        # Locust's web UI would show the candidate the scenario's failures and request mix: headless here.
+        urls = sandbox.up(layout.candidate, record.play)
+    except BaseException:
+        # Nothing was played: the name stays free for a second try.
+        shutil.rmtree(layout.root, ignore_errors=True)
+        raise
+    start_watcher(session)
+    return session, urls
+
+
+def start_watcher(session: StoredSession) -> None:
+    """Snapshot the workspace while the session runs (its history); a watcher left from before is stopped."""
+    if session.record.watcher_pid:
+        stop(session.record.watcher_pid)
+    watcher = spawn(
+        [sys.executable, "-m", "mlsandbox.sessions.history", str(session.layout.candidate), str(session.layout.history)]
+        + ["--every", str(snapshot_interval())],
+        session.config.layout.log("history"),
+        cwd=REPO_ROOT,
+    )
+    session.record.watcher_pid = watcher.pid
+    session.record.save(session.layout)
+
+
+# --- the improvement round --------------------------------------------------------------------------------
+
+
+def improve(
+    session: StoredSession, minutes: float = DEFAULT_ROUND_MINUTES, rubric: Path | None = None, say: Say = print
+) -> GradeRecord:
+    record, layout = session.record, session.layout
+    if session.state != "running":
+        raise MlsandboxError(f"session {session.name!r} is {session.state}; the round needs it running")
+    if record.round is not None:
+        raise MlsandboxError(f"session {session.name!r} is already in its improvement round")
+    if record.play is None:
+        raise MlsandboxError(
+            f"session {session.name!r} plays no scenario (started with --no-load); nothing to replay"
+        )
+    sandbox = open_sandbox(session.config, say)
+    grade = grade_live(session, sandbox, "before the round", rubric, say, keep=False)
+    record.grades.append(grade)
+    snapshot = history(layout).snapshot("the improvement round starts") or history(layout).head()
+    sandbox.stop_play()
+    # The main play's truth goes aside; the round's play writes a fresh one, and `session end` grades that.
+    sandbox.move_truth(layout.plays / "main")
+    scenario = load_scenario(record.play.scenario)
+    speed = max(record.play.speed, scenario.duration_seconds / (minutes * 60))
+    play = record.play.model_copy(update={"speed": speed})
+    sandbox.start_play(play)
+    record.round = RoundRecord(
+        started_at=time.time(), minutes=minutes, improvement=grade.improvement, snapshot=snapshot, play=play
+    )
+    record.save(layout)
+    return grade
+
+
+# --- end --------------------------------------------------------------------------------------------------
+
+
+def end(session: StoredSession, rubric: Path | None = None, say: Say = print) -> GradeRecord | None:
+    record, layout = session.record, session.layout
+    if session.state == "ended":
+        raise MlsandboxError(
+            f"session {session.name!r} already ended; `mlsandbox grade --session {session.name}` grades it again"
+        )
+    alive = session.state == "running"
+    sandbox = open_sandbox(session.config, say)
+    grade = None
+    if alive:
+        grade = grade_live(session, sandbox, "final", rubric, say)
+    if record.watcher_pid:
+        stop(record.watcher_pid)
+    work = history(layout)
+    try:
+        work.snapshot("session end")
+    except HistoryError as exc:
+        record.notes.append(f"last snapshot failed: {exc}")
+    if sandbox is not None:
+        try:
+            sandbox.archive_data(layout.run.root)
+            # Under compose the volumes were copied out just now: the project goes entirely.
+            sandbox.down(volumes=True)
+        except MlsandboxError as exc:
+            record.notes.append(f"stopping the stack: {exc}")
+    if not alive:
+        record.notes.append("the stack had stopped before `session end`; graded from what was on disk")
+        grade = grade_from_disk(session, rubric, say)
+    if grade is not None:
+        record.grades.append(grade)
+    if record.round is not None and record.round.snapshot:
+        layout.archive.mkdir(parents=True, exist_ok=True)
+        layout.round_diff.write_text(work.diff(record.round.snapshot))
+    record.ended_at = time.time()
+    record.save(layout)
+    write_summary(StoredSession(layout, record))
+    return grade

@@ -1,0 +1,1 @@
+"""How a sandbox runs: the Sandbox interface and its backends (native, docker), processes, state, preflight checks, training, the machine's shared services and the fan-out of one play to many candidates."""

@@ -1,0 +1,114 @@
+"""Native copies of prometheus/prometheus.yml and alertmanager/alertmanager.yml.
+
+Those files are written for compose (service names, /etc/prometheus/alerts). Natively the same jobs,
+rules and routes apply with local addresses and ports, the candidate's alerts folder, and the configured
+interval; the copies go into the run directory and are checked with promtool and amtool before use.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from mlsandbox.config import REPO_ROOT, StackConfig
+from mlsandbox.errors import MlsandboxError
+from mlsandbox.layout import Ports
+
+PROMETHEUS_SOURCE = REPO_ROOT / "prometheus" / "prometheus.yml"
+ALERTMANAGER_SOURCE = REPO_ROOT / "alertmanager" / "alertmanager.yml"
+# Where compose mounts the candidate's alerts folder; natively it is the folder itself.
+COMPOSE_ALERTS_DIR = "/etc/prometheus/alerts"
+HEADER = "# Written by `mlsandbox up` from {source}; edit that file, not this one.\n"
+
+
+def service_addresses(cfg: StackConfig) -> dict[str, str]:
+    """Compose's host:port of each service (its service name and the default port, Prometheus itself as
+    localhost) -> its native address."""
+    native = cfg.ports.by_component()
+    mapping = {
+        f"{'localhost' if name == 'prometheus' else name}:{port}": f"{cfg.host}:{native[name]}"
+        for name, port in Ports.default().by_component().items()
+    }
+    return mapping
+
+
+def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
+    config = yaml.safe_load(PROMETHEUS_SOURCE.read_text())
+    mapping = service_addresses(cfg)
+    config["global"]["scrape_interval"] = cfg.scrape_interval
+    config["global"]["evaluation_interval"] = cfg.scrape_interval
+    # A scrape may not take longer than the interval (the tests scrape every second).
+    for job in config["scrape_configs"]:
+        if "scrape_timeout" in job and _seconds(job["scrape_timeout"]) > _seconds(cfg.scrape_interval):
+            job["scrape_timeout"] = cfg.scrape_interval
+    alerts = str((candidate_dir / "alerts").resolve())
+    config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, alerts) for p in config.get("rule_files", [])]
+    static = [sc for am in config.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", [])]
+    static += [sc for job in config["scrape_configs"] for sc in job.get("static_configs", [])]
+    for sc in static:
+        sc["targets"] = [mapping.get(t, t) for t in sc["targets"]]
+    return config
+
+
+def _seconds(duration: str) -> float:
+    """A Prometheus duration as StackConfig allows it (500ms, 5s, 1m) in seconds."""
+    for unit, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if duration.endswith(unit) and duration[: -len(unit)].isdigit():
+            return int(duration[: -len(unit)]) * factor
+    raise ValueError(f"not a duration: {duration!r}")
+
+
+def render_alertmanager(cfg: StackConfig) -> dict:
+    config = yaml.safe_load(ALERTMANAGER_SOURCE.read_text())
+    for compose_addr, native in service_addresses(cfg).items():
+        for receiver in config.get("receivers", []):
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = hook["url"].replace(f"//{compose_addr}/", f"//{native}/")
+    return config
+
+
+def _write(path: Path, source: Path, config: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER.format(source=source.relative_to(REPO_ROOT)) + yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def write_prometheus(cfg: StackConfig, candidate_dir: Path) -> Path:
+    return _write(cfg.layout.prometheus_config, PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir))
+
+
+def write_alertmanager(cfg: StackConfig) -> Path:
+    return _write(cfg.layout.alertmanager_config, ALERTMANAGER_SOURCE, render_alertmanager(cfg))
+
+
+def _check(argv: list[str], refused: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        out = result.stdout + result.stderr
+        lines = [ln.strip() for ln in out.splitlines() if "FAILED" in ln or "rror" in ln]
+        raise MlsandboxError(f"{refused}: {'; '.join(lines) or out.strip()}")
+
+
+def check_prometheus(path: Path, refused: str = "Prometheus would not start") -> None:
+    """promtool check config (which also checks every rule file); MlsandboxError `refused: promtool's words`."""
+    _check(["promtool", "check", "config", str(path)], refused)
+
+
+def check_alertmanager(path: Path) -> None:
+    _check(["amtool", "check-config", str(path)], "Alertmanager would not start")
+
+
+def prometheus_config(cfg: StackConfig, candidate: Path, refused: str = "Prometheus would not start") -> Path:
+    """Prometheus's native config for this candidate, checked (with the candidate's rule files) by promtool."""
+    path = write_prometheus(cfg, candidate)
+    check_prometheus(path, refused)
+    return path
+
+
+def alertmanager_config(cfg: StackConfig) -> Path:
+    """Alertmanager's native config, checked by amtool."""
+    path = write_alertmanager(cfg)
+    check_alertmanager(path)
+    return path
