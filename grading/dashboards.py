@@ -81,8 +81,16 @@ def from_document(doc: object, source: str) -> Dashboard:
 
 
 def from_files(folder: Path) -> list[Dashboard]:
+    """The dashboards of a candidate's folder. A link is not followed: a dashboard is a file the candidate wrote,
+    and what a link points at may be a file the candidate must not see (read by a process outside their room)."""
     boards = []
-    for path in sorted(Path(folder).glob("*.json")):
+    folder = Path(folder)
+    if folder.is_symlink():
+        return [Dashboard(folder.name, folder.name, error="the dashboards folder is a link: not read")]
+    for path in sorted(folder.glob("*.json")):
+        if path.is_symlink() or not path.is_file():
+            boards.append(Dashboard(path.stem, path.name, error="a link or not a plain file: not read"))
+            continue
         try:
             boards.append(from_document(json.loads(path.read_text()), path.name))
         except (OSError, ValueError) as exc:

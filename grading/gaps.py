@@ -62,7 +62,7 @@ def _outages(session: Play) -> list[tuple[float, float]]:
     return [
         (p.start, session.phase_end(p) + REQUEST_TIMEOUT_SECONDS + 1)
         for p in session.phases
-        if p.outage or p.faults.added_latency_seconds + 0.5 >= REQUEST_TIMEOUT_SECONDS
+        if p.outage or p.faults.delay_seconds + 0.5 >= REQUEST_TIMEOUT_SECONDS
     ]
 
 

@@ -102,7 +102,7 @@ class Play:
         """Phases before any injection: the baseline, where nothing should fire."""
         quiet = []
         for p in self.phases:
-            if p.injections or p.outage or p.faults.added_latency_seconds or p.faults.error_rate:
+            if p.injections or p.outage or p.faults.delay_seconds or p.faults.error_share:
                 break
             quiet.append(p)
         return quiet

@@ -182,7 +182,7 @@ class ScenarioPlayer:
         """
         if self.current is not None:
             p = self.current
-            per_request = 0.1 + p.faults.added_latency_seconds + (REQUEST_TIMEOUT_SECONDS if p.outage else 0)
+            per_request = 0.1 + p.faults.delay_seconds + (REQUEST_TIMEOUT_SECONDS if p.outage else 0)
             self._users = max(self._users, min(200, int(p.phase.rate * per_request * 2) + 2))
         return self._users
 

@@ -139,9 +139,9 @@ def phase_faults(phase: Phase, seed: int, phase_index: int) -> tuple[FaultState,
     outage = any(isinstance(i, Outage) for i in phase.injections)
     release = next((i.alias for i in phase.injections if isinstance(i, ModelRelease)), None)
     return FaultState(
-        added_latency_seconds=latency,
-        error_rate=error_rate,
-        outage=outage,
+        delay_seconds=latency,
+        error_share=error_rate,
+        hold=outage,
         model_alias=release,
         seed=_seeds(seed, phase_index, 5)[4] % (2**31),
     ), outage

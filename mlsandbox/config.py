@@ -5,13 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
 from model_service.settings import DEFAULT_RUN_DIR
 
 __all__ = ["REPO_ROOT", "StackConfig"]
+
+
+class RoomSettings(BaseModel):
+    """A candidate's room (interview sessions and courses): JupyterLab on their workspace behind a link with a
+    token of its own, their model server beside it, both in bubblewrap sandboxes unless `sandboxed` is off (the
+    candidate trusted, where bubblewrap cannot run); the room's door listens on `listen`."""
+
+    session: str
+    token: str
+    listen: str = "127.0.0.1"
+    sandboxed: bool = True
 
 
 class StackConfig(BaseSettings):
@@ -25,6 +36,9 @@ class StackConfig(BaseSettings):
     scrape_interval: str = Field("5s", pattern=r"^\d+(ms|s|m)$")
     health_timeout_seconds: float = Field(120.0, gt=0)
     training_seed: int = 42
+    # A session's candidate's room; with one, Prometheus and Alertmanager answer under a path of their own
+    # (/prometheus, /alertmanager), as the room's JupyterLab proxies them on its one address.
+    room: RoomSettings | None = None
 
     def with_ports(self, **ports: int) -> "StackConfig":
         """The same settings with some ports moved (a room of its own, a Prometheus on a free port)."""
@@ -42,5 +56,17 @@ class StackConfig(BaseSettings):
         return self.url(self.ports.mlflow)
 
     @property
+    def prometheus_path(self) -> str:
+        return "/prometheus" if self.room else ""
+
+    @property
+    def alertmanager_path(self) -> str:
+        return "/alertmanager" if self.room else ""
+
+    @property
     def prometheus_url(self) -> str:
-        return self.url(self.ports.prometheus)
+        return self.url(self.ports.prometheus) + self.prometheus_path
+
+    @property
+    def alertmanager_url(self) -> str:
+        return self.url(self.ports.alertmanager) + self.alertmanager_path

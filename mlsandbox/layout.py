@@ -38,6 +38,7 @@ class Ports(BaseModel):
     alert_receiver: int = Port
     grafana: int = Port
     console: int = Port  # the interviewer's console: one per machine (see stack/machine.py)
+    room: int = Port  # a session's candidate's room: their link opens it (see stack/room.py)
 
     @classmethod
     def default(cls) -> "Ports":
@@ -50,11 +51,12 @@ class Ports(BaseModel):
             alert_receiver=9095,
             grafana=3000,
             console=8090,
+            room=8888,
         )
 
     @classmethod
     def block(cls, base: int) -> "Ports":
-        """Eight consecutive ports from `base`: a second sandbox, the tests, a benchmark."""
+        """Consecutive ports from `base`, one per component: a second sandbox, a session, the tests."""
         return cls(**{name: base + k for k, name in enumerate(cls.model_fields)})
 
     def environment(self) -> dict[str, str]:
@@ -81,7 +83,7 @@ class Ports(BaseModel):
 
 
 # The component behind a port whose name is not the component's own.
-COMPONENT_OF_PORT = {"locust": "load"}
+COMPONENT_OF_PORT = {"locust": "load", "room": "workspace"}
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ class RunLayout:
     @property
     def prometheus_config(self) -> Path:
         return self.prometheus / "prometheus.yml"
+
+    @property
+    def prometheus_rules(self) -> Path:
+        """The candidate's rule files as Prometheus loads them (copied there by `up` and `reload`)."""
+        return self.prometheus / "rules"
 
     @property
     def prometheus_data(self) -> Path:

@@ -1,11 +1,11 @@
-"""What uvicorn serves: the candidate's app (app/main.py of the folder given with --app-dir) behind the
-scenario's outage switch and a limit on request bodies (limits.py), keeping a copy of the last /metrics body it
-served for the grader (last_metrics.py).
+"""What uvicorn serves: the candidate's app (app/main.py of the folder given with --app-dir) behind the control
+file's hold (faults.py) and a limit on request bodies (limits.py), keeping a copy of the last /metrics body it
+served (last_metrics.py).
 
-During an outage the server behaves as a frozen process would, the same natively and under compose: every
-request (/metrics and /health included) waits without an answer until the outage is over, so clients time out
-and Prometheus sees the target down; the candidate's code sees nothing of it. Lifespan events pass straight
-through, so the candidate's start-up and shut-down hooks run as before.
+While held, the server behaves as a frozen process would, the same natively and under compose: every request
+(/metrics and /health included) waits without an answer until the hold is lifted, so clients time out; the
+candidate's code sees nothing of it. Lifespan events pass straight through, so the candidate's start-up and
+shut-down hooks run as before.
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ from .settings import get_settings  # noqa: E402
 POLL_SECONDS = 0.1
 
 
-class OutageGate:
+class HoldGate:
     def __init__(self, app, switch: FaultSwitch):
         self.app, self.switch = app, switch
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
-            while self.switch.state.outage:
+            while self.switch.state.hold:
                 await asyncio.sleep(POLL_SECONDS)
         await self.app(scope, receive, send)
 
 
 _settings = get_settings()
-app = OutageGate(
+app = HoldGate(
     KeepLastMetrics(BodyLimit(candidate_app, _settings.max_body_bytes), _settings.run_dir),
     FaultSwitch(_settings.faults_path),
 )

@@ -1,9 +1,10 @@
-"""Service faults (added latency, errors, outage, a worse model released) switched from outside the candidate's code.
+"""A control file, written from outside the candidate's code, that tells the server what to do to requests: wait
+a while before each prediction, fail a share of them, hold every request unanswered, or serve another alias of the
+registered model. Nothing here says when, or why.
 
-The scenario writes a JSON file in the run directory; the model service reads it (at most every
-`poll_seconds`). The candidate's app never touches it, so it cannot switch a fault off by accident. Latency and
-errors act inside the prediction, so the candidate's own metrics see them; an outage acts in front of the whole
-app (model_service.asgi), as a frozen process would: nothing answers, /metrics and /health included.
+The model service reads the file (at most every `poll_seconds`); the candidate's app never touches it. The wait
+and the failures act inside the prediction, so the candidate's own metrics see them; a hold acts in front of the
+whole app (model_service.asgi), as a frozen process would: nothing answers, /metrics and /health included.
 """
 
 from __future__ import annotations
@@ -21,21 +22,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 log = logging.getLogger("model_service.faults")
 
 
-# A registered model's alias, as a scenario names the release to serve and the fault file carries it.
+# A registered model's alias, as the control file names the one to serve.
 MODEL_ALIAS_PATTERN = r"^[a-z][a-z0-9-]*$"
 
 
 class FaultState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    added_latency_seconds: float = Field(0.0, ge=0, le=60)
-    error_rate: float = Field(0.0, ge=0, le=1)
-    # The server answers nothing, as if frozen: every request waits until the outage is over (clients give up).
-    outage: bool = False
-    # Seeds the error draws so that a scenario replayed with the same seed fails the same requests.
+    delay_seconds: float = Field(0.0, ge=0, le=60)
+    error_share: float = Field(0.0, ge=0, le=1)
+    # The server answers nothing, as if frozen: every request waits until the hold is lifted (clients give up).
+    hold: bool = False
+    # Seeds the failure draws, so that the same seed fails the same requests.
     seed: int = 0
-    # Serve this alias of the registered model instead of the one loaded at start (a new version released for
-    # the phase); None: the model loaded at start.
+    # Serve this alias of the registered model instead of the one loaded at start; None: the one loaded at start.
     model_alias: str | None = Field(None, pattern=MODEL_ALIAS_PATTERN)
 
 
@@ -86,19 +86,19 @@ class FaultSwitch:
             self._rng = random.Random(state.seed)
 
     def apply(self) -> None:
-        """Sleep for the added latency, then raise ServiceFault for the configured share of requests."""
+        """Wait for the delay, then raise ServiceFault for the configured share of requests."""
         state = self.state
-        if state.added_latency_seconds:
-            time.sleep(state.added_latency_seconds)
-        if state.error_rate:
+        if state.delay_seconds:
+            time.sleep(state.delay_seconds)
+        if state.error_share:
             with self._lock:
-                fail = self._rng.random() < state.error_rate
+                fail = self._rng.random() < state.error_share
             if fail:
-                raise ServiceFault("injected fault: the model backend did not answer")
+                raise ServiceFault("the model backend did not answer")
 
 
 def write_fault_state(path: Path, state: FaultState) -> None:
-    """Atomically replace the fault file (readers never see half a file)."""
+    """Atomically replace the control file (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(state.model_dump_json())

@@ -15,13 +15,15 @@ import time
 import zlib
 from pathlib import Path
 
+from .settings import server_dir
+
 FILE_NAME = "last-metrics.txt"
 MAX_BYTES = 10 * 1024 * 1024  # Prometheus's body_size_limit for the model server's job
 MIN_INTERVAL_SECONDS = 1.0
 
 
 def last_metrics_path(run_dir: Path) -> Path:
-    return Path(run_dir) / FILE_NAME
+    return server_dir(run_dir) / FILE_NAME
 
 
 def read_last_metrics(run_dir: Path) -> tuple[str, float] | None:
@@ -80,6 +82,7 @@ class KeepLastMetrics:
             elif encoding not in (b"", b"identity"):
                 return
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{next(self._names)}")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(body)
             os.replace(tmp, self.path)
         except (OSError, zlib.error):

@@ -143,6 +143,6 @@ def load_champion(settings: ServiceSettings) -> LoadedModel:
 
 
 def load_release(settings: ServiceSettings, alias: str) -> LoadedModel:
-    """Another alias of the registered model (a release a scenario switches to), from MLflow only: a release
-    that cannot be fetched is not served, and the copy to fall back on stays the champion."""
+    """Another alias of the registered model, from MLflow only: one that cannot be fetched is not served, and
+    the copy to fall back on stays the champion."""
     return _load(_download(settings, alias, remember=False), "mlflow")

@@ -1,7 +1,7 @@
 """The model service the candidate's app calls: score customers, log every prediction, accept feedback.
 
-Faults switched on by a scenario act here, inside the request, so the candidate's own latency and error
-metrics see them; nothing in this module is monitoring code.
+What the control file asks for (faults.py) acts here, inside the request, so the candidate's own latency and
+error metrics see it; nothing in this module is monitoring code.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class Prediction:
 
 
 class ChurnService:
-    """`load_release(alias)`: how another registered version is fetched when a scenario releases it (none: the
-    model loaded at start is served whatever the fault file says)."""
+    """`load_release(alias)`: how another registered version is fetched when the control file names one (none:
+    the model loaded at start is served whatever the file says)."""
 
     def __init__(
         self,

@@ -11,8 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_NAME = "churn-classifier"
 MODEL_ALIAS = "champion"
-# A second registered version, worse than the champion, that a scenario can release for a phase (the
-# model_release injection): what a bad deploy of a new model looks like in production.
+# A second registered version beside the champion, which the control file may name.
 CHALLENGER_ALIAS = "challenger"
 # Where a sandbox keeps its state when nothing says otherwise: run/ in the checkout (every component, the load
 # generator and the CLI agree on it; MLSANDBOX_RUN_DIR moves it).
@@ -38,17 +37,28 @@ class ServiceSettings(BaseSettings):
     scoring: Literal["fast", "dataframe"] = "fast"
 
     @property
+    def server_dir(self) -> Path:
+        """What the server itself writes (the prediction log, the model cache, its last /metrics body), in a folder
+        of its own: a sandboxed server is given this folder and the fault switch, and nothing else of the run
+        directory."""
+        return server_dir(self.run_dir)
+
+    @property
     def prediction_log_path(self) -> Path:
-        return self.run_dir / "predictions.sqlite"
+        return self.server_dir / "predictions.sqlite"
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.run_dir / "model_cache"
+        return self.server_dir / "model_cache"
 
     @property
     def faults_path(self) -> Path:
-        # Outside the candidate's folder: the scenario switches faults here, the candidate's code never does.
+        # Outside the candidate's folder: written from outside, never by the candidate's code.
         return self.run_dir / "control" / "faults.json"
+
+
+def server_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "server"
 
 
 @lru_cache(maxsize=1)

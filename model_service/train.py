@@ -1,5 +1,5 @@
 """Train the churn classifier, log the run to MLflow and register it as churn-classifier@champion; then a worse
-version as churn-classifier@challenger, which a scenario's model_release injection releases for a phase.
+version as churn-classifier@challenger.
 
 python -m model_service.train --tracking-uri http://127.0.0.1:5000 [--seed 42] [--rows 20000] [--if-missing]
 """

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the native sandbox needs, when they are missing.
-#   scripts/ensure-system-deps.sh          Prometheus, promtool, Alertmanager, Python's venv
+#   scripts/ensure-system-deps.sh          Prometheus, promtool, Alertmanager, Python's venv, bubblewrap (the
+#                                          sandboxes of a candidate's room and model server)
 #   scripts/ensure-system-deps.sh --docker the Docker path where no engine or registry is at hand: Debian's
 #                                          Docker engine, docker-compose and debootstrap (for the local base image)
 #   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths), and Debian's chromium and
@@ -20,6 +21,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 if [ $native = 1 ]; then
   command -v prometheus >/dev/null && command -v promtool >/dev/null || packages+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
+  command -v bwrap >/dev/null || packages+=(bubblewrap)
 fi
 if [ $docker = 1 ]; then
   command -v dockerd >/dev/null || packages+=(docker.io)

@@ -17,6 +17,16 @@ from model_service.prediction_log import PredictionLog
 from model_service.service import ChurnService
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _default_collectors() -> set:
+    from prometheus_client import REGISTRY
+
+    return set(REGISTRY._collector_to_names)
+
+
+# What prometheus-client registers itself (process, platform, gc): kept when a candidate's metrics are cleared.
+DEFAULT_COLLECTORS = _default_collectors()
 # Every port a test uses is moved by this much: a second checkout's tests can run beside this one's.
 PORT_OFFSET = int(os.environ.get("MLSANDBOX_TEST_PORT_OFFSET", "0"))
 
@@ -100,7 +110,12 @@ def customer() -> dict:
 
 
 def import_candidate_app(folder: Path):
-    """Import `app.main` from a candidate folder (each folder has its own `app` package)."""
+    """Import `app.main` from a candidate folder (each folder has its own `app` package), its metrics in a
+    default registry cleared of the last candidate's (a worker may import several)."""
+    from prometheus_client import REGISTRY
+
+    for collector in set(REGISTRY._collector_to_names) - DEFAULT_COLLECTORS:
+        REGISTRY.unregister(collector)
     for name in [m for m in sys.modules if m == "app" or m.startswith("app.")]:
         del sys.modules[name]
     sys.path.insert(0, str(folder))

@@ -117,7 +117,7 @@ def test_random_junk_never_gets_a_500(starter_client, customer):
 
 
 def test_injected_error_fault_is_a_503_and_is_not_logged(starter_client, customer):
-    starter_client.faults_path.write_text('{"error_rate": 1.0}')
+    starter_client.faults_path.write_text('{"error_share": 1.0}')
     starter_client.service.faults.poll_seconds = 0
     r = starter_client.post("/predict", json=customer)
     assert r.status_code == 503

@@ -339,7 +339,7 @@ def test_a_compose_session_is_archived_and_regrades_to_its_score(lived):
     for path in (
         run / "scenario" / "timeline.json",
         run / "scenario" / "ledger.csv",
-        run / "predictions.sqlite",
+        run / "server" / "predictions.sqlite",
         root / "archive" / "metrics.txt",
         root / "archive" / "rules" / "alerts" / "churn-model.yml",
     ):

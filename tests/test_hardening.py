@@ -103,7 +103,9 @@ def test_every_prediction_and_label_a_client_got_an_answer_for_is_in_the_log_aft
 
     ledger = read_ledger(hard.out / room)
     predictions, labels = sum(r.ok for r in ledger), sum(r.labels_posted for r in ledger)
-    with sqlite3.connect(hard.out / room / "predictions.sqlite") as db:
+    from model_service.settings import ServiceSettings
+
+    with sqlite3.connect(ServiceSettings(run_dir=hard.out / room).prediction_log_path) as db:
         logged = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
         labelled = db.execute("SELECT count(*) FROM feedback").fetchone()[0]
     assert predictions <= logged <= predictions + 50, (predictions, logged)

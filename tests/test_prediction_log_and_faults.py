@@ -61,11 +61,11 @@ def test_latency_and_errors_follow_the_fault_file(tmp_path):
     path = tmp_path / "control" / "faults.json"
     switch = FaultSwitch(path, poll_seconds=0)
     switch.apply()  # no file: no fault
-    write_fault_state(path, FaultState(added_latency_seconds=0.2))
+    write_fault_state(path, FaultState(delay_seconds=0.2))
     t0 = time.perf_counter()
     switch.apply()
     assert time.perf_counter() - t0 >= 0.2
-    write_fault_state(path, FaultState(error_rate=1.0))
+    write_fault_state(path, FaultState(error_share=1.0))
     with pytest.raises(ServiceFault):
         switch.apply()
     path.unlink()
@@ -76,7 +76,7 @@ def test_error_rate_is_reproducible_for_a_seed(tmp_path):
     path = tmp_path / "faults.json"
 
     def outcomes():
-        write_fault_state(path, FaultState(error_rate=0.5, seed=9))
+        write_fault_state(path, FaultState(error_share=0.5, seed=9))
         switch = FaultSwitch(path, poll_seconds=0)
         out = []
         for _ in range(200):
@@ -94,11 +94,11 @@ def test_error_rate_is_reproducible_for_a_seed(tmp_path):
 def test_a_broken_fault_file_keeps_the_last_good_state(tmp_path):
     path = tmp_path / "faults.json"
     switch = FaultSwitch(path, poll_seconds=0)
-    write_fault_state(path, FaultState(error_rate=1.0))
+    write_fault_state(path, FaultState(error_share=1.0))
     with pytest.raises(ServiceFault):
         switch.apply()
     time.sleep(0.01)
-    path.write_text('{"error_rate": ')
+    path.write_text('{"error_share": ')
     with pytest.raises(ServiceFault):
         switch.apply()
 

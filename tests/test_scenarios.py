@@ -132,8 +132,8 @@ def test_ground_truth_fraction_and_delay_follow_the_phase_and_speed():
 
 def test_faults_follow_the_phase():
     smoke = load_scenario("smoke")
-    assert plan_phase(smoke, _phase(smoke, "latency-fault"), 7).faults.added_latency_seconds == 0.3
-    assert plan_phase(smoke, _phase(smoke, "recovery"), 7).faults.added_latency_seconds == 0
+    assert plan_phase(smoke, _phase(smoke, "latency-fault"), 7).faults.delay_seconds == 0.3
+    assert plan_phase(smoke, _phase(smoke, "recovery"), 7).faults.delay_seconds == 0
 
 
 def test_surprise_redraws_hidden_parameters_reproducibly():
@@ -211,10 +211,10 @@ def test_player_switches_phases_and_faults_and_writes_the_timeline(tmp_path):
     player = ScenarioPlayer(smoke, 7, speed=1, run_dir=tmp_path, clock=clock)
     player.start()
     faults = tmp_path / "control" / "faults.json"
-    assert player.phase_name == "baseline" and json.loads(faults.read_text())["added_latency_seconds"] == 0
+    assert player.phase_name == "baseline" and json.loads(faults.read_text())["delay_seconds"] == 0
     clock.t += 25 + 12 + 8 + 15 + 0.5
     player.advance()
-    assert player.phase_name == "latency-fault" and json.loads(faults.read_text())["added_latency_seconds"] == 0.3
+    assert player.phase_name == "latency-fault" and json.loads(faults.read_text())["delay_seconds"] == 0.3
     timeline = read_timeline(tmp_path)
     assert [p.name for p in timeline.phases][-1] == "latency-fault"
     assert timeline.phases[1].start == 1_000_025.0 and timeline.phases[1].end == 1_000_037.0
@@ -222,7 +222,7 @@ def test_player_switches_phases_and_faults_and_writes_the_timeline(tmp_path):
     clock.t += 100
     player.advance()
     assert player.finished and read_timeline(tmp_path).status == "finished"
-    assert json.loads(faults.read_text())["added_latency_seconds"] == 0
+    assert json.loads(faults.read_text())["delay_seconds"] == 0
 
 
 def test_player_hands_out_requests_in_order_then_labels_when_due(tmp_path):

@@ -151,8 +151,13 @@ def test_the_candidates_own_logging_reaches_the_server_log():
     assert "INFO app.mine: candidate says hello" in result.stderr
 
 
-def test_the_brief_names_every_monitoring_package_installed():
-    brief = (REPO_ROOT / "starter_repo" / "CANDIDATE.md").read_text().lower()
+@pytest.mark.parametrize("where", ["shipped", "room"])
+def test_the_brief_names_every_monitoring_package_installed(where):
+    from mlsandbox.config import StackConfig
+    from mlsandbox.sessions.brief import render
+
+    shipped = (REPO_ROOT / "starter_repo" / "CANDIDATE.md").read_text()
+    brief = (shipped if where == "shipped" else render(StackConfig())).lower()
     installed = []
     for package in MONITORING_PACKAGES:
         try:
@@ -163,3 +168,18 @@ def test_the_brief_names_every_monitoring_package_installed():
     assert "prometheus-fastapi-instrumentator" in installed
     missing = [p for p in installed if p.replace("_", "-") not in brief]
     assert not missing, f"installed but not in CANDIDATE.md: {missing}"
+
+
+def test_the_rooms_brief_speaks_of_the_room_and_its_links_not_of_the_machine():
+    from mlsandbox.config import StackConfig
+    from mlsandbox.layout import Ports
+    from mlsandbox.sessions.brief import render
+
+    brief = render(StackConfig(ports=Ports.block(16100)))
+    for wrong in ("../", "make up", ".venv/bin/mlsandbox", "127.0.0.1:8000", "127.0.0.1:9090", "docker compose"):
+        assert wrong not in brief, wrong
+    for right in ("reload-rules", "http://127.0.0.1:16101/prometheus", "/prometheus/", "docs/model_card.md", "/dashboards/"):
+        assert right in brief, right
+    headed = render(StackConfig(), round_={"point": "Alert on accuracy.", "minutes": "15", "deadline": "14:05"})
+    assert headed.index("improvement round: until 14:05") < headed.index("## Your task")
+    assert "> Alert on accuracy." in headed

@@ -192,7 +192,7 @@ def test_an_outage_stops_the_server_answering_then_it_recovers(played, tmp_path)
     assert not any(ok for t, ok in probes if start + 0.5 <= t <= end - 1.5)
     assert all(ok for t, ok in probes if t < start - 0.5 or t > end + 1.5)
     assert httpx.get(f"{played.url('model_server')}/health", timeout=5).status_code == 200
-    assert json.loads(played.layout.faults.read_text())["outage"] is False  # switched off at the end
+    assert json.loads(played.layout.faults.read_text())["hold"] is False  # switched off at the end
 
 
 def test_surprise_plays_hidden_parameters_and_prints_none(played, tmp_path):

@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 
-from mlsandbox.console.preview import write
 from mlsandbox.console.rooms import Room
+from mlsandbox.console.views import dashboards
 from mlsandbox.errors import MlsandboxError
+from mlsandbox.services.dashboards.preview import write
 
 from .common import RunDir, SessionOpt, running_sandbox
 
@@ -33,4 +34,7 @@ def dashboards_preview(
         raise MlsandboxError(f"{folder} has no dashboards/ folder")
     run = sandbox.cfg.run_dir
     room = Room("preview", "sandbox", "running", run, sandbox, folder, None)
-    typer.echo(str(write(room, out or sandbox.cfg.layout.root / "preview" / "dashboards.html").resolve()))
+    page = write(
+        dashboards(room), f"Dashboards of {folder}", out or sandbox.cfg.layout.root / "preview" / "dashboards.html"
+    )
+    typer.echo(str(page.resolve()))

@@ -10,7 +10,7 @@ import typer
 
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.sessions import store
-from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, end, improve, start
+from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, end, improve, shell, start
 from mlsandbox.sessions.summary import as_csv, as_text, compare_rows, list_rows, list_table
 from mlsandbox.stack.state import HEADLESS, ScenarioPlay
 
@@ -41,19 +41,36 @@ def session_start(
     docker: bool = typer.Option(False, "--docker", help="A compose project of its own instead of native processes."),
     local_images: bool = typer.Option(False, "--local-images", help="With --docker: images built here."),
     ports: Optional[int] = typer.Option(
-        None, "--ports", help="First of eight consecutive ports (default: a free block from 20000)."
+        None,
+        "--ports",
+        help="First of a block of consecutive ports, one per component (default: a free block from 20000).",
+    ),
+    listen: str = typer.Option(
+        "127.0.0.1",
+        "--listen",
+        help="Where the candidate's room listens: an address of this machine a remote candidate can reach "
+        "(only the room's door; everything else stays on 127.0.0.1).",
+    ),
+    trust_candidate: bool = typer.Option(
+        False,
+        "--trust-candidate",
+        help="No sandboxes (where bubblewrap cannot run): the candidate's room and code run as you.",
     ),
 ) -> None:
-    """A fresh workspace (a copy of starter_repo/), a fresh Prometheus, prediction log and truth, on ports of its
-    own; MLflow and the trained model are shared. Prints the URLs this session uses."""
+    """A fresh workspace (a copy of starter_repo/) in the candidate's room, a fresh Prometheus, prediction log and
+    truth, on ports of its own; MLflow and the trained model are shared. Prints the candidate's link and the URLs
+    this session uses."""
     play = None if no_load else ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise)
-    session, urls = start(name, candidate, play, docker, ports, local_images, say)
+    session, urls = start(
+        name, candidate, play, docker, ports, local_images, say, listen=listen, trust_candidate=trust_candidate
+    )
     typer.echo(f"\nSession {name} is running ({session.record.backend}):")
     for component, url in urls.items():
         typer.echo(f"  {component:<15} {url or HEADLESS}")
-    typer.echo(f"\nThe candidate's workspace: {session.layout.candidate}")
+    typer.echo(f"\ncandidate: {urls['candidate']}")
+    typer.echo("  (send this link to the candidate: it opens their room, and nothing else of this machine)")
     typer.echo(
-        f"Their work is snapshotted into {session.layout.history}; "
+        f"Their workspace is {session.layout.candidate}, snapshotted into {session.layout.history}; "
         f"`mlsandbox session end --session {name}` grades, stops and archives."
     )
 
@@ -107,3 +124,14 @@ def session_compare(
         graded[name] = found.record.grades[-1]
     rows = compare_rows(graded)
     typer.echo(as_csv(rows) if csv else as_text(rows), nl=not csv)
+
+
+@session_app.command("shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def session_shell(
+    ctx: typer.Context,
+    session: Optional[str] = NameOpt,
+) -> None:
+    """A shell, or one command (after `--`), inside the candidate's room as they see it: their workspace, their
+    session's services, nothing else. For the interviewer who helps with an environment problem."""
+    found = store.pick(session)
+    raise typer.Exit(shell(found, list(ctx.args)))

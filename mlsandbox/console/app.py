@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from mlsandbox.console import views
 from mlsandbox.console.rooms import Rooms
 from mlsandbox.errors import MlsandboxError
+from mlsandbox.services.dashboards.preview import STATIC as DASHBOARDS_STATIC
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "mlsandbox_console"
@@ -51,6 +52,7 @@ def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> 
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return response
 
+    app.mount("/static/dashboards", StaticFiles(directory=DASHBOARDS_STATIC), name="dashboards-static")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def room_or_404(name: str):

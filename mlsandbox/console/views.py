@@ -4,28 +4,18 @@ candidate's dashboards drawn from their queries."""
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from urllib.parse import quote
 
 from grading import dashboards as dashboards_mod
 from grading.play import Play
 from grading.prometheus import PrometheusClient, PrometheusUnreachable
 from mlsandbox.console.rooms import Room
+from mlsandbox.services.dashboards import render
 
 GRADE_EVERY_SECONDS = 30.0
 # After the play, the views stop here: the rubric's grace for alerts to resolve (and the same window each time).
 AFTER_PLAY_SECONDS = 30.0
-MAX_POINTS_PER_SERIES = 400
-MAX_SERIES_PER_QUERY = 12
-TIME_SERIES_PANELS = {"timeseries", "graph"}
-LAST_VALUE_PANELS = {"stat", "gauge", "bargauge", "singlestat"}
-
-
-def _float(value) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) or math.isinf(value) else value
 
 
 def _session(room: Room):
@@ -77,7 +67,7 @@ def scenario(room: Room) -> dict:
 
 def firings(prom: PrometheusClient, start: float, end: float) -> list[dict]:
     """Each firing interval of each alert (and label set) between start and end, from ALERTS."""
-    step = max(1.0, (end - start) / MAX_POINTS_PER_SERIES)
+    step = render.step(start, end)
     out = []
     for labels, points in prom.series_values('ALERTS{alertstate="firing"}', start, end, step):
         name = labels.get("alertname", "?")
@@ -206,77 +196,15 @@ class Grader:
 # --- the candidate's dashboards ----------------------------------------------------------------------------
 
 
-def graph_link(prometheus: str, expr: str, seconds: float) -> str:
-    return f"{prometheus}/graph?g0.expr={quote(expr)}&g0.tab=0&g0.range_input={max(60, int(seconds))}s"
-
-
-def _panel(prom: PrometheusClient | None, prometheus: str | None, panel, start: float, end: float) -> dict:
-    """A panel as the page draws it: for time series and last-value panels each query's series over the session
-    (its count, and the first series' last value); for any other type its queries and links to Prometheus."""
-    out = {"title": panel.title, "type": panel.type, "unit": panel.unit, "queries": []}
-    drawn = panel.type in TIME_SERIES_PANELS or panel.type in LAST_VALUE_PANELS
-    out["drawn"] = drawn
-    if not panel.queries:
-        out["problem"] = "no PromQL query in this panel"
-    step = max(1.0, (end - start) / MAX_POINTS_PER_SERIES)
-    for written, expr in zip(panel.queries, panel.resolved()):
-        q = {"expr": written, "link": graph_link(prometheus, expr, end - start) if prometheus else None}
-        if drawn and prom is not None:
-            try:
-                series = prom.query_range(expr, start, end, step)
-            except (PrometheusUnreachable, ValueError) as exc:
-                q["error"] = str(exc)
-                series = []
-            q["series_count"] = len(series)
-            q["series"] = []
-            for s in series[:MAX_SERIES_PER_QUERY]:
-                label = ", ".join(f"{k}={v}" for k, v in s["metric"].items() if k != "__name__") or s["metric"].get(
-                    "__name__", expr
-                )
-                points = [[float(t), _float(v)] for t, v in s["values"]]
-                q["series"].append({"label": label, "points": points})
-            lasts = [s["points"][-1][1] for s in q["series"] if s["points"]]
-            q["last"] = lasts[0] if lasts else None
-            if "error" not in q and not series:
-                q["empty"] = True
-        out["queries"].append(q)
-    return out
-
-
 def dashboards(room: Room) -> dict:
     """Each dashboard of the candidate's dashboards/ folder, panel by panel, drawn over the session so far."""
     if room.candidate_dir is None:
         return {"dashboards": []}
-    boards = dashboards_mod.from_files(room.candidate_dir / "dashboards")
+    found = dashboards_mod.from_files(room.candidate_dir / "dashboards")
     urls = room.urls()
-    prometheus = urls.get("prometheus")
-    prom = PrometheusClient(prometheus, timeout=10) if prometheus else None
-    try:
-        return _dashboards(room, boards, urls, prometheus, prom)
-    finally:
-        if prom is not None:
-            prom.close()
-
-
-def _dashboards(room, boards, urls: dict, prometheus: str | None, prom: PrometheusClient | None) -> dict:
     session = _session(room)
     end = time.time()
     start = session.start - 30 if session else end - 900
     if session and session.finished:
         end = min(end, session.end + AFTER_PLAY_SECONDS)
-    grafana = urls.get("grafana")
-    out = []
-    for b in boards:
-        entry = {"title": b.title, "source": b.source, "error": b.error, "panels": []}
-        if grafana and b.uid:
-            entry["grafana"] = f"{grafana}/d/{b.uid}"
-        for panel in b.panels:
-            entry["panels"].append(_panel(prom, prometheus, panel, start, end))
-        out.append(entry)
-    return {
-        "dashboards": out,
-        "start": start,
-        "end": end,
-        "step": max(1.0, (end - start) / MAX_POINTS_PER_SERIES),
-        "prometheus": prometheus,
-    }
+    return render.boards(found, urls.get("prometheus"), start, end, grafana=urls.get("grafana"))

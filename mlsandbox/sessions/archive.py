@@ -15,9 +15,9 @@ from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import Ports, RunLayout
 from mlsandbox.say import Say
 from mlsandbox.stack.components import prometheus as prometheus_spec
+from mlsandbox.stack.native_config import RULE_SUFFIXES
 from mlsandbox.stack.processes import start, stop, wait_healthy
 
-RULE_SUFFIXES = (".yml", ".yaml")
 
 
 def _duration(seconds: float) -> str:
@@ -47,13 +47,6 @@ def rule_files_from_api(data: dict) -> dict[str, str]:
         name = Path(group.get("file") or "rules.yml").name
         files.setdefault(name if name.endswith(RULE_SUFFIXES) else f"{name}.yml", []).append(entry)
     return {name: yaml.safe_dump({"groups": groups}, sort_keys=False) for name, groups in files.items()}
-
-
-def copy_rule_files(source: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in sorted(source.glob("*")) if source.exists() else []:
-        if path.suffix in RULE_SUFFIXES:
-            shutil.copy2(path, dest / path.name)
 
 
 def _free_port(host: str) -> int:

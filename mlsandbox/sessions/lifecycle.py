@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from load.scenario import load_scenario
+from mlsandbox.config import RoomSettings
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, STARTER, Ports
 from mlsandbox.say import Say
+from mlsandbox.sessions.brief import write_brief, write_docs, write_improvement
 from mlsandbox.sessions.grading import grade_from_disk, grade_live
 from mlsandbox.sessions.history import History, HistoryError
 from mlsandbox.sessions.store import (
@@ -36,14 +39,18 @@ from mlsandbox.sessions.store import (
     session_layout,
 )
 from mlsandbox.sessions.summary import write_summary
+from mlsandbox.stack import bubblewrap
 from mlsandbox.stack.backends import new_sandbox, open_sandbox
 from mlsandbox.stack.preflight import check_candidate, check_scenario
-from mlsandbox.stack.processes import port_is_free, spawn, stop
-from mlsandbox.stack.state import ScenarioPlay
+from mlsandbox.stack import room
+from mlsandbox.stack.processes import is_alive, port_is_free, spawn, stop
+from mlsandbox.stack.room import room_link
+from mlsandbox.stack.state import SandboxState, ScenarioPlay
 
 # Free blocks of eight ports are looked for from here, ten apart.
 FIRST_BLOCK, LAST_BLOCK, BLOCK_STEP = 20000, 29990, 10
 DEFAULT_ROUND_MINUTES = 15.0
+NOT_PLAYED = "not graded: no scenario was played"
 COPY_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache", ".ipynb_checkpoints")
 
 
@@ -88,6 +95,19 @@ def _project_name(name: str) -> str:
 # --- start ------------------------------------------------------------------------------------------------
 
 
+def room_settings(name: str, docker: bool, listen: str, trust_candidate: bool) -> RoomSettings:
+    """The candidate's room: sandboxed unless the candidate is trusted; refused where it cannot be sandboxed and
+    the candidate is not."""
+    if not docker and not trust_candidate:
+        reason = bubblewrap.unavailable()
+        if reason:
+            raise MlsandboxError(
+                f"{reason}; `--trust-candidate` starts the session without sandboxes (the candidate's code then "
+                "runs as you and sees the whole machine)"
+            )
+    return RoomSettings(session=name, token=secrets.token_urlsafe(24), listen=listen, sandboxed=not trust_candidate)
+
+
 def start(
     name: str,
     source: Path | None,
@@ -98,7 +118,10 @@ def start(
     say: Say = print,
     kind: str = "interview",
     scrape_interval: str | None = None,
+    listen: str = "127.0.0.1",
+    trust_candidate: bool = False,
 ) -> tuple[StoredSession, dict]:
+    """A fresh workspace and stack for the session, and the candidate's room; its URLs (`candidate`: their link)."""
     check_name(name)
     layout = session_layout(name)
     if layout.root.exists():
@@ -106,13 +129,13 @@ def start(
     source = check_candidate(source or STARTER)
     if play is not None:
         check_scenario(play.scenario)
+    room = room_settings(name, docker, listen, trust_candidate)
     ports = free_ports(docker, ports_base)
     layout.root.mkdir(parents=True)
     try:
         shutil.copytree(source, layout.candidate, ignore=COPY_IGNORED)
         work = history(layout)
         work.init()
-        work.snapshot(f"session start: copied from {source}")
         record = SessionRecord(
             name=name,
             backend="docker" if docker else "native",
@@ -122,9 +145,11 @@ def start(
             compose_project=_project_name(name) if docker else None,
             kind=kind,
             scrape_interval=scrape_interval,
+            room=room,
         )
         record.save(layout)
         session = StoredSession(layout, record)
+        write_brief(session.config, layout.candidate)
         sandbox = new_sandbox(
             session.config,
             docker,
@@ -133,14 +158,23 @@ def start(
             say,
             machine_dir=home_config().run_dir,
         )
+        work.snapshot(f"session start: copied from {source}")
         # Locust's web UI would show the candidate the scenario's failures and request mix: headless here.
         urls = sandbox.up(layout.candidate, record.play)
+        write_docs(session.config, layout.candidate)
+        record.link = room_link(session.config)
+        record.save(layout)
     except BaseException:
-        # Nothing was played: the name stays free for a second try.
+        # Nothing was played: the name stays free for a second try; the logs are kept where the error says.
+        kept = home_config().layout.logs / f"session-{name}-failed-start"
+        if layout.run.logs.exists():
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(layout.run.logs, kept)
+            say(f"the session's logs are kept in {kept}")
         shutil.rmtree(layout.root, ignore_errors=True)
         raise
     start_watcher(session)
-    return session, urls
+    return session, {"candidate": record.link, **urls}
 
 
 def start_watcher(session: StoredSession) -> None:
@@ -155,6 +189,21 @@ def start_watcher(session: StoredSession) -> None:
     )
     session.record.watcher_pid = watcher.pid
     session.record.save(session.layout)
+
+
+# --- the candidate's room -------------------------------------------------------------------------------------
+
+
+def shell(session: StoredSession, command: list[str]) -> int:
+    """A shell, or `command`, in the candidate's room as they see it; its exit status."""
+    if session.state != "running":
+        raise MlsandboxError(f"session {session.name!r} is {session.state}; its room is gone")
+    cfg = session.config
+    if cfg.room is None:
+        raise MlsandboxError(f"session {session.name!r} has no candidate's room")
+    state = SandboxState.load(cfg.layout)
+    room_alive = any(c.name == "workspace" and is_alive(c.pid) for c in (state.components if state else []))
+    return room.shell(cfg, session.layout.candidate, command, room_running=room_alive)
 
 
 # --- the improvement round --------------------------------------------------------------------------------
@@ -187,6 +236,8 @@ def improve(
         started_at=time.time(), minutes=minutes, improvement=grade.improvement, snapshot=snapshot, play=play
     )
     record.save(layout)
+    if record.room is not None:
+        write_improvement(session.config, layout.candidate, str(grade.improvement["text"]), minutes)
     return grade
 
 
@@ -202,8 +253,12 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
     alive = session.state == "running"
     sandbox = open_sandbox(session.config, say)
     grade = None
-    if alive:
+    played = _played(sandbox, layout) if alive else True
+    if alive and played:
         grade = grade_live(session, sandbox, "final", rubric, say)
+    elif not played:
+        say(NOT_PLAYED)
+        record.notes.append(NOT_PLAYED)
     if record.watcher_pid:
         stop(record.watcher_pid)
     work = history(layout)
@@ -221,6 +276,7 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
     if not alive:
         record.notes.append("the stack had stopped before `session end`; graded from what was on disk")
         grade = grade_from_disk(session, rubric, say)
+
     if grade is not None:
         record.grades.append(grade)
     if record.round is not None and record.round.snapshot:
@@ -230,3 +286,11 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
     record.save(layout)
     write_summary(StoredSession(layout, record))
     return grade
+
+
+def _played(sandbox, layout: SessionLayout) -> bool:
+    """Whether a scenario played in the session (its main play set aside by the round counts)."""
+    try:
+        return sandbox is not None and sandbox.timeline() is not None or (layout.plays / "main").exists()
+    except MlsandboxError:
+        return False

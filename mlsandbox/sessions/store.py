@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from load.truth import atomic_write
-from mlsandbox.config import StackConfig
+from mlsandbox.config import RoomSettings, StackConfig
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
 from mlsandbox.say import Say
@@ -169,6 +169,9 @@ class SessionRecord(BaseModel):
     grades: list[GradeRecord] = []
     round: RoundRecord | None = None
     notes: list[str] = []
+    # The candidate's room (their link, its token, where its door listens); None: a session without one.
+    room: RoomSettings | None = None
+    link: str | None = None
 
     def save(self, layout: SessionLayout) -> None:
         atomic_write(layout.record, self.model_dump_json(indent=2))
@@ -196,7 +199,7 @@ class StoredSession:
     @property
     def config(self) -> StackConfig:
         """The session's settings: its run directory and ports over the machine's own."""
-        update = {"run_dir": self.layout.run.root, "ports": self.record.ports}
+        update = {"run_dir": self.layout.run.root, "ports": self.record.ports, "room": self.record.room}
         if self.record.scrape_interval:
             update["scrape_interval"] = self.record.scrape_interval
         return home_config().model_copy(update=update)

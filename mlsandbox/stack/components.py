@@ -68,10 +68,21 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
 
 
 def _prometheus_binary(
-    cfg: StackConfig, name: str, binary: str, config_file: Path, data_flag: str, data: Path, port: int, *flags: str
+    cfg: StackConfig,
+    name: str,
+    binary: str,
+    config_file: Path,
+    data_flag: str,
+    data: Path,
+    port: int,
+    path: str,
+    *flags: str,
 ) -> ComponentSpec:
-    """Prometheus or Alertmanager (Debian's binaries): a config file, a data folder, loopback, ready at /-/ready."""
+    """Prometheus or Alertmanager (Debian's binaries): a config file, a data folder, loopback, ready at /-/ready.
+    With a `path` (a session with a room) it answers under that path: a path of its own lets the room's
+    JupyterLab proxy its web UI on the room's one address (its pages then ask for scripts and API under it)."""
     data.mkdir(parents=True, exist_ok=True)
+    url = cfg.url(port) + path
     argv = [
         binary,
         f"--config.file={config_file.resolve()}",
@@ -79,15 +90,24 @@ def _prometheus_binary(
         f"--web.listen-address={cfg.host}:{port}",
         *flags,
     ]
-    url = cfg.url(port)
+    if path:
+        argv.append(f"--web.external-url={url}/")
     return ComponentSpec(name, argv, port, f"{url}/-/ready", url, {}, cfg.run_dir)
 
 
 def prometheus(cfg: StackConfig, config_file: Path) -> ComponentSpec:
-    data, port = cfg.layout.prometheus_data, cfg.ports.prometheus
+    data = cfg.layout.prometheus_data
     # --web.enable-lifecycle lets `mlsandbox reload` load the candidate's edited rules without a restart.
     return _prometheus_binary(
-        cfg, "prometheus", "prometheus", config_file, "--storage.tsdb.path", data, port, "--web.enable-lifecycle"
+        cfg,
+        "prometheus",
+        "prometheus",
+        config_file,
+        "--storage.tsdb.path",
+        data,
+        cfg.ports.prometheus,
+        cfg.prometheus_path,
+        "--web.enable-lifecycle",
     )
 
 
@@ -108,7 +128,7 @@ def alert_receiver(cfg: StackConfig) -> ComponentSpec:
 
 
 def alertmanager(cfg: StackConfig, config_file: Path) -> ComponentSpec:
-    data, port = cfg.layout.alertmanager_data, cfg.ports.alertmanager
+    data = cfg.layout.alertmanager_data
     # No cluster: a single Alertmanager would otherwise listen for peers on all interfaces.
     return _prometheus_binary(
         cfg,
@@ -117,7 +137,8 @@ def alertmanager(cfg: StackConfig, config_file: Path) -> ComponentSpec:
         config_file,
         "--storage.path",
         data,
-        port,
+        cfg.ports.alertmanager,
+        cfg.alertmanager_path,
         "--cluster.listen-address=",
     )
 

@@ -11,7 +11,7 @@ from load.truth import TimelineRecord, TruthError, read_timeline
 from mlsandbox.config import StackConfig
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.say import Say
-from mlsandbox.stack import components
+from mlsandbox.stack import bubblewrap, components, room
 from mlsandbox.stack.machine import MachineServices, component_status
 from mlsandbox.stack.native_config import alertmanager_config, prometheus_config
 from mlsandbox.stack.preflight import check_candidate, check_scenario, require_binaries
@@ -61,6 +61,8 @@ class NativeSandbox(Sandbox):
         if self.running():
             raise MlsandboxError("the sandbox is already running; `mlsandbox down` first (or `mlsandbox status`)")
         require_binaries()
+        if cfg.room is not None and cfg.room.sandboxed:
+            bubblewrap.require()
         with locked(self.layout):
             prom_config = prometheus_config(cfg, candidate)
             am_config = alertmanager_config(cfg)
@@ -83,7 +85,9 @@ class NativeSandbox(Sandbox):
                 for comp in independent:
                     self._wait(comp)
                 prometheus = independent[-1]
-                self._launch(state, components.model_server(cfg, candidate))
+                self._launch(state, self._model_server(candidate))
+                if cfg.room is not None:
+                    self._launch(state, room.room(cfg, candidate))
                 wait_first_scrape(prometheus.url, cfg.health_timeout_seconds, since=time.time())
                 if play is not None:
                     self._launch(state, components.load_generator(cfg, play))
@@ -99,6 +103,12 @@ class NativeSandbox(Sandbox):
             "console": self.machine.console_url(),
             **{c.name: c.url for c in state.components},
         }
+
+    def _model_server(self, candidate: Path):
+        """The model server's component: in its sandbox beside a candidate's room, else a plain process."""
+        if self.cfg.room is not None and self.cfg.room.sandboxed:
+            return room.model_server(self.cfg, candidate)
+        return components.model_server(self.cfg, candidate)
 
     def _launch(self, state: SandboxState, spec) -> Component:
         return self._wait(self._start(state, spec))
@@ -140,8 +150,9 @@ class NativeSandbox(Sandbox):
         specs = {
             "alert-receiver": lambda: components.alert_receiver(self.cfg),
             "alertmanager": lambda: components.alertmanager(self.cfg, self.layout.alertmanager_config),
-            "prometheus": lambda: components.prometheus(self.cfg, self.layout.prometheus_config),
-            "model-server": lambda: components.model_server(self.cfg, state.candidate_dir),
+            "prometheus": lambda: components.prometheus(self.cfg, prometheus_config(self.cfg, state.candidate_dir)),
+            "model-server": lambda: self._model_server(state.candidate_dir),
+            "workspace": lambda: room.room(self.cfg, state.candidate_dir),
             "load": lambda: components.load_generator(self.cfg, state.play),
         }
         with locked(self.layout):

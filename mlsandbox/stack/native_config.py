@@ -7,6 +7,7 @@ interval; the copies go into the run directory and are checked with promtool and
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -43,8 +44,16 @@ def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
     for job in config["scrape_configs"]:
         if "scrape_timeout" in job and _seconds(job["scrape_timeout"]) > _seconds(cfg.scrape_interval):
             job["scrape_timeout"] = cfg.scrape_interval
-    alerts = str((candidate_dir / "alerts").resolve())
-    config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, alerts) for p in config.get("rule_files", [])]
+    rules = str(cfg.layout.prometheus_rules.resolve())
+    config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, rules) for p in config.get("rule_files", [])]
+    # Under a path of their own (a session with a room, see components.py): where their metrics and API are.
+    paths = {"prometheus": cfg.prometheus_path, "alertmanager": cfg.alertmanager_path}
+    for job in config["scrape_configs"]:
+        if paths.get(job["job_name"]):
+            job["metrics_path"] = paths[job["job_name"]] + "/metrics"
+    for am in config.get("alerting", {}).get("alertmanagers", []):
+        if cfg.alertmanager_path:
+            am["path_prefix"] = cfg.alertmanager_path
     static = [sc for am in config.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", [])]
     static += [sc for job in config["scrape_configs"] for sc in job.get("static_configs", [])]
     for sc in static:
@@ -75,7 +84,30 @@ def _write(path: Path, source: Path, config: dict) -> Path:
     return path
 
 
+RULE_SUFFIXES = (".yml", ".yaml")
+
+
+def copy_rules(source: Path, dest: Path) -> list[str]:
+    """The rule files of a candidate's alerts/ folder (`source`) copied into `dest`, plain files only; the links
+    left out, by name. A link could point at a file the candidate must not see, which a process outside their
+    room (Prometheus, the grader) would read and show."""
+    if source.is_symlink():
+        return [source.name]
+    links, files = [], sorted(source.glob("*")) if source.is_dir() else []
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for path in files:
+        if path.is_symlink():
+            links.append(path.name)
+        elif path.suffix in RULE_SUFFIXES and path.is_file():
+            shutil.copyfile(path, dest / path.name)
+    return links
+
+
 def write_prometheus(cfg: StackConfig, candidate_dir: Path) -> Path:
+    links = copy_rules(candidate_dir / "alerts", cfg.layout.prometheus_rules)
+    if links:
+        raise MlsandboxError(f"rules not loaded: {', '.join(links)} is a link; Prometheus loads plain files only")
     return _write(cfg.layout.prometheus_config, PROMETHEUS_SOURCE, render_prometheus(cfg, candidate_dir))
 
 

@@ -23,6 +23,8 @@ from mlsandbox.layout import REPO_ROOT
 from mlsandbox.say import Say
 from mlsandbox.stack.docker.engine import Engine, cache_dir, docker_cli
 from mlsandbox.stack.processes import wait_until
+from model_service.last_metrics import last_metrics_path
+from model_service.settings import ServiceSettings
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 LOCAL_IMAGES_FILE = REPO_ROOT / "compose.local-images.yaml"
@@ -34,6 +36,8 @@ LOCAL_BASE_IMAGE = "mlsandbox/debian-base:bookworm"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
 # Services that run once and exit: done means exited with 0, not healthy.
 ONE_SHOT_SERVICES = {"trainer"}
+# The model server's run directory in its container (compose.yaml: MLSANDBOX_RUN_DIR, the model-data volume).
+SERVER_RUN_DIR = "/data"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
@@ -232,14 +236,18 @@ class ComposeProject:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest / "scenario", ignore_errors=True)
         self.copy_out("load", "/truth/scenario", dest / "scenario")
+        # The prediction log and the last /metrics body, where the server keeps them in its data volume.
+        server = ServiceSettings(run_dir=Path(SERVER_RUN_DIR))
         backup = (
-            "import sqlite3; s = sqlite3.connect('/data/predictions.sqlite'); "
+            f"import sqlite3; s = sqlite3.connect({str(server.prediction_log_path)!r}); "
             "d = sqlite3.connect('/tmp/predictions.sqlite'); s.backup(d); d.close()"
         )
+        kept = ServiceSettings(run_dir=dest)
+        kept.server_dir.mkdir(parents=True, exist_ok=True)
         self.compose("exec", "-T", "model-server", "python", "-c", backup, capture=True)
-        self.copy_out("model-server", "/tmp/predictions.sqlite", dest / "predictions.sqlite")
+        self.copy_out("model-server", "/tmp/predictions.sqlite", kept.prediction_log_path)
         try:  # the /metrics body the server last served (none when it never served one)
-            self.copy_out("model-server", "/data/last-metrics.txt", dest / "last-metrics.txt")
+            self.copy_out("model-server", str(last_metrics_path(Path(SERVER_RUN_DIR))), last_metrics_path(dest))
         except MlsandboxError:
             pass
         return dest
