@@ -178,7 +178,13 @@ def test_the_rooms_brief_speaks_of_the_room_and_its_links_not_of_the_machine():
     brief = render(StackConfig(ports=Ports.block(16100)))
     for wrong in ("../", "make up", ".venv/bin/mlsandbox", "127.0.0.1:8000", "127.0.0.1:9090", "docker compose"):
         assert wrong not in brief, wrong
-    for right in ("reload-rules", "http://127.0.0.1:16101/prometheus", "/prometheus/", "docs/model_card.md", "/dashboards/"):
+    for right in (
+        "reload-rules",
+        "http://127.0.0.1:16101/prometheus",
+        "/prometheus/",
+        "docs/model_card.md",
+        "/dashboards/",
+    ):
         assert right in brief, right
     headed = render(StackConfig(), round_={"point": "Alert on accuracy.", "minutes": "15", "deadline": "14:05"})
     assert headed.index("improvement round: until 14:05") < headed.index("## Your task")
