@@ -221,6 +221,23 @@ def lived(tmp_path_factory):
             str(SESSION_PORTS),
         )
         seen["session play"] = session_cli("scenario", "play", str(drift), "--session", "dsess")
+        # The candidate's room: a container that mounts the workspace and its own files only.
+        shell = lambda *command: session_cli("session", "shell", "--session", "dsess", "--", *command)  # noqa: E731
+        token = json.loads((base / "sessions" / "dsess" / "session.json").read_text())["room"]["token"]
+        room_door = f"http://127.0.0.1:{Ports.block(SESSION_PORTS).room}"
+        seen["room"] = {
+            "ls": shell("ls"),
+            "the scenarios": shell("ls", "/opt/mlsandbox/load/scenarios"),
+            "the player": shell("python", "-c", "import load.player"),
+            "the truth": shell("ls", "/truth"),
+            "its own server": shell(
+                "python",
+                "-c",
+                "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/health').read())",
+            ),
+            "proxied health": httpx.get(f"{room_door}/model-server/health?token={token}", timeout=10),
+            "no token": httpx.get(f"{room_door}/model-server/health", timeout=10, follow_redirects=False).status_code,
+        }
         time.sleep(12)
         seen["session end"] = session_cli("session", "end", "--session", "dsess")
         seen["session regrade"] = session_cli("grade", "--session", "dsess", "--json")
@@ -349,3 +366,13 @@ def test_a_compose_session_is_archived_and_regrades_to_its_score(lived):
     assert regrade.returncode == 0, regrade.stderr[-2000:]
     assert json.loads(regrade.stdout)["score"] == record.final.score
     assert lived["session leftovers"] == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_a_compose_sessions_room_holds_the_workspace_only_and_proxies_its_model_server(lived):
+    room = lived["room"]
+    assert room["ls"].returncode == 0 and {"app", "alerts", "dashboards", "docs"} <= set(room["ls"].stdout.split())
+    for what in ("the scenarios", "the player", "the truth"):
+        assert room[what].returncode != 0, (what, room[what].stdout)
+    assert '"status":"ok"' in room["its own server"].stdout
+    assert room["proxied health"].status_code == 200 and room["proxied health"].json()["status"] == "ok"
+    assert room["no token"] in (302, 403)

@@ -57,7 +57,12 @@ class Day:
         return SessionRecord.model_validate_json(self.layout(name).record.read_text())
 
     def url(self, base_port: int, component: str) -> str:
-        return f"http://127.0.0.1:{getattr(Ports.block(base_port), component)}"
+        # A session's Prometheus and Alertmanager answer under a path of their own (its room proxies them there).
+        path = {"prometheus": "/prometheus", "alertmanager": "/alertmanager"}.get(component, "")
+        return f"http://127.0.0.1:{getattr(Ports.block(base_port), component)}{path}"
+
+    def shell(self, name: str, *command: str):
+        return self.cli("session", "shell", "--session", name, "--", *command, check=False, timeout=120)
 
     def wait_played(self, name: str, extra: float = GRACE_SECONDS) -> None:
         run = self.layout(name).run.root
@@ -131,6 +136,9 @@ def day(tmp_path_factory):
         seen["locust port answers"] = port_is_free("127.0.0.1", Ports.block(REF_PORTS).locust) is False
         seen["ref status"] = json.loads(d.cli("status", "--session", "ref", "--json").stdout)
         seen["second start"] = d.cli("session", "start", "ref", "--scenario", "smoke", check=False)
+        seen["shell"] = _shell_checks(d)
+        seen["room refusals"] = _room_refusals(d, "ref")
+        seen["room after jupyterlab killed"] = _kill_and_restart_the_room(d, "ref")
         # The candidate saves a helper script outside app/: a snapshot, and no reload of the server.
         scratch = d.layout("starter").candidate / "scratch.py"
         scratch.write_text("# trying things out\n")
@@ -146,22 +154,23 @@ def day(tmp_path_factory):
         seen["improve"] = d.cli("session", "improve", "--minutes", str(ROUND_MINUTES))
         workspace = d.layout("starter").candidate
         for folder in ("app", "alerts", "dashboards"):
-            shutil.copytree(REPO_ROOT / "reference_solution" / folder, workspace / folder, dirs_exist_ok=True)
-        wait_for(
-            lambda: "churn" in httpx.get(f"{d.url(STARTER_PORTS, 'model_server')}/metrics", timeout=5).text,
-            60,
-            1,
-            "the server to reload the reference app",
-        )
-        d.cli("reload", "--session", "starter")
+            ignore = shutil.ignore_patterns("monitoring.py", "__pycache__")
+            shutil.copytree(
+                REPO_ROOT / "reference_solution" / folder, workspace / folder, dirs_exist_ok=True, ignore=ignore
+            )
+        # The last file is saved through the candidate's room, in a browser: the server reloads on it.
+        seen["room in a browser"] = _in_the_room(d, "starter")
+        seen["reload-rules"] = d.shell("starter", "reload-rules")
         d.wait_played("starter")
         seen["end starter"] = d.cli("session", "end", timeout=600)
 
         # The next candidate, after both: a workspace from the untouched starter; then the machine "reboots".
         seen["start third"] = d.cli("session", "start", "third", "--no-load", "--ports", str(THIRD_PORTS))
+        # The starter's files, plus what the room adds: the brief rendered for it, and docs/.
         seen["third workspace"] = filecmp.dircmp(
-            REPO_ROOT / "starter_repo", d.layout("third").candidate, ignore=["__pycache__"]
+            REPO_ROOT / "starter_repo", d.layout("third").candidate, ignore=["__pycache__", "CANDIDATE.md", "docs"]
         )
+        seen["third room files"] = sorted(p.name for p in d.layout("third").candidate.iterdir())
         seen["starter_repo after"] = _tree(REPO_ROOT / "starter_repo")
         _kill_stack(d.layout("third"))
         seen["list with interrupted"] = json.loads(d.cli("session", "list", "--json").stdout)
@@ -175,6 +184,136 @@ def day(tmp_path_factory):
         yield d
     finally:
         d.stop_everything()
+
+
+# --- the candidate's room -------------------------------------------------------------------------------------
+ROOM_SHOTS = REPO_ROOT / "run" / "test-output" / "room"
+
+
+def _shell_checks(d: Day) -> dict:
+    """`session shell` in the ref session's room: what the candidate can and cannot reach."""
+    ref, starter = Ports.block(REF_PORTS), Ports.block(STARTER_PORTS)
+
+    def fetch(url: str) -> tuple[str, ...]:
+        return (
+            "python",
+            "-c",
+            f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())",
+        )
+
+    return {
+        "ls": d.shell("ref", "ls"),
+        "the answer key": d.shell("ref", "cat", str(REPO_ROOT / "reference_solution" / "app" / "main.py")),
+        "the truth": d.shell("ref", "cat", str(d.layout("ref").run.timeline)),
+        "another workspace": d.shell("ref", "ls", str(d.layout("starter").candidate)),
+        "another prometheus": d.shell("ref", *fetch(f"http://127.0.0.1:{starter.prometheus}/prometheus/-/ready")),
+        "the console": d.shell("ref", *fetch(f"http://127.0.0.1:{HOME_PORTS.console}/health")),
+        "its own server": d.shell("ref", *fetch(f"http://127.0.0.1:{ref.model_server}/health")),
+        "its own prometheus": d.shell("ref", *fetch(f"http://127.0.0.1:{ref.prometheus}/prometheus/-/ready")),
+        "tmp filled": d.shell("ref", "dd", "if=/dev/zero", "of=/tmp/fill", "bs=1M", "count=400"),
+    }
+
+
+def _room_refusals(d: Day, name: str) -> dict:
+    """What the room's door answers without its token, with another, and for a path outside the workspace."""
+    door, token = f"http://127.0.0.1:{Ports.block(REF_PORTS).room}", d.record(name).room.token
+    get = lambda path: httpx.get(f"{door}{path}", timeout=10, follow_redirects=False)  # noqa: E731
+    return {
+        "no token": [get(p).status_code for p in ("/lab", "/api/contents", "/prometheus/-/ready", "/dashboards/")],
+        "wrong token": get("/api/contents?token=not-the-token").status_code,
+        "with token": get(f"/api/contents?token={token}").json()["content"],
+        "escape": [
+            get(f"/api/contents/{p}?token={token}").status_code
+            for p in ("..%2F..%2Frun%2Fscenario", "%2Fetc%2Fpasswd", "..%2Fhistory.git")
+        ],
+    }
+
+
+def _kill_and_restart_the_room(d: Day, name: str) -> dict:
+    """The candidate kills their JupyterLab: the session goes on, the shell still works, `restart workspace`
+    brings the room back."""
+    import psutil
+
+    state = SandboxState.load(d.layout(name).run)
+    supervisor = next(c for c in state.components if c.name == "workspace")
+    lab = next(p for p in psutil.Process(supervisor.pid).children(recursive=True) if "jupyter" in " ".join(p.cmdline()))
+    lab.kill()
+    seen = {
+        "room stopped": wait_for(
+            lambda: any(c["name"] == "workspace" and c["state"] == "stopped" for c in _status(d, name)) and True,
+            30,
+            0.5,
+            "the room to stop",
+        )
+    }
+    seen["status"] = {c["name"]: c["state"] for c in _status(d, name)}
+    seen["shell"] = d.shell(name, "ls")
+    seen["restart"] = d.cli("restart", "workspace", "--session", name, check=False)
+    token = d.record(name).room.token
+    seen["back"] = httpx.get(f"http://127.0.0.1:{Ports.block(REF_PORTS).room}/api/status?token={token}", timeout=10)
+    return seen
+
+
+def _status(d: Day, name: str) -> list[dict]:
+    return json.loads(d.cli("status", "--session", name, "--json").stdout)
+
+
+def _in_the_room(d: Day, name: str) -> dict:
+    """The candidate's link in Chromium: JupyterLab on the workspace; the last file of the reference's monitoring
+    saved through it (the server reloads); the proxied Prometheus's targets; the live dashboards."""
+    from browser import chromium
+
+    link, seen = d.record(name).link, {}
+    door = link.split("/lab")[0]
+    server = d.url(STARTER_PORTS, "model_server")
+    with chromium(1400, 900) as browser:
+        browser.get(link)
+        seen["files"] = wait_for(
+            lambda: browser.execute_script(
+                "return [...document.querySelectorAll('.jp-DirListing-itemName')].map(e => e.innerText)"
+            ),
+            60,
+            1,
+            "JupyterLab's file browser",
+        )
+        ROOM_SHOTS.mkdir(parents=True, exist_ok=True)
+        time.sleep(2)
+        browser.save_screenshot(str(ROOM_SHOTS / "room.png"))
+        code = (REPO_ROOT / "reference_solution" / "app" / "monitoring.py").read_text()
+        seen["saved"] = browser.execute_async_script(
+            """const [path, text, done] = arguments;
+            const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+            fetch("/api/contents/" + path, {method: "PUT",
+              headers: {"Content-Type": "application/json", "X-XSRFToken": decodeURIComponent(xsrf)},
+              body: JSON.stringify({type: "file", format: "text", content: text})})
+              .then((answer) => done(answer.status), (error) => done(String(error)));""",
+            "app/monitoring.py",
+            code,
+        )
+        seen["reloaded"] = wait_for(
+            lambda: "churn" in httpx.get(f"{server}/metrics", timeout=5).text, 60, 1, "the server to reload on the save"
+        )
+        browser.get(f"{door}/prometheus/classic/targets")
+        seen["targets"] = wait_for(
+            lambda: (
+                "model-server (1/1 up)" in browser.find_element("tag name", "body").text
+                and browser.find_element("tag name", "body").text
+            ),
+            60,
+            1,
+            "the proxied Prometheus to show the model server up",
+        )
+        browser.get(f"{door}/dashboards/")
+        seen["dashboards"] = wait_for(
+            lambda: browser.execute_script(
+                "return [...document.querySelectorAll('.panel')].filter(p => p.querySelector('canvas')).length"
+            ),
+            60,
+            1,
+            "the live dashboards to draw a panel",
+        )
+        browser.save_screenshot(str(ROOM_SHOTS / "dashboards.png"))
+    return seen
 
 
 def _one_line_refusal(result, *words):
@@ -270,6 +409,7 @@ def test_the_next_candidate_starts_from_the_untouched_starter(day):
     assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, cmp.report()
     assert not [s for s in cmp.subdirs.values() if s.diff_files or s.left_only or s.right_only]
     assert day.seen["starter_repo after"] == day.seen["starter_repo before"]
+    assert day.seen["third room files"] == ["CANDIDATE.md", "alerts", "app", "dashboards", "docs"]
 
 
 def test_an_interrupted_session_is_listed_so_and_can_still_be_ended(day):
@@ -304,3 +444,49 @@ def test_down_names_the_sessions_still_running_and_how_to_end_each(day):
         assert f"session {name}: `mlsandbox session end --session {name}`" in down.stdout, down.stdout
     server = next(c for c in day.seen["ref status"] if c["name"] == "model-server")
     assert server["state"] == "healthy", "a session stopped with `down`"
+
+
+def test_the_candidates_link_opens_jupyterlab_on_the_workspace_and_a_save_reloads_the_server(day):
+    seen = day.seen["room in a browser"]
+    assert {"app", "alerts", "dashboards", "docs", "CANDIDATE.md"} <= set(seen["files"]), seen["files"]
+    assert seen["saved"] in (200, 201) and seen["reloaded"]
+    assert "model-server (1/1 up)" in seen["targets"]
+    assert seen["dashboards"] >= 1
+    assert f"candidate: http://127.0.0.1:{Ports.block(REF_PORTS).room}/lab/" in day.seen["start ref"].stdout
+
+
+def test_the_room_shows_the_workspace_and_nothing_else_of_the_machine(day):
+    shell = day.seen["shell"]
+    assert shell["ls"].returncode == 0 and {"app", "alerts", "dashboards", "docs"} <= set(shell["ls"].stdout.split())
+    for what in ("the answer key", "the truth", "another workspace"):
+        assert shell[what].returncode != 0 and "No such file" in shell[what].stderr, (what, shell[what].stderr)
+    for what in ("another prometheus", "the console"):
+        assert shell[what].returncode != 0 and "Connection refused" in shell[what].stderr, (what, shell[what].stderr)
+    assert '"status":"ok"' in shell["its own server"].stdout
+    assert "Ready" in shell["its own prometheus"].stdout
+    assert shell["tmp filled"].returncode != 0 and "No space left" in shell["tmp filled"].stderr
+
+
+def test_the_room_answers_nothing_without_its_token_and_nothing_outside_the_workspace(day):
+    refusals = day.seen["room refusals"]
+    assert all(code in (302, 403) for code in refusals["no token"]), refusals
+    assert refusals["wrong token"] == 403
+    assert {"app", "alerts"} <= {entry["name"] for entry in refusals["with token"]}
+    assert all(code in (400, 404) for code in refusals["escape"]), refusals["escape"]
+    # Once the session ended, the link opens nothing.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(day.record("ref").link, timeout=5)
+
+
+def test_a_room_whose_jupyterlab_was_killed_leaves_the_session_going_and_comes_back(day):
+    seen = day.seen["room after jupyterlab killed"]
+    assert seen["status"]["workspace"] == "stopped" and seen["status"]["model-server"] == "healthy"
+    assert seen["shell"].returncode == 0 and "app" in seen["shell"].stdout
+    assert seen["restart"].returncode == 0, seen["restart"].stderr
+    assert seen["back"].status_code == 200
+    assert day.record("ref").final.score >= 95
+
+
+def test_reload_rules_in_the_room_loads_the_candidates_rules(day):
+    reload = day.seen["reload-rules"]
+    assert reload.returncode == 0 and "every rule evaluates" in reload.stdout, reload.stdout + reload.stderr

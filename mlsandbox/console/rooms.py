@@ -30,6 +30,7 @@ class Room:
     sandbox: Sandbox | None  # None once it stopped
     candidate_dir: Path | None
     report: Path | None  # report.html, once there is one
+    link: str | None = None  # a session's candidate's link (their room)
 
     @property
     def running(self) -> bool:

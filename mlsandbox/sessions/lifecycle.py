@@ -42,10 +42,9 @@ from mlsandbox.sessions.summary import write_summary
 from mlsandbox.stack import bubblewrap
 from mlsandbox.stack.backends import new_sandbox, open_sandbox
 from mlsandbox.stack.preflight import check_candidate, check_scenario
-from mlsandbox.stack import room
-from mlsandbox.stack.processes import is_alive, port_is_free, spawn, stop
+from mlsandbox.stack.processes import port_is_free, spawn, stop
 from mlsandbox.stack.room import room_link
-from mlsandbox.stack.state import SandboxState, ScenarioPlay
+from mlsandbox.stack.state import ScenarioPlay
 
 # Free blocks of eight ports are looked for from here, ten apart.
 FIRST_BLOCK, LAST_BLOCK, BLOCK_STEP = 20000, 29990, 10
@@ -149,7 +148,7 @@ def start(
         )
         record.save(layout)
         session = StoredSession(layout, record)
-        write_brief(session.config, layout.candidate)
+        write_brief(session.config, layout.candidate, compose=docker, grafana=docker and not local_images)
         sandbox = new_sandbox(
             session.config,
             docker,
@@ -198,12 +197,9 @@ def shell(session: StoredSession, command: list[str]) -> int:
     """A shell, or `command`, in the candidate's room as they see it; its exit status."""
     if session.state != "running":
         raise MlsandboxError(f"session {session.name!r} is {session.state}; its room is gone")
-    cfg = session.config
-    if cfg.room is None:
+    if session.record.room is None:
         raise MlsandboxError(f"session {session.name!r} has no candidate's room")
-    state = SandboxState.load(cfg.layout)
-    room_alive = any(c.name == "workspace" and is_alive(c.pid) for c in (state.components if state else []))
-    return room.shell(cfg, session.layout.candidate, command, room_running=room_alive)
+    return open_sandbox(session.config).shell(command)
 
 
 # --- the improvement round --------------------------------------------------------------------------------
@@ -237,7 +233,9 @@ def improve(
     )
     record.save(layout)
     if record.room is not None:
-        write_improvement(session.config, layout.candidate, str(grade.improvement["text"]), minutes)
+        compose = record.backend == "docker"
+        grafana = compose and "grafana" in sandbox.urls()
+        write_improvement(session.config, layout.candidate, str(grade.improvement["text"]), minutes, compose, grafana)
     return grade
 
 

@@ -30,6 +30,7 @@ SERVICES = "/run/mlsandbox/services"
 TOOLS = "/opt/mlsandbox"
 DOOR = "/run/mlsandbox/door"
 WORKSPACE = "/workspace"
+TMP_BYTES = 256 * 1024 * 1024
 FORWARDER = REPO_ROOT / "mlsandbox" / "services" / "forward.py"
 # What of /etc a Python program and a login shell need (Debian 12); passwd, group and profile are the sandbox's own.
 ETC = (
@@ -100,6 +101,9 @@ def base_options(hostname: str) -> list[str]:
         "--hostname",
         hostname,
         "--clearenv",
+        # A private /tmp in memory, bounded: a candidate filling it fills their own room, not the machine's memory.
+        "--size",
+        str(TMP_BYTES),
         "--tmpfs",
         "/tmp",
         "--dev",

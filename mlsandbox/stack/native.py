@@ -235,6 +235,13 @@ class NativeSandbox(Sandbox):
     def request_pause(self, paused: bool) -> None:
         request_pause(self.cfg.run_dir, paused)
 
+    def shell(self, command: list[str]) -> int:
+        state = self.state
+        if state is None or self.cfg.room is None:
+            raise MlsandboxError("no candidate's room runs here (a session's room)")
+        room_alive = any(c.name == "workspace" for c in self.running())
+        return room.shell(self.cfg, state.candidate_dir, command, room_running=room_alive)
+
     def grading_inputs(self) -> GradingInputs:
         return GradingInputs(
             self.cfg.run_dir, self.cfg.prometheus_url, self.candidate_dir(), mlflow_url=self.cfg.mlflow_url

@@ -46,7 +46,17 @@ def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
             job["scrape_timeout"] = cfg.scrape_interval
     rules = str(cfg.layout.prometheus_rules.resolve())
     config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, rules) for p in config.get("rule_files", [])]
-    # Under a path of their own (a session with a room, see components.py): where their metrics and API are.
+    _paths(cfg, config)
+    static = [sc for am in config.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", [])]
+    static += [sc for job in config["scrape_configs"] for sc in job.get("static_configs", [])]
+    for sc in static:
+        sc["targets"] = [mapping.get(t, t) for t in sc["targets"]]
+    return config
+
+
+def _paths(cfg: StackConfig, config: dict) -> None:
+    """Under a path of their own (a session with a room, see components.py): where Prometheus's and
+    Alertmanager's metrics and Alertmanager's API are."""
     paths = {"prometheus": cfg.prometheus_path, "alertmanager": cfg.alertmanager_path}
     for job in config["scrape_configs"]:
         if paths.get(job["job_name"]):
@@ -54,10 +64,12 @@ def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
     for am in config.get("alerting", {}).get("alertmanagers", []):
         if cfg.alertmanager_path:
             am["path_prefix"] = cfg.alertmanager_path
-    static = [sc for am in config.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", [])]
-    static += [sc for job in config["scrape_configs"] for sc in job.get("static_configs", [])]
-    for sc in static:
-        sc["targets"] = [mapping.get(t, t) for t in sc["targets"]]
+
+
+def compose_prometheus(cfg: StackConfig) -> dict:
+    """prometheus/prometheus.yml for a compose session with a room: the same, with the paths above."""
+    config = yaml.safe_load(PROMETHEUS_SOURCE.read_text())
+    _paths(cfg, config)
     return config
 
 

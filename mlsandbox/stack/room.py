@@ -15,6 +15,7 @@ bubblewrap cannot run) is the same JupyterLab run as it is, on the host.
 
 from __future__ import annotations
 
+import os
 import pprint
 import sys
 from dataclasses import dataclass
@@ -31,11 +32,17 @@ from model_service.settings import ServiceSettings
 # The room's own services (live dashboards, reload-rules), on a unix socket named after this number.
 ROOM_APP = 7000
 JUPYTER_SOCKET = "jupyter.sock"
-# Before JupyterLab starts: its home, and no question about fetching Jupyter's news (the room has no internet).
-NO_NEWS = """mkdir -p "$HOME" "$JUPYTERLAB_SETTINGS_DIR/@jupyterlab/apputils-extension"
+# Before JupyterLab starts: its home; Markdown opened rendered (the brief first); no question about fetching
+# Jupyter's news (the room has no internet).
+LAB_SETTINGS = """mkdir -p "$HOME" "$JUPYTERLAB_SETTINGS_DIR/@jupyterlab/apputils-extension" \\
+  "$JUPYTERLAB_SETTINGS_DIR/@jupyterlab/docmanager-extension"
 echo '{"fetchNews": "false"}' > "$JUPYTERLAB_SETTINGS_DIR/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+echo '{"defaultViewers": {"markdown": "Markdown Preview"}}' \\
+  > "$JUPYTERLAB_SETTINGS_DIR/@jupyterlab/docmanager-extension/plugin.jupyterlab-settings"
 """
 SERVER_SOCKET = "server.sock"
+# Where the room shows the model server's log.
+SERVER_LOG = "/var/log/model-server.log"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,11 @@ def _write_spec(cfg: StackConfig, spec: BwrapSpec, port: int, health: str) -> Co
 
 
 # --- the room -------------------------------------------------------------------------------------------------
+
+
+def server_log(cfg: StackConfig) -> str:
+    """Where the candidate reads their server's log from their room."""
+    return SERVER_LOG if cfg.room.sandboxed else str(cfg.layout.log("model-server"))
 
 
 def room_link(cfg: StackConfig, host: str | None = None) -> str:
@@ -159,7 +171,8 @@ def room_paths(cfg: StackConfig, workspace: Path) -> tuple[RoomPaths, Path, Path
     """The room's paths as JupyterLab sees them, and on the host its sockets' folder and its door's folder."""
     sockets = bw.socket_folder(cfg.run_dir, "room")
     if cfg.room.sandboxed:
-        return RoomPaths(bw.WORKSPACE, bw.WORKSPACE, bw.TOOLS, bw.DOOR, bw.SERVICES), sockets, sockets / "door"
+        # Home is private (the room's /tmp): a shell's history or a tool's dot files stay out of the workspace.
+        return RoomPaths(bw.WORKSPACE, "/tmp/home", bw.TOOLS, bw.DOOR, bw.SERVICES), sockets, sockets / "door"
     tools = cfg.layout.root / "sandboxes" / "workspace-tools"
     paths = RoomPaths(str(workspace), str(tools / "home"), str(tools), str(tools / "door"), str(sockets))
     return paths, sockets, tools / "door"
@@ -192,8 +205,11 @@ def room_spec(cfg: StackConfig, workspace: Path) -> BwrapSpec:
         f"--config={paths.tools}/jupyter_config.py",
     ]
     if settings.sandboxed:
+        server_log = cfg.layout.log("model-server-sandbox")
+        server_log.parent.mkdir(parents=True, exist_ok=True)
+        server_log.touch()
         files.update(bw.identity(paths.home))
-        files[f"{bw.TOOLS}/init.sh"] = bw.init_script(reach, NO_NEWS)
+        files[f"{bw.TOOLS}/init.sh"] = bw.init_script(reach, LAB_SETTINGS)
         options = [
             *bw.base_options("room"),
             "--bind",
@@ -205,12 +221,16 @@ def room_spec(cfg: StackConfig, workspace: Path) -> BwrapSpec:
             "--bind",
             str(host_door),
             bw.DOOR,
+            # The candidate's server's output (their logging included), read-only.
+            "--ro-bind",
+            str(server_log),
+            SERVER_LOG,
             "--chdir",
             bw.WORKSPACE,
             *bw.environment(paths.home, env),
         ]
     else:
-        files[f"{paths.tools}/init.sh"] = bw.init_script([], NO_NEWS)
+        files[f"{paths.tools}/init.sh"] = bw.init_script([], LAB_SETTINGS)
         options = []
     spec = BwrapSpec(
         name="workspace",
@@ -258,6 +278,8 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
         str(package),
         str(package),
         # Of the run directory only the server's own folder and the fault switch (the truth is beside them).
+        "--size",
+        "1048576",
         "--tmpfs",
         str(run),
         "--bind",
@@ -305,3 +327,84 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
         log=cfg.layout.log("model-server-sandbox"),
     )
     return _write_spec(cfg, spec, cfg.ports.model_server, "/health")
+
+
+# --- the room under compose -------------------------------------------------------------------------------------
+# The workspace container (compose.yaml, profile `room`) mounts the workspace and these files at /opt/room; inside,
+# the session's services are reached by their service names, forwarded to the container's own loopback so that
+# JupyterLab and the brief name them the same way natively and under compose.
+COMPOSE_SERVICES = {8000: "model-server", 9090: "prometheus", 9093: "alertmanager", 3000: "grafana"}
+COMPOSE_ROOM = "/opt/room"
+COMPOSE_PYTHON = "/opt/venv/bin/python"
+
+
+def compose_room_files(cfg: StackConfig, folder: Path, owner: int) -> None:
+    """The workspace container's own files, written into `folder` (its ROOM_DIR): JupyterLab's configuration,
+    its token, the forwarder and the first program, and `reload-rules`."""
+    paths = RoomPaths("/workspace", "/tmp/home", COMPOSE_ROOM, "", "")
+    servers = {
+        name: {
+            "port": port,
+            "absolute_url": name != "model-server",
+            "launcher_entry": {"enabled": True, "title": title, "path_info": f"{name}/{open_}"},
+        }
+        for name, port, title, open_ in (
+            ("model-server", 8000, "Model server API", "docs"),
+            ("prometheus", 9090, "Prometheus", "classic/graph"),
+            ("alertmanager", 9093, "Alertmanager", ""),
+            ("grafana", 3000, "Grafana", ""),
+        )
+    }
+    config = f"""# The candidate's room under compose: JupyterLab on the workspace, with the room's token.
+from pathlib import Path
+
+c = get_config()  # noqa: F821
+c.ServerApp.ip = "0.0.0.0"
+c.ServerApp.port = 8888
+c.ServerApp.open_browser = False
+c.ServerApp.allow_root = {owner == 0}
+c.ServerApp.root_dir = {paths.workspace!r}
+c.ServerApp.allow_remote_access = True
+c.IdentityProvider.token = Path({COMPOSE_ROOM + "/token"!r}).read_text().strip()
+c.ContentsManager.allow_hidden = False
+c.FileContentsManager.delete_to_trash = False
+c.LabApp.news_url = None
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+c.ServerApp.jpserver_extensions = {{"jupyter_lsp": False}}
+c.ServerProxy.servers = {pprint.pformat(servers, sort_dicts=False)}
+"""
+    specs = " ".join(f"tcp:127.0.0.1:{port}=tcp:{service}:{port}" for port, service in COMPOSE_SERVICES.items())
+    init = (
+        "#!/bin/sh\n" + LAB_SETTINGS + f"{COMPOSE_PYTHON} {COMPOSE_ROOM}/forward.py {specs} >/tmp/.forward.out 2>&1 &\n"
+        "i=0\n"
+        "while [ $i -lt 100 ] && ! grep -q ready /tmp/.forward.out 2>/dev/null; do sleep 0.05; i=$((i + 1)); done\n"
+        'exec "$@"\n'
+    )
+    reload = f"""#!{COMPOSE_PYTHON}
+# reload-rules: load the rule files of your alerts/ folder into your session's Prometheus (it refuses, and keeps
+# the last ones, when a file is broken: the answer says why).
+import sys, urllib.error, urllib.request
+
+request = urllib.request.Request("http://127.0.0.1:9090{cfg.prometheus_path}/-/reload", method="POST")
+try:
+    urllib.request.urlopen(request, timeout=60)
+    print("rules loaded")
+except urllib.error.HTTPError as error:
+    print("rules not loaded:", error.read().decode().strip(), file=sys.stderr)
+    sys.exit(1)
+"""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "token": cfg.room.token,
+        "jupyter_config.py": config,
+        "init.sh": init,
+        "bin/reload-rules": reload,
+        "forward.py": bw.FORWARDER.read_text(),
+    }
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755 if name.startswith("bin/") else 0o644 if name != "token" else 0o600)
+        if os.geteuid() == 0:  # the container runs as the workspace's owner, who must read its token
+            os.chown(path, owner, owner)

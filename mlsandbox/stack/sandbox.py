@@ -122,6 +122,11 @@ class Sandbox(ABC):
     @abstractmethod
     def grading_inputs(self) -> GradingInputs: ...
 
+    @abstractmethod
+    def shell(self, command: list[str]) -> int:
+        """`command` (default: a login shell) in the candidate's room as they see it, on this terminal; its exit
+        status."""
+
     def candidate_dir(self) -> Path | None:
         state = self.state
         return state.candidate_dir if state else None

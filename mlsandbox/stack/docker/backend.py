@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
+import yaml
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
@@ -20,9 +22,11 @@ from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
 from mlsandbox.say import Say
 from mlsandbox.services.grafana_secret import HOST_PATH as GRAFANA_PASSWORD_FILE
+from mlsandbox.stack import room
 from mlsandbox.stack.docker.compose import COMPOSE_FILE, ComposeProject
 from mlsandbox.stack.docker.engine import Engine, PrivateEngine, answers, connect
 from mlsandbox.stack.machine import MachineServices
+from mlsandbox.stack.native_config import compose_prometheus
 from mlsandbox.stack.preflight import check_candidate, check_scenario
 from mlsandbox.stack.prometheus import reload, wait_first_scrape
 from mlsandbox.stack.sandbox import ComponentStatus, GradingInputs, Sandbox
@@ -121,6 +125,8 @@ class DockerBackend(Sandbox):
             else {}
         )
         self.settings = {"CANDIDATE_DIR": str(candidate), **play_settings, **self.cfg.ports.compose_environment()}
+        if self.cfg.room is not None:
+            self.settings.update(self._room_settings(candidate))
         with locked(self.layout):
             self.engine = connect(engine_root(), self.say)
             SandboxState(
@@ -142,7 +148,7 @@ class DockerBackend(Sandbox):
             # The load service serves Locust's web UI; a play without it runs as a headless `compose run`.
             seconds = project.up(without=set() if play and play.web_ui else {"load"})
             self.say(f"every service healthy in {seconds:.0f} s")
-            wait_first_scrape(project.published_url("prometheus", 9090), self.cfg.health_timeout_seconds)
+            wait_first_scrape(self._url("prometheus"), self.cfg.health_timeout_seconds)
             if play is not None and not play.web_ui:
                 self.start_play(play)
             self.machine.ensure(self.cfg.run_dir, mlflow=False)
@@ -150,6 +156,34 @@ class DockerBackend(Sandbox):
             if "grafana" in urls:
                 self.say(f"Grafana: user admin, password in {GRAFANA_PASSWORD_FILE}")
             return urls
+
+    def _room_settings(self, candidate: Path) -> dict[str, str]:
+        """A session's room under compose: the workspace container (profile `room`) with its files, run as the
+        workspace's owner; Prometheus, Alertmanager and Grafana under the paths the room proxies them at."""
+        owner = candidate.stat().st_uid
+        folder = self.layout.root / "room"
+        room.compose_room_files(self.cfg, folder, owner)
+        config = self.layout.root / "prometheus-compose.yml"
+        config.write_text(yaml.safe_dump(compose_prometheus(self.cfg), sort_keys=False))
+        return {
+            "COMPOSE_PROFILES": "room",
+            "ROOM_DIR": str(folder),
+            "ROOM_USER": f"{owner}:{candidate.stat().st_gid}",
+            "PROMETHEUS_PATH": self.cfg.prometheus_path,
+            "ALERTMANAGER_PATH": self.cfg.alertmanager_path,
+            "PROMETHEUS_CONFIG": str(config),
+            "GRAFANA_PATH": "/grafana",
+            "GRAFANA_SUB_PATH": "true",
+        }
+
+    def _url(self, service: str) -> str:
+        """A service's address on the host, with the path it answers under (Prometheus and Alertmanager in a
+        session with a room)."""
+        paths = {
+            "prometheus": self.settings.get("PROMETHEUS_PATH", ""),
+            "alertmanager": self.settings.get("ALERTMANAGER_PATH", ""),
+        }
+        return self.compose_project().published_url(service, CONTAINER_PORTS[service]) + paths.get(service, "")
 
     def down(self, volumes: bool = False, keep_engine: bool = False) -> list[str]:
         project = self.compose_project()
@@ -191,7 +225,7 @@ class DockerBackend(Sandbox):
         for name in sorted(project.service_states()):
             if name in CONTAINER_PORTS:
                 try:
-                    out[name] = project.published_url(name, CONTAINER_PORTS[name])
+                    out[name] = self._url(name)
                 except MlsandboxError:
                     continue
         return out
@@ -211,7 +245,7 @@ class DockerBackend(Sandbox):
         if check.returncode != 0:
             lines = [ln.strip() for ln in (check.stdout + check.stderr).splitlines() if "FAILED" in ln or "rror" in ln]
             raise MlsandboxError(f"rules not loaded: {'; '.join(lines) or check.stderr.strip()}")
-        reload(project.published_url("prometheus", 9090))
+        reload(self._url("prometheus"))
 
     # --- scenarios: the load service's image, its volumes ---------------------------------------------
     def play(self, play: ScenarioPlay) -> None:
@@ -354,10 +388,20 @@ class DockerBackend(Sandbox):
             "python", "-c", f"from load.player import request_pause; request_pause({json.dumps(TRUTH)}, {paused})"
         )
 
+    def shell(self, command: list[str]) -> int:
+        """In the workspace container: `exec` while it runs (its forwarders serve the loopback), else a fresh one."""
+        project = self.compose_project()
+        command = command or ["/bin/bash", "-l"]
+        terminal = [] if sys.stdin.isatty() else ["-T"]
+        if project.service_states().get("workspace") in ("healthy", "running", "starting"):
+            return project.compose("exec", *terminal, "workspace", *command, check=False).returncode
+        init = ["sh", f"{room.COMPOSE_ROOM}/init.sh", *command]
+        return project.compose("run", "--rm", "--no-deps", *terminal, "workspace", *init, check=False).returncode
+
     def grading_inputs(self) -> GradingInputs:
         project = self.compose_project()
         session = project.collect_session(self.layout.docker_session)
-        prometheus = project.published_url("prometheus", 9090)
+        prometheus = self._url("prometheus")
         # Prometheus scrapes model-server:8000 on the compose network; the grader reaches it through its port.
         server = project.published_url("model-server", 8000)
         mlflow = project.published_url("mlflow", 5000)

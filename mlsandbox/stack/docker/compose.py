@@ -157,9 +157,11 @@ class ComposeProject:
     # --- running -------------------------------------------------------------------------------------------
 
     def expected_services(self) -> set[str]:
-        """Services `up` starts: those in the resolved files, less those in a profile nobody asked for."""
+        """Services `up` starts: those in the resolved files, less those in a profile nobody asked for
+        (COMPOSE_PROFILES asks)."""
         resolved = yaml.safe_load(self.compose("config", capture=True).stdout)
-        return {name for name, service in resolved["services"].items() if not service.get("profiles")}
+        asked = set(filter(None, self.env.get("COMPOSE_PROFILES", "").split(",")))
+        return {name for name, s in resolved["services"].items() if not s.get("profiles") or asked & set(s["profiles"])}
 
     def up(self, without: set[str] = frozenset(), timeout: float = 600) -> float:
         """Start the stack (all but the services `without`) and wait until every service is healthy (one-shot
