@@ -154,15 +154,20 @@ def identity(home: str) -> dict[str, str]:
     }
 
 
-def init_script(reach: list[int], before: str = "") -> str:
-    """The sandbox's first program: the in-sandbox forwarders (each port of its loopback to its socket), ready
-    before the command it is given starts (a model server loads its model from MLflow at once); `before`: shell
-    lines run first."""
-    if not reach:
+def forwards(reach: list[int]) -> list[str]:
+    """The in-sandbox forwarders' specs: each port of its loopback to its socket."""
+    return [f"tcp:127.0.0.1:{port}=unix:{SERVICES}/{port}.sock" for port in reach]
+
+
+def init_script(
+    specs: list[str], before: str = "", python: str = sys.executable, forwarder: str = f"{TOOLS}/forward.py"
+) -> str:
+    """The sandbox's (or the room container's) first program: `before` (shell lines), then the forwarders of its
+    loopback, ready before the command it is given starts (a model server loads its model from MLflow at once)."""
+    if not specs:
         return f'#!/bin/sh\n{before}exec "$@"\n'
-    specs = " ".join(f"tcp:127.0.0.1:{port}=unix:{SERVICES}/{port}.sock" for port in reach)
     return (
-        "#!/bin/sh\n" + before + f'"{sys.executable}" {TOOLS}/forward.py {specs} >/tmp/.forward.out 2>&1 &\n'
+        "#!/bin/sh\n" + before + f'"{python}" {forwarder} {" ".join(specs)} >/tmp/.forward.out 2>&1 &\n'
         "i=0\n"
         "while [ $i -lt 100 ] && ! grep -q ready /tmp/.forward.out 2>/dev/null; do sleep 0.05; i=$((i + 1)); done\n"
         'exec "$@"\n'

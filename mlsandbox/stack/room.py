@@ -97,31 +97,26 @@ def proxied(cfg: StackConfig) -> dict[str, dict]:
     }
 
 
-def jupyter_config(cfg: StackConfig, paths: RoomPaths) -> str:
-    """JupyterLab's configuration: the workspace, the door's socket, the token, what it proxies."""
-    servers = {
-        name: {
-            "port": p["port"],
-            "absolute_url": p["keep_path"],
-            "launcher_entry": {"enabled": True, "title": p["title"], "path_info": f"{name}/{p['open']}"},
-        }
-        for name, p in proxied(cfg).items()
-    }
-    servers["dashboards"] = {
-        "unix_socket": paths.app_socket,
-        "launcher_entry": {"enabled": True, "title": "Your dashboards", "path_info": "dashboards/"},
-    }
-    return f"""# The candidate's room: JupyterLab on the workspace, on the door's unix socket, with the room's token.
+def launcher(name: str, title: str, open_: str, **how) -> dict:
+    """A server JupyterLab proxies at /NAME/ (`how`: its port and whether the path is kept, or its unix socket),
+    with a launcher entry that opens /NAME/OPEN_."""
+    return {**how, "launcher_entry": {"enabled": True, "title": title, "path_info": f"{name}/{open_}"}}
+
+
+def jupyter_config(listen: str, workspace: str, token_file: str, servers: dict, allow_root: bool = False) -> str:
+    """JupyterLab's configuration: where it listens (`listen`: configuration lines), the workspace, the token,
+    what it proxies."""
+    return f"""# The candidate's room: JupyterLab on the workspace, with the room's token.
 from pathlib import Path
 
 c = get_config()  # noqa: F821
-c.ServerApp.sock = {paths.door + "/" + JUPYTER_SOCKET!r}
-c.ServerApp.sock_mode = "0600"
+{listen}
 c.ServerApp.open_browser = False
-c.ServerApp.root_dir = {paths.workspace!r}
+c.ServerApp.allow_root = {allow_root}
+c.ServerApp.root_dir = {workspace!r}
 # A remote candidate reaches the door under another host name; the token guards the room.
 c.ServerApp.allow_remote_access = True
-c.IdentityProvider.token = Path({paths.tools + "/token"!r}).read_text().strip()
+c.IdentityProvider.token = Path({token_file!r}).read_text().strip()
 c.ContentsManager.allow_hidden = False
 c.FileContentsManager.delete_to_trash = False
 c.LabApp.news_url = None
@@ -130,6 +125,16 @@ c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 c.ServerApp.jpserver_extensions = {{"jupyter_lsp": False}}
 c.ServerProxy.servers = {pprint.pformat(servers, sort_dicts=False)}
 """
+
+
+def native_servers(cfg: StackConfig, paths: RoomPaths) -> dict:
+    """What a native room proxies: the session's services on its loopback, its own app on a socket."""
+    servers = {
+        name: launcher(name, p["title"], p["open"], port=p["port"], absolute_url=p["keep_path"])
+        for name, p in proxied(cfg).items()
+    }
+    servers["dashboards"] = launcher("dashboards", "Your dashboards", "", unix_socket=paths.app_socket)
+    return servers
 
 
 def reload_rules_script(paths: RoomPaths) -> str:
@@ -185,7 +190,12 @@ def room_spec(cfg: StackConfig, workspace: Path) -> BwrapSpec:
     reach = [p["port"] for p in proxied(cfg).values()]
     files = {
         f"{paths.tools}/token": settings.token,
-        f"{paths.tools}/jupyter_config.py": jupyter_config(cfg, paths),
+        f"{paths.tools}/jupyter_config.py": jupyter_config(
+            f'c.ServerApp.sock = {paths.door + "/" + JUPYTER_SOCKET!r}\nc.ServerApp.sock_mode = "0600"',
+            paths.workspace,
+            f"{paths.tools}/token",
+            native_servers(cfg, paths),
+        ),
         f"{paths.tools}/bin/reload-rules": reload_rules_script(paths),
     }
     env = {
@@ -209,7 +219,7 @@ def room_spec(cfg: StackConfig, workspace: Path) -> BwrapSpec:
         server_log.parent.mkdir(parents=True, exist_ok=True)
         server_log.touch()
         files.update(bw.identity(paths.home))
-        files[f"{bw.TOOLS}/init.sh"] = bw.init_script(reach, LAB_SETTINGS)
+        files[f"{bw.TOOLS}/init.sh"] = bw.init_script(bw.forwards(reach), LAB_SETTINGS)
         options = [
             *bw.base_options("room"),
             "--bind",
@@ -319,7 +329,7 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
     spec = BwrapSpec(
         name="model-server",
         options=options,
-        files={**bw.identity("/tmp"), f"{bw.TOOLS}/init.sh": bw.init_script(reach)},
+        files={**bw.identity("/tmp"), f"{bw.TOOLS}/init.sh": bw.init_script(bw.forwards(reach))},
         command=command,
         reach=reach,
         sockets=sockets,
@@ -341,13 +351,8 @@ COMPOSE_PYTHON = "/opt/venv/bin/python"
 def compose_room_files(cfg: StackConfig, folder: Path, owner: int) -> None:
     """The workspace container's own files, written into `folder` (its ROOM_DIR): JupyterLab's configuration,
     its token, the forwarder and the first program, and `reload-rules`."""
-    paths = RoomPaths("/workspace", "/tmp/home", COMPOSE_ROOM, "", "")
     servers = {
-        name: {
-            "port": port,
-            "absolute_url": name != "model-server",
-            "launcher_entry": {"enabled": True, "title": title, "path_info": f"{name}/{open_}"},
-        }
+        name: launcher(name, title, open_, port=port, absolute_url=name != "model-server")
         for name, port, title, open_ in (
             ("model-server", 8000, "Model server API", "docs"),
             ("prometheus", 9090, "Prometheus", "classic/graph"),
@@ -355,31 +360,15 @@ def compose_room_files(cfg: StackConfig, folder: Path, owner: int) -> None:
             ("grafana", 3000, "Grafana", ""),
         )
     }
-    config = f"""# The candidate's room under compose: JupyterLab on the workspace, with the room's token.
-from pathlib import Path
-
-c = get_config()  # noqa: F821
-c.ServerApp.ip = "0.0.0.0"
-c.ServerApp.port = 8888
-c.ServerApp.open_browser = False
-c.ServerApp.allow_root = {owner == 0}
-c.ServerApp.root_dir = {paths.workspace!r}
-c.ServerApp.allow_remote_access = True
-c.IdentityProvider.token = Path({COMPOSE_ROOM + "/token"!r}).read_text().strip()
-c.ContentsManager.allow_hidden = False
-c.FileContentsManager.delete_to_trash = False
-c.LabApp.news_url = None
-c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
-c.ServerApp.jpserver_extensions = {{"jupyter_lsp": False}}
-c.ServerProxy.servers = {pprint.pformat(servers, sort_dicts=False)}
-"""
-    specs = " ".join(f"tcp:127.0.0.1:{port}=tcp:{service}:{port}" for port, service in COMPOSE_SERVICES.items())
-    init = (
-        "#!/bin/sh\n" + LAB_SETTINGS + f"{COMPOSE_PYTHON} {COMPOSE_ROOM}/forward.py {specs} >/tmp/.forward.out 2>&1 &\n"
-        "i=0\n"
-        "while [ $i -lt 100 ] && ! grep -q ready /tmp/.forward.out 2>/dev/null; do sleep 0.05; i=$((i + 1)); done\n"
-        'exec "$@"\n'
+    config = jupyter_config(
+        'c.ServerApp.ip = "0.0.0.0"\nc.ServerApp.port = 8888',
+        "/workspace",
+        f"{COMPOSE_ROOM}/token",
+        servers,
+        owner == 0,
     )
+    specs = [f"tcp:127.0.0.1:{port}=tcp:{service}:{port}" for port, service in COMPOSE_SERVICES.items()]
+    init = bw.init_script(specs, LAB_SETTINGS, python=COMPOSE_PYTHON, forwarder=f"{COMPOSE_ROOM}/forward.py")
     reload = f"""#!{COMPOSE_PYTHON}
 # reload-rules: load the rule files of your alerts/ folder into your session's Prometheus (it refuses, and keeps
 # the last ones, when a file is broken: the answer says why).
