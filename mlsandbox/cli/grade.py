@@ -35,11 +35,7 @@ def grade(
     rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric file."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
     log_to_mlflow: bool = typer.Option(False, "--log-to-mlflow", help="Log the score and report as an MLflow run."),
-    session: Optional[str] = typer.Option(
-        None,
-        "--session",
-        help="A session: running, graded live; ended, re-graded from its archive (its data, rules and last /metrics).",
-    ),
+    session: Optional[str] = typer.Option(None, "--session", help="A session: running, graded live; ended, re-graded."),
 ) -> None:
     """Score the session from Prometheus (and Grafana) against the scenario's hidden truth; write the report."""
     from grading.api import run_grading  # the grader's imports take a second: only for the commands that grade

@@ -40,11 +40,7 @@ def session_start(
     no_load: bool = typer.Option(False, "--no-load", help="Play nothing yet (`mlsandbox scenario play --session`)."),
     docker: bool = typer.Option(False, "--docker", help="A compose project of its own instead of native processes."),
     local_images: bool = typer.Option(False, "--local-images", help="With --docker: images built here."),
-    ports: Optional[int] = typer.Option(
-        None,
-        "--ports",
-        help="First of a block of consecutive ports, one per component (default: a free block from 20000).",
-    ),
+    ports: Optional[int] = typer.Option(None, "--ports", help="First of its block of ports (default: a free one)."),
     listen: str = typer.Option(
         "127.0.0.1",
         "--listen",

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from grading.rubric import KNOWN_CHECKS, ItemSpec, Rubric
 from load.scenario import Scenario, ScenarioError, load_scenario
@@ -32,20 +32,15 @@ class ReferencePart(_Strict):
     part: list[str] = Field(min_length=1)
     read: str  # the file a trainee opens first
 
-    @field_validator("part")
+    @field_validator("part", "read")
     @classmethod
-    def _exist(cls, part: list[str]) -> list[str]:
-        missing = [p for p in part if not (REFERENCE / p).exists()]
+    def _in_reference(cls, value: list[str] | str, info: ValidationInfo) -> list[str] | str:
+        """Every path is one of reference_solution/: `part` files or folders, `read` a file."""
+        wanted = Path.is_file if info.field_name == "read" else Path.exists
+        missing = [p for p in ([value] if isinstance(value, str) else value) if not wanted(REFERENCE / p)]
         if missing:
-            raise ValueError(f"not in reference_solution/: {', '.join(missing)}")
-        return part
-
-    @field_validator("read")
-    @classmethod
-    def _readable(cls, read: str) -> str:
-        if not (REFERENCE / read).is_file():
-            raise ValueError(f"{read!r} is not a file of reference_solution/")
-        return read
+            raise ValueError(f"not {'a file' if info.field_name == 'read' else 'in'} reference_solution/: {missing}")
+        return value
 
 
 class Lesson(_Strict):

@@ -68,47 +68,26 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
 
 
 def _prometheus_binary(
-    cfg: StackConfig,
-    name: str,
-    binary: str,
-    config_file: Path,
-    data_flag: str,
-    data: Path,
-    port: int,
-    path: str,
-    *flags: str,
+    cfg: StackConfig, name: str, binary: str, config_file: Path, storage: tuple[str, Path], web: tuple[int, str]
 ) -> ComponentSpec:
-    """Prometheus or Alertmanager (Debian's binaries): a config file, a data folder, loopback, ready at /-/ready.
-    With a `path` (a session with a room) it answers under that path: a path of its own lets the room's
-    JupyterLab proxy its web UI on the room's one address (its pages then ask for scripts and API under it)."""
+    """Prometheus or Alertmanager (Debian's binaries): a config file, a data folder (`storage`: its flag and
+    folder), loopback, ready at /-/ready. With a path (`web`: port and path; a session with a room) it answers
+    under that path: a path of its own lets the room's JupyterLab proxy its web UI on the room's one address (its
+    pages then ask for scripts and API under it)."""
+    (flag, data), (port, path) = storage, web
     data.mkdir(parents=True, exist_ok=True)
     url = cfg.url(port) + path
-    argv = [
-        binary,
-        f"--config.file={config_file.resolve()}",
-        f"{data_flag}={data.resolve()}",
-        f"--web.listen-address={cfg.host}:{port}",
-        *flags,
-    ]
-    if path:
-        argv.append(f"--web.external-url={url}/")
+    argv = [binary, f"--config.file={config_file.resolve()}", f"{flag}={data.resolve()}"]
+    argv += [f"--web.listen-address={cfg.host}:{port}"] + ([f"--web.external-url={url}/"] if path else [])
     return ComponentSpec(name, argv, port, f"{url}/-/ready", url, {}, cfg.run_dir)
 
 
 def prometheus(cfg: StackConfig, config_file: Path) -> ComponentSpec:
-    data = cfg.layout.prometheus_data
-    # --web.enable-lifecycle lets `mlsandbox reload` load the candidate's edited rules without a restart.
-    return _prometheus_binary(
-        cfg,
-        "prometheus",
-        "prometheus",
-        config_file,
-        "--storage.tsdb.path",
-        data,
-        cfg.ports.prometheus,
-        cfg.prometheus_path,
-        "--web.enable-lifecycle",
-    )
+    storage, web = ("--storage.tsdb.path", cfg.layout.prometheus_data), (cfg.ports.prometheus, cfg.prometheus_path)
+    spec = _prometheus_binary(cfg, "prometheus", "prometheus", config_file, storage, web)
+    # Lets `mlsandbox reload` load the candidate's edited rules without a restart.
+    spec.argv.append("--web.enable-lifecycle")
+    return spec
 
 
 def alert_receiver(cfg: StackConfig) -> ComponentSpec:
@@ -128,19 +107,11 @@ def alert_receiver(cfg: StackConfig) -> ComponentSpec:
 
 
 def alertmanager(cfg: StackConfig, config_file: Path) -> ComponentSpec:
-    data = cfg.layout.alertmanager_data
+    storage, web = ("--storage.path", cfg.layout.alertmanager_data), (cfg.ports.alertmanager, cfg.alertmanager_path)
+    spec = _prometheus_binary(cfg, "alertmanager", "prometheus-alertmanager", config_file, storage, web)
     # No cluster: a single Alertmanager would otherwise listen for peers on all interfaces.
-    return _prometheus_binary(
-        cfg,
-        "alertmanager",
-        "prometheus-alertmanager",
-        config_file,
-        "--storage.path",
-        data,
-        cfg.ports.alertmanager,
-        cfg.alertmanager_path,
-        "--cluster.listen-address=",
-    )
+    spec.argv.append("--cluster.listen-address=")
+    return spec
 
 
 def console(cfg: StackConfig, token_file: Path) -> ComponentSpec:
