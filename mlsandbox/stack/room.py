@@ -307,7 +307,13 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
         "--chdir",
         bw.WORKSPACE,
         *bw.environment(
-            "/tmp", {"MLSANDBOX_RUN_DIR": str(run), "MLFLOW_TRACKING_URI": cfg.mlflow_url, "PYTHONUNBUFFERED": "1"}
+            "/tmp",
+            {
+                "MLSANDBOX_RUN_DIR": str(run),
+                "MLFLOW_TRACKING_URI": cfg.mlflow_url,
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "PYTHONUNBUFFERED": "1",
+            },
         ),
     ]
     command = [
