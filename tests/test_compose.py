@@ -295,7 +295,10 @@ def test_grafana_datasource_is_the_compose_prometheus(config):
     [datasource] = doc["datasources"]
     assert datasource["uid"] == DATASOURCE_UID
     assert datasource["type"] == "prometheus"
-    url = urlparse(datasource["url"])
+    # Grafana expands ${VAR} in provisioning files from its own environment: the path Prometheus is served under.
+    environment = config["services"]["grafana"]["environment"]
+    assert "PROMETHEUS_PATH" in environment
+    url = urlparse(datasource["url"].replace("${PROMETHEUS_PATH}", environment["PROMETHEUS_PATH"] or ""))
     assert url.hostname in config["services"], f"{url.hostname} is not a compose service"
     assert any(int(p["target"]) == url.port for p in published_ports(config["services"][url.hostname]))
     assert grafana_mount_targets(config)["/etc/grafana/provisioning"] == GRAFANA_PROVISIONING
@@ -357,6 +360,6 @@ def test_local_images_override_changes_only_images_and_leaves_grafana_out(config
         assert differing <= {"image", "build", "profiles"}, f"the override changes {differing} of {name}"
     assert overridden["services"]["grafana"]["profiles"] == ["grafana"]
     profiled = [n for n, s in overridden["services"].items() if s.get("profiles")]
-    assert sorted(profiled) == ["grafana", "grafana-secret"]
+    assert sorted(profiled) == ["grafana", "grafana-secret", "workspace"]
     # Built here, never pulled: every image that is not Grafana's has a build section.
     assert all("build" in s for n, s in overridden["services"].items() if n != "grafana")

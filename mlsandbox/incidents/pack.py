@@ -10,6 +10,7 @@ the pack's start date.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
@@ -100,7 +101,7 @@ def make_pack(stack: PackStack, pack: PackPlan, catalogue: Catalogue, out: Path)
     pd.DataFrame([{"time": _iso(c.at), "system": c.system, "change": c.text} for c in changes]).to_csv(
         candidate / "changes.csv", index=False
     )
-    (candidate / "README.md").write_text(candidate_brief(pack, len(predictions)))
+    (candidate / "README.md").write_text(candidate_brief(pack, planned_requests(pack)))
     write_notebook(candidate / "analysis.ipynb")
     write_answer_key(interviewer, pack, changes, catalogue)
     return out
@@ -234,6 +235,12 @@ def input_samples(predictions: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, p
         head[features].sample(sample, random_state=seed).sort_index().reset_index(drop=True),
         tail[features].sample(sample, random_state=seed + 1).sort_index().reset_index(drop=True),
     )
+
+
+def planned_requests(pack: PackPlan) -> int:
+    """How many requests the pack's play sends: from the plan, not the log, so that the same cause and seed give the
+    same README whatever a busy machine refused or a model switch dropped."""
+    return sum(math.floor(p.rate * p.duration_seconds / pack.speed + 1e-9) for p in pack.scenario.phases)
 
 
 def candidate_brief(pack: PackPlan, logged: int) -> str:
