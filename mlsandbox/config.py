@@ -36,6 +36,9 @@ class StackConfig(BaseSettings):
     scrape_interval: str = Field("5s", pattern=r"^\d+(ms|s|m)$")
     health_timeout_seconds: float = Field(120.0, gt=0)
     training_seed: int = 42
+    # A new MLflow store starts as a copy of the one this machine trained last with the same training code, seed
+    # and libraries (training takes about 26 s per home); off, every new store trains its own.
+    reuse_trained_model: bool = True
     # A session's candidate's room; with one, Prometheus and Alertmanager answer under a path of their own
     # (/prometheus, /alertmanager), as the room's JupyterLab proxies them on its one address.
     room: RoomSettings | None = None

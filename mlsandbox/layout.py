@@ -25,6 +25,12 @@ REFERENCE = REPO_ROOT / "reference_solution"
 Port = Field(ge=1, le=65535)
 
 
+def machine_cache() -> Path:
+    """What the machine keeps between checkouts and runs (XDG's cache): Docker's image store, the Debian base's
+    root file system, the trained model's MLflow store."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlsandbox"
+
+
 class Ports(BaseModel):
     """The host ports of one sandbox (all on 127.0.0.1)."""
 

@@ -38,7 +38,7 @@ def port(base: int) -> int:
 
 # The native stack tests' ports: off the defaults, so that tests never collide with a sandbox someone is using; a
 # block per module, so that modules can run side by side in parallel workers.
-TEST_PORTS = Ports.block(port(15000))  # test_native_stack
+TEST_PORTS = Ports.block(port(15000))  # test_native_stack (and its second home at 15100)
 INTERRUPTED_PORTS = Ports.block(port(15200))  # test_interrupted_up
 REFERENCE_PORTS = Ports.block(port(15300))  # test_reference_stack
 TRAFFIC_PORTS = Ports.block(port(15400))  # test_traffic_stack

@@ -12,13 +12,14 @@ import time
 
 import httpx
 import pytest
-from conftest import TEST_PORTS, valid_customer
+from conftest import TEST_PORTS, port, valid_customer
 from driver import Driver, copy_candidate, wait_for
 
-from mlsandbox.layout import REPO_ROOT
+from mlsandbox.layout import REPO_ROOT, Ports
 from mlsandbox.stack.processes import group_members, stop
 
 pytestmark = pytest.mark.stack
+SECOND_HOME = Ports.block(port(15100))
 
 # A rule file with one alert: promtool rejects it (a parse error), or Prometheus fails to evaluate it (every
 # target's `up` matched on nothing: many-to-many).
@@ -87,7 +88,9 @@ def _listening(pgids: set[int]) -> list[tuple[str, str, int]]:
 def lived(tmp_path_factory):
     """What one sandbox showed through its life, step by step."""
     base = tmp_path_factory.mktemp("stack")
-    s = Driver(base / "run", TEST_PORTS, copy_candidate(REPO_ROOT / "starter_repo", base / "candidate"))
+    # A machine cache of its own: this sandbox trains the model (no trained store to start from) and keeps it.
+    machine = {"XDG_CACHE_HOME": str(base / "cache")}
+    s = Driver(base / "run", TEST_PORTS, copy_candidate(REPO_ROOT / "starter_repo", base / "candidate"), extra_env=machine)
     seen: dict = {}
     seen["up"] = s.up("--no-load")
     try:
@@ -168,12 +171,19 @@ def lived(tmp_path_factory):
     time.sleep(0.5)
     seen["left"] = [pid for pgid in seen.get("pgids", ()) for pid in group_members(pgid)]
     seen["status after down"] = s.status()
+    # A second home on the same machine starts from the trained store instead of training again.
+    second = Driver(base / "second", SECOND_HOME, s.candidate, extra_env=machine)
+    try:
+        seen["second home"] = second.up("--no-load")
+        seen["second home's model"] = _model_info(second)
+    finally:
+        second.down()
     return seen
 
 
 def test_up_prints_every_url_and_all_components_are_healthy(lived):
-    for port in (TEST_PORTS.mlflow, TEST_PORTS.model_server, TEST_PORTS.prometheus, TEST_PORTS.alertmanager):
-        assert f"http://127.0.0.1:{port}" in lived["up"].stdout
+    for number in (TEST_PORTS.mlflow, TEST_PORTS.model_server, TEST_PORTS.prometheus, TEST_PORTS.alertmanager):
+        assert f"http://127.0.0.1:{number}" in lived["up"].stdout
     # The console's address carries its token.
     assert f"http://127.0.0.1:{TEST_PORTS.console}/?token=" in lived["up"].stdout
     rows = lived["status"]
@@ -229,6 +239,14 @@ def test_saving_a_metrics_endpoint_reloads_the_server_and_the_target_comes_up(li
     assert lived["target after edit"] == "up"
 
 
+def test_a_new_home_on_the_same_machine_serves_the_model_trained_before_without_training(lived):
+    assert "training the churn model" in lived["up"].stdout
+    assert "training the churn model" not in lived["second home"].stdout
+    assert "the model this machine trained before" in lived["second home"].stdout
+    assert lived["second home's model"]["source"] == "mlflow"
+    assert lived["second home's model"]["version"] == lived["model"]["version"]
+
+
 def test_restart_keeps_every_prediction_and_label(lived):
     assert "training the churn model" not in lived["again"].stdout
     assert lived["late label"].status_code == 200 and lived["late label"].json()["label_delay_seconds"] > 0
@@ -249,8 +267,8 @@ def test_without_mlflow_the_server_falls_back_to_its_local_copy_and_says_so(live
 def test_down_leaves_no_process_and_frees_every_port(lived):
     assert lived["down"].returncode == 0
     assert lived["left"] == []
-    for _, port in TEST_PORTS.items():
+    for _, number in TEST_PORTS.items():
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", port))
+            sock.bind(("127.0.0.1", number))
     assert lived["status after down"] == []

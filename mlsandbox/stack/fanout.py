@@ -30,7 +30,7 @@ from mlsandbox.stack.preflight import check_candidate, check_scenario, require_b
 from mlsandbox.stack.processes import Component, port_is_free, run_to_end, start, stop, tail, wait_healthy
 from mlsandbox.stack.prometheus import wait_first_scrape, wait_quiet
 from mlsandbox.stack.state import ScenarioPlay
-from mlsandbox.stack.training import models_registered, train_model
+from mlsandbox.stack.training import models_registered, seed_mlflow_store, train_model
 
 # From the base port: the shared MLflow, Alertmanager and alert receiver, then candidate k's model server at
 # base + 10 + 2k and its Prometheus at base + 11 + 2k.
@@ -143,6 +143,7 @@ class Fanout:
         s.run_dir.mkdir(parents=True, exist_ok=True)
         am_config = alertmanager_config(s)
         self.say("starting MLflow, Alertmanager and the alert receiver (shared) ...")
+        seed_mlflow_store(s, self.say)
         mlflow = self._launch(components.mlflow(s), self._shared, s.layout.logs)
         others = [
             self._launch(components.alert_receiver(s), self._shared, s.layout.logs),

@@ -22,7 +22,7 @@ from mlsandbox.stack import components
 from mlsandbox.stack.processes import Component, interrupts_held, is_alive, is_healthy, start, stop, wait_healthy
 from mlsandbox.stack.sandbox import ComponentStatus
 from mlsandbox.stack.state import held, running
-from mlsandbox.stack.training import models_registered, train_model
+from mlsandbox.stack.training import models_registered, seed_mlflow_store, train_model
 
 
 class MachineState(BaseModel):
@@ -73,6 +73,7 @@ class MachineServices:
         with self._lock():
             state = self.load()
             if mlflow:
+                seed_mlflow_store(self.cfg, self.say)
                 state.mlflow = self._running(state.mlflow, components.mlflow(self.cfg), state)
             state.console = self._running(state.console, components.console(self.cfg, self.token_file()), state)
             if mlflow:

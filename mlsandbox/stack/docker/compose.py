@@ -19,9 +19,9 @@ from pathlib import Path
 import yaml
 
 from mlsandbox.errors import MlsandboxError, StartError
-from mlsandbox.layout import REPO_ROOT
+from mlsandbox.layout import REPO_ROOT, machine_cache
 from mlsandbox.say import Say
-from mlsandbox.stack.docker.engine import Engine, cache_dir, docker_cli
+from mlsandbox.stack.docker.engine import Engine, docker_cli
 from mlsandbox.stack.processes import wait_until
 from model_service.last_metrics import last_metrics_path
 from model_service.settings import ServiceSettings
@@ -114,7 +114,7 @@ class ComposeProject:
         with debootstrap (about 45 s) and cached for next time."""
         if self.docker("image", "inspect", LOCAL_BASE_IMAGE).returncode == 0:
             return
-        tarball = cache_dir() / "debian-bookworm-minbase.tar"
+        tarball = machine_cache() / "debian-bookworm-minbase.tar"
         if not tarball.exists():
             self._debootstrap(tarball)
         self.say(f"importing {tarball} as {LOCAL_BASE_IMAGE} ...")

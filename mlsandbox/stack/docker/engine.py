@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlsandbox.errors import MlsandboxError, StartError
+from mlsandbox.layout import machine_cache
 from mlsandbox.stack import processes
 from mlsandbox.stack.state import held
 
@@ -27,13 +28,8 @@ from mlsandbox.stack.state import held
 MAX_SOCKET_PATH = 90
 
 
-def cache_dir() -> Path:
-    """What the machine keeps between checkouts and runs: the Debian base's root file system, the image store."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlsandbox"
-
-
 def image_store() -> Path:
-    return cache_dir() / "docker-data"
+    return machine_cache() / "docker-data"
 
 
 def docker_cli() -> str:
