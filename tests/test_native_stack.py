@@ -90,7 +90,9 @@ def lived(tmp_path_factory):
     base = tmp_path_factory.mktemp("stack")
     # A machine cache of its own: this sandbox trains the model (no trained store to start from) and keeps it.
     machine = {"XDG_CACHE_HOME": str(base / "cache")}
-    s = Driver(base / "run", TEST_PORTS, copy_candidate(REPO_ROOT / "starter_repo", base / "candidate"), extra_env=machine)
+    s = Driver(
+        base / "run", TEST_PORTS, copy_candidate(REPO_ROOT / "starter_repo", base / "candidate"), extra_env=machine
+    )
     seen: dict = {}
     seen["up"] = s.up("--no-load")
     try:
