@@ -33,7 +33,11 @@ TEMPLATES = jinja2.Environment(
 BRIEF = "CANDIDATE.md"
 IMPROVEMENT = "IMPROVEMENT.md"
 # The shipped brief's sections a room replaces, by their heading.
-ROOM_SECTIONS = {"Running it": "running.md.j2", "Where things are": "where.md.j2", "What's available": "available.md.j2"}
+ROOM_SECTIONS = {
+    "Running it": "running.md.j2",
+    "Where things are": "where.md.j2",
+    "What's available": "available.md.j2",
+}
 MODEL_CARD = REPO_ROOT / "docs" / "model_card.md"
 
 
@@ -157,7 +161,10 @@ def _model_docs(mlflow_url: str, docs: Path) -> None:
     version = client.get_model_version_by_alias(MODEL_NAME, MODEL_ALIAS)
     run = client.get_run(version.run_id)
     local = mlflow.artifacts.download_artifacts(
-        run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(docs / ".download"), tracking_uri=mlflow_url
+        run_id=version.run_id,
+        artifact_path=REFERENCE_ARTIFACT,
+        dst_path=str(docs / ".download"),
+        tracking_uri=mlflow_url,
     )
     shutil.move(local, docs / "reference.csv")
     shutil.rmtree(docs / ".download", ignore_errors=True)

@@ -214,9 +214,7 @@ def improve(
     if record.round is not None:
         raise MlsandboxError(f"session {session.name!r} is already in its improvement round")
     if record.play is None:
-        raise MlsandboxError(
-            f"session {session.name!r} plays no scenario (started with --no-load); nothing to replay"
-        )
+        raise MlsandboxError(f"session {session.name!r} plays no scenario (started with --no-load); nothing to replay")
     sandbox = open_sandbox(session.config, say)
     grade = grade_live(session, sandbox, "before the round", rubric, say, keep=False)
     record.grades.append(grade)
