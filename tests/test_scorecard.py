@@ -1,12 +1,13 @@
-"""The interviewers' scorecards without a stack: the scorecard file's validation, the independence rule, the
-calibration flag, the columns of `session compare`, two interviewers saving at once, and what is refused (one line,
-exit 2, nothing saved).
+"""The interviewers' scorecards and the debrief, without a stack: the scorecard file's validation, the
+independence rule, the calibration flag, the columns of `session compare`, two interviewers saving at once, what is
+refused (one line, exit 2, nothing saved), and the debrief's page asking nothing of another host.
 
-The same on the real stack (two interviewers, one in the console in Chromium, one on the command line) is in
-test_sessions.py."""
+The same on the real stack (two interviewers, one in the console in Chromium, one on the command line; the
+debrief in Chromium and as a PDF) is in test_sessions.py."""
 
 from __future__ import annotations
 
+import html
 import multiprocessing
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 
 from mlsandbox.errors import InvalidInput
 from mlsandbox.layout import Ports
-from mlsandbox.sessions import scorecard
+from mlsandbox.sessions import debrief, scorecard
 from mlsandbox.sessions.history import History
 from mlsandbox.sessions.scorecard import (
     DEFAULT_SCORECARD,
@@ -366,3 +367,22 @@ def test_two_interviewers_saving_at_once_are_both_kept(sessions, tmp_path):
     assert {who: c.changes for who, c in cards.items()} == {"ana": 25, "ben": 25}
     assert cards["ana"].ratings == {"code_quality": 1 + 24 % 4}
     assert book.copy.read_text() == VALID
+
+
+# --- the debrief -------------------------------------------------------------------------------------------------
+
+
+def test_the_debrief_is_one_page_that_asks_nothing_of_another_host(sessions, tmp_path):
+    sessions("alice", notes="# Notes\n\n![chart](https://example.com/c.png) and [the docs](https://prometheus.io)\n")
+    session = load("alice")
+    scorecard.score(session, "ana", FULL, {"code_quality": "clear <b>module</b>"}, "yes")
+    scorecard.score(session, "ben", {**FULL, "code_quality": 4}, recommendation="strong yes")
+    page = debrief.write(load("alice"), tmp_path / "out" / "debrief.html").read_text()
+    assert f'content="{debrief.CSP}"' in html.unescape(page) and "default-src 'none'" in debrief.CSP
+    # Nothing that loads: no script, stylesheet, frame or remote image; the candidate's image is a link.
+    assert not re.search(r"<(script|link|iframe|object|embed)\b", page)
+    assert not re.search(r"""\bsrc=["'](?!data:)""", page)
+    assert 'href="https://prometheus.io"' in page and "[image: chart]" in page
+    assert "&lt;b&gt;module&lt;/b&gt;" in page  # an interviewer's note is text
+    for words in ("Debrief: alice", "Strong yes", 'data-calibration="code_quality"', "No grade yet", "2 snapshots"):
+        assert words in page, words

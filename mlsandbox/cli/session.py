@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from mlsandbox.errors import InvalidInput, MlsandboxError
-from mlsandbox.sessions import scorecard, store
+from mlsandbox.sessions import debrief, scorecard, store
 from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, end, improve, shell, start
 from mlsandbox.sessions.summary import as_csv, as_text, compare_rows, list_rows, list_table
 from mlsandbox.stack.state import HEADLESS, ScenarioPlay
@@ -191,6 +191,23 @@ def session_score(
         scorecard_file,
     )
     typer.echo(f"saved for session {found.name}: {scorecard.summary_line(sheet, card)}")
+
+
+@session_app.command("debrief")
+def session_debrief(
+    session: Optional[str] = typer.Option(None, "--session", help="The session (default: the only one)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="The HTML file to write (default: sessions/NAME/archive/debrief.html)."
+    ),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print it to a PDF beside it, with headless Chromium."),
+) -> None:
+    """One self-contained HTML page for the hiring committee: the automatic grade with its evidence, the incidents
+    against the alerts, the improvement round, the scorecards and recommendations, NOTES.md, the work history."""
+    found = store.pick(session, ("ended", "running", "interrupted"))
+    page = debrief.write(found, out or found.layout.archive / "debrief.html")
+    typer.echo(f"debrief: {page}")
+    if pdf:
+        typer.echo(f"pdf: {debrief.print_pdf(page, page.with_suffix('.pdf'))}")
 
 
 @session_app.command("shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
