@@ -1,6 +1,7 @@
-"""The interviewers' scorecards and the debrief, without a stack: the scorecard file's validation, the
-independence rule, the calibration flag, the columns of `session compare`, two interviewers saving at once, what is
-refused (one line, exit 2, nothing saved), and the debrief's page asking nothing of another host.
+"""The interviewers' scorecards, the debrief and deleting a session, without a stack: the scorecard file's
+validation, the independence rule, the calibration flag, the columns of `session compare`, two interviewers saving
+at once, what is refused (one line, exit 2, nothing saved), the debrief's page asking nothing of another host, and
+a session deleted with everything it kept.
 
 The same on the real stack (two interviewers, one in the console in Chromium, one on the command line; the
 debrief in Chromium and as a PDF) is in test_sessions.py."""
@@ -367,6 +368,23 @@ def test_two_interviewers_saving_at_once_are_both_kept(sessions, tmp_path):
     assert {who: c.changes for who, c in cards.items()} == {"ana": 25, "ben": 25}
     assert cards["ana"].ratings == {"code_quality": 1 + 24 % 4}
     assert book.copy.read_text() == VALID
+
+
+def test_delete_removes_an_ended_session_whole_and_refuses_one_that_did_not_end(sessions, monkeypatch, capsys):
+    alice, bob = sessions("alice"), sessions("bob", ended=False)
+    scorecard.score(load("alice"), "ana", {"code_quality": 3})
+    failed = Path(os.environ["MLSANDBOX_RUN_DIR"]) / "logs" / "session-alice-failed-start"
+    failed.mkdir(parents=True)
+    code, _, err = run_cli(monkeypatch, capsys, "session", "delete", "--session", "alice", stdin="n\n")
+    assert code == 1 and alice.root.exists()
+    code, _, err = run_cli(monkeypatch, capsys, "session", "delete", "--session", "bob", "--yes")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "session end --session bob" in err, err
+    assert bob.root.exists()
+    code, out, err = run_cli(monkeypatch, capsys, "session", "delete", "--session", "alice", "--yes")
+    assert code == 0, err
+    assert not alice.root.exists() and not failed.exists() and f"deleted {alice.root}" in out
+    _, listed, _ = run_cli(monkeypatch, capsys, "session", "list", "--json")
+    assert '"alice"' not in listed and '"bob"' in listed
 
 
 # --- the debrief -------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import typer
 
 from mlsandbox.errors import InvalidInput, MlsandboxError
 from mlsandbox.sessions import debrief, scorecard, store
-from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, end, improve, shell, start
+from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, delete, end, improve, kept_paths, shell, start
 from mlsandbox.sessions.summary import as_csv, as_text, compare_rows, list_rows, list_table
 from mlsandbox.stack.state import HEADLESS, ScenarioPlay
 
@@ -208,6 +208,24 @@ def session_debrief(
     typer.echo(f"debrief: {page}")
     if pdf:
         typer.echo(f"pdf: {debrief.print_pdf(page, page.with_suffix('.pdf'))}")
+
+
+@session_app.command("delete")
+def session_delete(
+    session: str = typer.Option(..., "--session", help="The session to delete."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask."),
+) -> None:
+    """Delete an ended session and every trace of the candidate the machine keeps: the workspace, the work
+    history, the run data (predictions, Prometheus's data, logs), the archive (reports, summary, debrief) and the
+    scorecards."""
+    found = store.load(session)
+    if found.state != "ended":
+        delete(found)  # refuses, in one line
+    paths = kept_paths(found)
+    if not yes:
+        typer.confirm(f"delete session {found.name} ({', '.join(map(str, paths))})?", abort=True)
+    for path in delete(found):
+        typer.echo(f"deleted {path}")
 
 
 @session_app.command("shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
