@@ -4,8 +4,9 @@
 #                                          sandboxes of a candidate's room and model server)
 #   scripts/ensure-system-deps.sh --docker the Docker path where no engine or registry is at hand: Debian's
 #                                          Docker engine, docker-compose and debootstrap (for the local base image)
-#   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths), and Debian's chromium and
-#                                          chromedriver (a test drives the interviewer's console in a real browser)
+#   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths), Debian's chromium and
+#                                          chromedriver (a test drives the interviewer's console in a real browser),
+#                                          and poppler-utils (the debrief's PDF pages are rendered and looked at)
 set -euo pipefail
 
 native=1; docker=0; browser=0
@@ -33,6 +34,7 @@ fi
 if [ $browser = 1 ]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v chromedriver >/dev/null || packages+=(chromium-driver)
+  command -v pdftoppm >/dev/null || packages+=(poppler-utils)
 fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0

@@ -12,7 +12,8 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 2600):
+def chromium(width: int = 1400, height: int = 2600, network_log: bool = False):
+    """`network_log`: keep the DevTools network events (`requests(driver)`) and the console's messages."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -20,6 +21,8 @@ def chromium(width: int = 1400, height: int = 2600):
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(arg)
     options.binary_location = CHROMIUM
+    if network_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         yield driver
@@ -67,3 +70,13 @@ def visit(driver, url: str, ready, timeout: float = 30, shot: Path | None = None
         shot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(shot))
     return page
+
+
+def requests(driver) -> list[str]:
+    """The URL of every request the page made since the last call (a browser started with network_log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls

@@ -1,14 +1,18 @@
 """A day of interviews on one sandbox, on the real stack: two sessions at once playing `smoke` (the reference
 solution in one, the bare starter in the other), each graded on its own data; the starter's improvement round,
 in which the candidate adds the reference's monitoring and an incident gets detected; the archive, a re-grade
-after the next candidate ran, the work history, an interrupted session, and the refusals.
+after the next candidate ran, the work history, an interrupted session, and the refusals. Two interviewers score
+the reference's session while it plays (one on the command line, one in the console, in Chromium), and its
+debrief is written after its end, opened in Chromium and printed to PDF.
 
 The fixture plays the day once and records what it saw; the tests check the records, in any order.
 """
 
 from __future__ import annotations
 
+import csv
 import filecmp
+import io
 import json
 import os
 import shutil
@@ -143,8 +147,15 @@ def day(tmp_path_factory):
         scratch = d.layout("starter").candidate / "scratch.py"
         scratch.write_text("# trying things out\n")
         seen["scratch saved at"] = time.time()
+        # While the plays go on: two interviewers score ref, ben on the command line, ana in the console.
+        timings, t0 = {}, time.monotonic()
+        seen["scores"] = _score(d, "ref")
+        seen["delete running"] = d.cli("session", "delete", "--session", "starter", "--yes", check=False)
+        timings["scoring"] = time.monotonic() - t0
 
+        t0 = time.monotonic()
         d.wait_played("ref")
+        timings["then waiting for ref's play"] = time.monotonic() - t0
         d.wait_played("starter", extra=0)
         seen["starter graded live"] = json.loads(d.cli("grade", "--session", "starter", "--json").stdout)
         seen["starter log before the round"] = (d.layout("starter").run.log("model-server")).read_text()
@@ -161,7 +172,17 @@ def day(tmp_path_factory):
         # The last file is saved through the candidate's room, in a browser: the server reloads on it.
         seen["room in a browser"] = _in_the_room(d, "starter")
         seen["reload-rules"] = d.shell("starter", "reload-rules")
+        # The committee's page for ref, ended a minute ago, while the starter's round plays.
+        t0 = time.monotonic()
+        seen["debrief"] = _debrief(d, "ref")
+        timings["debrief"] = time.monotonic() - t0
+        timings["debrief command, with the PDF"] = seen["debrief"]["seconds"]
+        t0 = time.monotonic()
         d.wait_played("starter")
+        timings["then waiting for the round's play"] = time.monotonic() - t0
+        # What the scorecards and the debrief cost the day: nothing while the plays still had to be waited for.
+        SCORE_SHOTS.mkdir(parents=True, exist_ok=True)
+        (SCORE_SHOTS / "timings.json").write_text(json.dumps(timings, indent=2))
         seen["end starter"] = d.cli("session", "end", timeout=600)
 
         # The next candidate, after both: a workspace from the untouched starter; then the machine "reboots".
@@ -258,6 +279,14 @@ def _status(d: Day, name: str) -> list[dict]:
     return json.loads(d.cli("status", "--session", name, "--json").stdout)
 
 
+def _body(url: str) -> str:
+    """What `url` answers, or "" while it does not answer (a server reloading under a loaded machine)."""
+    try:
+        return httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return ""
+
+
 def _in_the_room(d: Day, name: str) -> dict:
     """The candidate's link in Chromium: JupyterLab on the workspace; the last file of the reference's monitoring
     saved through it (the server reloads); the proxied Prometheus's targets; the live dashboards."""
@@ -291,7 +320,7 @@ def _in_the_room(d: Day, name: str) -> dict:
             code,
         )
         seen["reloaded"] = wait_for(
-            lambda: "churn" in httpx.get(f"{server}/metrics", timeout=5).text, 60, 1, "the server to reload on the save"
+            lambda: "churn" in _body(f"{server}/metrics"), 60, 1, "the server to reload on the save"
         )
         browser.get(f"{door}/prometheus/classic/targets")
         seen["targets"] = wait_for(
@@ -313,6 +342,129 @@ def _in_the_room(d: Day, name: str) -> dict:
             "the live dashboards to draw a panel",
         )
         browser.save_screenshot(str(ROOM_SHOTS / "dashboards.png"))
+    return seen
+
+
+# --- scorecards and the debrief --------------------------------------------------------------------------------
+SCORE_SHOTS = REPO_ROOT / "run" / "test-output" / "scorecard"
+BEN = {"implementation": 4, "code_quality": 2, "explanation": 3, "production": 3, "feedback": 3}
+ANA = {"implementation": 4, "code_quality": 4, "explanation": 3, "production": 4, "feedback": 3}
+
+
+def _score(d: Day, name: str) -> dict:
+    """ben's card on the command line (and what it refuses), then ana's in the console's room page in Chromium:
+    locked until her card is complete, then both cards and the calibration flag."""
+    from browser import chromium
+
+    seen: dict = {}
+    score = ("session", "score", "--session", name)
+    sets = [f"--set={k}={v}" for k, v in BEN.items()]
+    seen["ben"] = d.cli(
+        *score,
+        "--interviewer",
+        "ben",
+        *sets,
+        "--note",
+        "code_quality=monitoring inside the handlers",
+        "--recommend",
+        "yes",
+    )
+    entries = d.layout(name).scorecards / "entries"
+    before = len(list(entries.glob("*.json")))
+    seen["refused"] = {
+        "unknown competency": d.cli(*score, "--interviewer", "ana", "--set", "charisma=4", check=False),
+        "off the scale": d.cli(*score, "--interviewer", "ana", "--set", "code_quality=5", check=False),
+        "no such session": d.cli(
+            "session", "score", "--session", "nobody", "--interviewer", "ana", "--set", "code_quality=3", check=False
+        ),
+    }
+    seen["saved by the refused"] = len(list(entries.glob("*.json"))) - before
+    token = (d.base / "run" / "console.token").read_text().strip()
+    page = f"http://127.0.0.1:{HOME_PORTS.console}/room/{name}?token={token}"
+    with chromium(1400, 2000) as browser:
+        browser.get(page)
+        wait_for(lambda: browser.find_elements("id", "interviewer"), 30, 0.5, "the scorecard form")
+        browser.execute_script("localStorage.clear()")
+        browser.find_element("id", "interviewer").send_keys("ana")
+        browser.find_element("id", "interviewer-open").click()
+        wait_for(lambda: browser.find_elements("id", "scorecard-form"), 30, 0.5, "ana's card")
+        seen["locked"] = browser.execute_script(
+            "return {waiting: document.getElementById('scorecard-waiting').dataset.waiting,"
+            " cards: document.querySelectorAll('[data-card]').length}"
+        )
+        for cid, rating in ANA.items():
+            browser.find_element("css selector", f'input[name="rating-{cid}"][value="{rating}"]').click()
+        browser.find_element("css selector", 'textarea[name="note-explanation"]').send_keys(
+            "drift threshold argued from data"
+        )
+        browser.find_element("css selector", 'input[name="recommendation"][value="strong_yes"]').click()
+        browser.find_element("id", "scorecard-save").click()
+        wait_for(lambda: browser.find_elements("id", "scorecard-all"), 30, 0.5, "every card, once ana's is complete")
+        seen["unlocked"] = browser.execute_script(
+            "return {ratings: [...document.querySelectorAll('td[data-rating]')].map(e => [e.dataset.card,"
+            " e.closest('tr').dataset.competency, e.dataset.rating]),"
+            " recommendations: [...document.querySelectorAll('td[data-recommendation]')].map(e => [e.dataset.card,"
+            " e.dataset.recommendation]),"
+            " flags: [...document.querySelectorAll('[data-calibration]')].map(e => e.dataset.calibration)}"
+        )
+        SCORE_SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.execute_script("document.getElementById('scorecard').scrollIntoView()")
+        browser.save_screenshot(str(SCORE_SHOTS / "console-scorecard.png"))
+        # The candidate's work: NOTES.md rendered, and the workspace at the first snapshot through the slider.
+        seen["notes"] = wait_for(
+            lambda: browser.execute_script(
+                "const h = document.querySelector('#file-body .markdown h1'); return h && h.innerText"
+            ),
+            30,
+            0.5,
+            "NOTES.md rendered",
+        )
+        browser.execute_script(
+            "const s = document.getElementById('history-slider'); s.value = 0; s.dispatchEvent(new Event('input'))"
+        )
+        seen["first snapshot"] = wait_for(
+            lambda: browser.execute_script(
+                "const at = document.getElementById('history-label').dataset.at;"
+                " const f = document.getElementById('file-body');"
+                " return at && f.innerText.includes(at.slice(0, 8)) && {at: at, text: f.innerText,"
+                " files: [...document.querySelectorAll('#tree-body .entry')].map(e => e.dataset.path)}"
+            ),
+            30,
+            0.5,
+            "the workspace at the first snapshot",
+        )
+        browser.execute_script("document.getElementById('work').scrollIntoView()")
+        browser.save_screenshot(str(SCORE_SHOTS / "console-work.png"))
+    seen["ben shows"] = d.cli(*score, "--interviewer", "ben", "--show").stdout
+    return seen
+
+
+def _debrief(d: Day, name: str) -> dict:
+    """`session debrief --pdf`; the page opened in Chromium (every request it made), screenshotted; the PDF's pages
+    rendered with pdftoppm and its text read with pdftotext."""
+    import subprocess
+
+    from browser import chromium, requests
+
+    out = d.base / "debrief" / f"{name}.html"
+    t0 = time.monotonic()
+    seen = {"cli": d.cli("session", "debrief", "--session", name, "--out", str(out), "--pdf")}
+    seen["seconds"] = time.monotonic() - t0
+    seen["html"] = out.read_text()
+    with chromium(1280, 2200, network_log=True) as browser:
+        browser.get(out.as_uri())
+        time.sleep(1)
+        seen["requests"] = requests(browser)
+        seen["console"] = [m["message"] for m in browser.get_log("browser")]
+        seen["title"] = browser.title
+        SCORE_SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCORE_SHOTS / "debrief.png"))
+    pages = d.base / "debrief" / "page"
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(out.with_suffix(".pdf")), str(pages)], check=True)
+    seen["pages"] = sorted(pages.parent.glob("page-*.png"))
+    seen["pdf text"] = subprocess.run(
+        ["pdftotext", str(out.with_suffix(".pdf")), "-"], capture_output=True, text=True, check=True
+    ).stdout
     return seen
 
 
@@ -490,3 +642,83 @@ def test_a_room_whose_jupyterlab_was_killed_leaves_the_session_going_and_comes_b
 def test_reload_rules_in_the_room_loads_the_candidates_rules(day):
     reload = day.seen["reload-rules"]
     assert reload.returncode == 0 and "every rule evaluates" in reload.stdout, reload.stdout + reload.stderr
+
+
+# --- scorecards, the debrief, deleting ---------------------------------------------------------------------------
+
+
+def test_two_interviewers_score_one_in_the_console_one_on_the_command_line_independently(day):
+    scores = day.seen["scores"]
+    assert "ben: 5 of 5 rated" in scores["ben"].stdout
+    # ana, in the console, saw that ben had scored, not what he gave, until her own card was complete.
+    assert scores["locked"] == {"waiting": "ben", "cards": 0}
+    got = {(who, cid): int(r) for who, cid, r in scores["unlocked"]["ratings"]}
+    assert got == {**{("ana", k): v for k, v in ANA.items()}, **{("ben", k): v for k, v in BEN.items()}}
+    assert sorted(scores["unlocked"]["recommendations"]) == [["ana", "strong_yes"], ["ben", "yes"]]
+    assert scores["unlocked"]["flags"] == ["code_quality"]  # 4 against 2
+    assert "ana" in scores["ben shows"] and "calibration: code_quality: ana 4, ben 2" in scores["ben shows"]
+
+
+def test_a_scorecard_that_cannot_be_used_is_one_line_exit_2_and_saves_nothing(day):
+    refused = day.seen["scores"]["refused"]
+    _one_line_refusal(refused["unknown competency"], "no competency 'charisma'")
+    _one_line_refusal(refused["off the scale"], "code_quality=5")
+    _one_line_refusal(refused["no such session"], "no session 'nobody'")
+    assert {k: r.returncode for k, r in refused.items()} == dict.fromkeys(refused, 2)
+    assert day.seen["scores"]["saved by the refused"] == 0
+
+
+def test_the_console_shows_the_workspace_notes_rendered_and_each_snapshot(day):
+    scores = day.seen["scores"]
+    assert scores["notes"] == "Notes: monitoring the churn model"
+    first = scores["first snapshot"]
+    assert "app/main.py" in first["files"] and "NOTES.md" in first["files"]
+    from mlsandbox.sessions.history import History
+
+    layout = day.layout("ref")
+    assert first["at"] == History(layout.candidate, layout.history).log()[0].commit
+    assert "Notes: monitoring the churn model" in first["text"]
+
+
+def test_compare_shows_both_interviewers_next_to_the_automatic_items(day):
+    rows = {r[0]: r for r in csv.reader(io.StringIO(day.seen["compare csv"]))}
+    for who, card in (("ana", ANA), ("ben", BEN)):
+        for cid, rating in card.items():
+            assert rows[f"scorecard:{who}:{cid}"] == [f"scorecard:{who}:{cid}", "4", str(rating), ""]
+    assert rows["scorecard:ana:recommendation"][2:] == ["strong_yes", ""]
+    assert rows["scorecard:ben:recommendation"][2:] == ["yes", ""]
+    assert rows["calibration:code_quality"][2:] == ["ana 4, ben 2", ""]
+
+
+def test_the_debrief_holds_the_grade_the_scorecards_and_the_notes_and_asks_nothing_of_another_host(day):
+    seen = day.seen["debrief"]
+    assert seen["title"] == "Debrief: ref"
+    # Opening it: the file itself, and the grader's picture inlined; nothing else, and nothing refused.
+    assert seen["requests"] and all(u.startswith(("file://", "data:")) for u in seen["requests"]), seen["requests"]
+    assert not [m for m in seen["console"] if "Content Security Policy" in m or "Refused" in m], seen["console"]
+    html = seen["html"]
+    score = day.record("ref").final.score
+    for words in (
+        f"{score:g}%",
+        'data-recommendation="ana"',
+        'data-recommendation="ben"',
+        "Strong yes",
+        "monitoring inside the handlers",
+        "Notes: monitoring the churn model",
+        "data:image/png;base64,",
+    ):
+        assert words in html, words
+    # The PDF: pages drawn, each with something on it; its text has both interviewers and the calibration.
+    from PIL import Image
+
+    assert len(seen["pages"]) >= 2, seen["pages"]
+    dark = [sum(Image.open(page).convert("L").histogram()[:128]) for page in seen["pages"]]
+    assert dark[0] > 2000 and min(dark) > 100, dict(zip(seen["pages"], dark))  # no blank page
+    text = seen["pdf text"]
+    for words in ("Debrief: ref", "ana", "ben", "Strong yes", "Calibration", "Incidents against the candidate"):
+        assert words in text, words
+
+
+def test_a_running_session_is_not_deleted(day):
+    _one_line_refusal(day.seen["delete running"], "running", "session end --session starter")
+    assert day.layout("starter").candidate.exists()

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from mlsandbox.errors import MlsandboxError
-from mlsandbox.sessions import store
-from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, end, improve, shell, start
+from mlsandbox.errors import InvalidInput, MlsandboxError
+from mlsandbox.sessions import debrief, scorecard, store
+from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, delete, end, improve, kept_paths, shell, start
 from mlsandbox.sessions.summary import as_csv, as_text, compare_rows, list_rows, list_table
 from mlsandbox.stack.state import HEADLESS, ScenarioPlay
 
@@ -23,6 +23,12 @@ session_app = typer.Typer(
 )
 
 NameOpt = typer.Option(None, "--session", help="The session (default: the only one running).")
+ScorecardOpt = typer.Option(
+    None,
+    "--scorecard",
+    help="A team's own scorecard (default: grading/scorecard.yaml); the session keeps a copy of the one it is "
+    "scored on.",
+)
 
 
 @session_app.command("start")
@@ -52,14 +58,19 @@ def session_start(
         "--trust-candidate",
         help="No sandboxes (where bubblewrap cannot run): the candidate's room and code run as you.",
     ),
+    scorecard_file: Optional[Path] = ScorecardOpt,
 ) -> None:
     """A fresh workspace (a copy of starter_repo/) in the candidate's room, a fresh Prometheus, prediction log and
     truth, on ports of its own; MLflow and the trained model are shared. Prints the candidate's link and the URLs
     this session uses."""
     play = None if no_load else ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise)
+    if scorecard_file is not None:
+        scorecard.load_scorecard(scorecard_file)  # refused before anything starts
     session, urls = start(
         name, candidate, play, docker, ports, local_images, say, listen=listen, trust_candidate=trust_candidate
     )
+    if scorecard_file is not None:
+        scorecard.SessionScorecards(session.layout).adopt(scorecard_file)
     typer.echo(f"\nSession {name} is running ({session.record.backend}):")
     for component, url in urls.items():
         typer.echo(f"  {component:<15} {url or HEADLESS}")
@@ -111,15 +122,106 @@ def session_compare(
     names: list[str] = typer.Argument(..., help="Two or more sessions."),
     csv: bool = typer.Option(False, "--csv", help="As CSV, for a spreadsheet."),
 ) -> None:
-    """Points per rubric item side by side, the score, and each incident's detection latency (last grade of each)."""
-    graded = {}
+    """Points per rubric item side by side, the score, the interviewers' ratings and recommendations
+    (scorecard:<interviewer>:<competency>; calibration:<competency> where two are 2 or more apart), and each
+    incident's detection latency (last grade of each)."""
+    graded, scored = {}, {}
     for name in names:
         found = store.load(name)
         if not found.record.grades:
             raise MlsandboxError(f"session {name!r} has no grade yet (`mlsandbox session end --session {name}`)")
         graded[name] = found.record.grades[-1]
-    rows = compare_rows(graded)
+        book = scorecard.SessionScorecards(found.layout)
+        scored[name] = (book.scorecard(), book.cards())
+    rows = compare_rows(graded, scored)
     typer.echo(as_csv(rows) if csv else as_text(rows), nl=not csv)
+
+
+def _pairs(given: list[str], option: str, example: str) -> dict[str, str]:
+    pairs = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{option} {item!r}: write {example}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+@session_app.command("score")
+def session_score(
+    session: Optional[str] = typer.Option(None, "--session", help="The session (default: the only one running)."),
+    interviewer: Optional[str] = typer.Option(None, "--interviewer", help="Who scores: a name or an id (no ':')."),
+    ratings: Optional[list[str]] = typer.Option(
+        None, "--set", help="ID=RATING: a competency's rating, 1-4 (again for another competency)."
+    ),
+    notes: Optional[list[str]] = typer.Option(None, "--note", help="ID=TEXT: a note on a competency."),
+    recommend: Optional[str] = typer.Option(
+        None, "--recommend", help="The overall recommendation: strong-no, no, yes or strong-yes."
+    ),
+    show: bool = typer.Option(
+        False,
+        "--show",
+        help="Show the scorecards: with --interviewer, theirs, and the others' once theirs is complete; without, "
+        "every card (the committee's view).",
+    ),
+    scorecard_file: Optional[Path] = ScorecardOpt,
+) -> None:
+    """An interviewer's scorecard for a session, during it or after: a rating of 1-4 and a note per competency
+    (code quality, explanation, production thinking ...), and the overall recommendation. Every change is kept
+    with who and when; an interviewer sees the others' ratings only once their own card is complete."""
+    found = scorecard.session_to_score(session)
+    book = scorecard.SessionScorecards(found.layout)
+    if show:
+        sheet = book.scorecard()
+        typer.echo(scorecard.as_text(sheet, scorecard.view_for(book.cards(), sheet, interviewer)))
+        return
+    if interviewer is None:
+        raise InvalidInput("--interviewer: who scores (a name or an id)")
+    sheet, card = scorecard.score(
+        found,
+        interviewer,
+        _pairs(ratings or [], "--set", "ID=RATING, e.g. code_quality=3"),
+        _pairs(notes or [], "--note", "ID=TEXT, e.g. explanation='justified the drift threshold'"),
+        recommend,
+        "cli",
+        scorecard_file,
+    )
+    typer.echo(f"saved for session {found.name}: {scorecard.summary_line(sheet, card)}")
+
+
+@session_app.command("debrief")
+def session_debrief(
+    session: Optional[str] = typer.Option(None, "--session", help="The session (default: the only one)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="The HTML file to write (default: sessions/NAME/archive/debrief.html)."
+    ),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print it to a PDF beside it, with headless Chromium."),
+) -> None:
+    """One self-contained HTML page for the hiring committee: the automatic grade with its evidence, the incidents
+    against the alerts, the improvement round, the scorecards and recommendations, NOTES.md, the work history."""
+    found = store.pick(session, ("ended", "running", "interrupted"))
+    page = debrief.write(found, out or found.layout.archive / "debrief.html")
+    typer.echo(f"debrief: {page}")
+    if pdf:
+        typer.echo(f"pdf: {debrief.print_pdf(page, page.with_suffix('.pdf'))}")
+
+
+@session_app.command("delete")
+def session_delete(
+    session: str = typer.Option(..., "--session", help="The session to delete."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask."),
+) -> None:
+    """Delete an ended session and every trace of the candidate the machine keeps: the workspace, the work
+    history, the run data (predictions, Prometheus's data, logs), the archive (reports, summary, debrief) and the
+    scorecards."""
+    found = store.load(session)
+    if found.state != "ended":
+        delete(found)  # refuses, in one line
+    paths = kept_paths(found)
+    if not yes:
+        typer.confirm(f"delete session {found.name} ({', '.join(map(str, paths))})?", abort=True)
+    for path in delete(found):
+        typer.echo(f"deleted {path}")
 
 
 @session_app.command("shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,9 +1,10 @@
 """The interviewer's console: a page per room (the sandbox, each session) with what the candidate cannot see.
 
 Every request needs the console's token (`?token=` once, then a cookie); without it: 401 and nothing else. The
-console reads the truth and Prometheus; it never writes to Prometheus or into the candidate's folder. Its only
-writes are the scenario controls (next phase, pause, resume), which go to the player's control file as
-`mlsandbox scenario next|pause|resume` do.
+console reads the truth and Prometheus; it never writes to Prometheus or into the candidate's folder, whose files
+it reads without following links (sessions/workspace.py). Its only writes are the scenario controls (next phase,
+pause, resume), which go to the player's control file as `mlsandbox scenario next|pause|resume` do, and the
+interviewers' scorecards (sessions/scorecard.py: a new file per change).
 
     python -m mlsandbox.console.app --port 8090 --token-file run/console.token
 """
@@ -19,17 +20,36 @@ import jinja2
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict
 
 from mlsandbox.console import views
 from mlsandbox.console.rooms import Rooms
-from mlsandbox.errors import MlsandboxError
+from mlsandbox.errors import InvalidInput, MlsandboxError
 from mlsandbox.services.dashboards.preview import STATIC as DASHBOARDS_STATIC
+from mlsandbox.sessions.history import HistoryError
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "mlsandbox_console"
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=jinja2.select_autoescape(["html"])
 )
+# The room page shows what the candidate wrote (their NOTES.md rendered, their files): it runs our scripts only,
+# and loads nothing from elsewhere.
+ROOM_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class ScorecardChange(BaseModel):
+    """What the room page's scorecard form sends: the interviewer and what they set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interviewer: str
+    ratings: dict[str, int] = {}
+    notes: dict[str, str] = {}
+    recommendation: str | None = None
 
 
 def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> FastAPI:
@@ -75,7 +95,8 @@ def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> 
 
     @app.get("/room/{name}", response_class=HTMLResponse)
     def room_page(name: str):
-        return TEMPLATES.get_template("room.html").render(room=room_or_404(name))
+        page = TEMPLATES.get_template("room.html").render(room=room_or_404(name))
+        return HTMLResponse(page, headers={"Content-Security-Policy": ROOM_CSP})
 
     @app.get("/api/rooms")
     def api_rooms():
@@ -128,6 +149,43 @@ def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> 
         except MlsandboxError as exc:
             raise HTTPException(409, str(exc)) from None
         return JSONResponse({"done": action})
+
+    def refused(exc: Exception) -> HTTPException:
+        """A request the sessions' layer refused: 404 for a snapshot that is not there, else 422, one line."""
+        return HTTPException(404 if isinstance(exc, HistoryError) else 422, str(exc))
+
+    @app.get("/api/room/{name}/history")
+    def api_history(name: str):
+        return views.work_history(room_or_404(name))
+
+    @app.get("/api/room/{name}/workspace")
+    def api_workspace(name: str, at: str | None = None):
+        try:
+            return views.workspace_tree(room_or_404(name), at)
+        except (InvalidInput, HistoryError) as exc:
+            raise refused(exc) from None
+
+    @app.get("/api/room/{name}/workspace/file")
+    def api_workspace_file(name: str, path: str, at: str | None = None):
+        try:
+            return views.workspace_file(room_or_404(name), path, at)
+        except (InvalidInput, HistoryError) as exc:
+            raise refused(exc) from None
+
+    @app.get("/api/room/{name}/scorecard")
+    def api_scorecard(name: str, interviewer: str | None = None):
+        try:
+            return views.scorecards(room_or_404(name), interviewer)
+        except InvalidInput as exc:
+            raise refused(exc) from None
+
+    @app.post("/api/room/{name}/scorecard")
+    def api_scorecard_save(name: str, change: ScorecardChange):
+        room = room_or_404(name)
+        try:
+            return views.save_scorecard(room, change.interviewer, change.ratings, change.notes, change.recommendation)
+        except InvalidInput as exc:
+            raise refused(exc) from None
 
     @app.get("/room/{name}/report")
     def report(name: str):

@@ -12,7 +12,7 @@ from pathlib import Path
 from load.truth import TimelineRecord, TruthError, read_timeline
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.say import silent
-from mlsandbox.sessions.store import Target, every_target
+from mlsandbox.sessions.store import SessionLayout, Target, every_target
 from mlsandbox.stack.sandbox import Sandbox
 from mlsandbox.stack.state import SandboxState
 
@@ -31,6 +31,7 @@ class Room:
     candidate_dir: Path | None
     report: Path | None  # report.html, once there is one
     link: str | None = None  # a session's candidate's link (their room)
+    layout: SessionLayout | None = None  # a session's folder: its work history and scorecards
 
     @property
     def running(self) -> bool:
@@ -78,7 +79,15 @@ def room_of(target: Target) -> Room:
     reports = [Path(record.final.report) / "report.html"] if record.final else []
     reports += [Path(g.report) / "report.html" for g in reversed(record.grades)]
     return Room(
-        record.name, "session", state, found.layout.run.root, sandbox, found.layout.candidate, _report(*reports)
+        record.name,
+        "session",
+        state,
+        found.layout.run.root,
+        sandbox,
+        found.layout.candidate,
+        _report(*reports),
+        link=record.link,
+        layout=found.layout,
     )
 
 

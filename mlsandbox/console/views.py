@@ -1,17 +1,24 @@
 """What the console shows of a room, as JSON for its page: the scenario as played, the incidents against the
-candidate's alerts, the grade so far (graded in the background, never on the page's request), and the
-candidate's dashboards drawn from their queries."""
+candidate's alerts, the grade so far (graded in the background, never on the page's request), the
+candidate's dashboards drawn from their queries, their workspace (read-only, now or at a snapshot of the work
+history) and the interviewers' scorecards."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict
 
 from grading import dashboards as dashboards_mod
 from grading.play import Play
 from grading.prometheus import PrometheusClient, PrometheusUnreachable
 from mlsandbox.console.rooms import Room
+from mlsandbox.errors import InvalidInput
 from mlsandbox.services.dashboards import render
+from mlsandbox.sessions import scorecard, workspace
+from mlsandbox.sessions.history import History, HistoryError
+from mlsandbox.sessions.store import load
+from mlsandbox.sessions.summary import phase_spans
 
 GRADE_EVERY_SECONDS = 30.0
 # After the play, the views stop here: the rubric's grace for alerts to resolve (and the same window each time).
@@ -208,3 +215,93 @@ def dashboards(room: Room) -> dict:
     if session and session.finished:
         end = min(end, session.end + AFTER_PLAY_SECONDS)
     return render.boards(found, urls.get("prometheus"), start, end, grafana=urls.get("grafana"))
+
+
+# --- the candidate's work: the workspace read-only, now or at a snapshot ------------------------------------------
+
+
+def _history(room: Room) -> History | None:
+    return History(room.layout.candidate, room.layout.history) if room.layout is not None else None
+
+
+def work_history(room: Room) -> dict:
+    """The snapshots of the workspace beside the phases played (the page's slider)."""
+    history = _history(room)
+    if history is None:
+        return {"snapshots": [], "phases": [], "why": "not an interview session: no work history"}
+    try:
+        snaps = history.log()
+    except HistoryError as exc:
+        snaps, why = [], str(exc)
+    else:
+        why = None if snaps else "no snapshot yet"
+    record = load(room.name).record
+    return {
+        "start": record.started_at,
+        "end": record.ended_at or time.time(),
+        "running": room.running,
+        "snapshots": [asdict(s) for s in snaps],
+        "phases": [asdict(p) for p in phase_spans(room.layout)],
+        "round": record.round.started_at if record.round else None,
+        "why": why,
+    }
+
+
+def workspace_tree(room: Room, at: str | None = None) -> dict:
+    """The workspace's files now, or at the snapshot `at`."""
+    if room.candidate_dir is None:
+        return {"entries": [], "truncated": False, "at": None}
+    if at:
+        history = _history(room)
+        if history is None:
+            raise InvalidInput("no work history here: only the workspace as it is now")
+        return {**workspace.tree_at(history, at).as_dict(), "at": at}
+    return {**workspace.tree(room.candidate_dir).as_dict(), "at": None}
+
+
+def workspace_file(room: Room, path: str, at: str | None = None) -> dict:
+    """One file's text (Markdown rendered too), now or at the snapshot `at`; links shown, never followed."""
+    if room.candidate_dir is None:
+        raise InvalidInput("this room has no workspace")
+    if at:
+        history = _history(room)
+        if history is None:
+            raise InvalidInput("no work history here: only the workspace as it is now")
+        return {**workspace.read_at(history, at, path).as_dict(), "at": at}
+    return {**workspace.read(room.candidate_dir, path).as_dict(), "at": None}
+
+
+# --- the scorecards ----------------------------------------------------------------------------------------------
+
+
+def scorecards(room: Room, viewer: str | None) -> dict:
+    """The scorecard, and what `viewer` may see of the cards: their own; the others' once theirs is complete.
+    Without a viewer, nobody's ratings (only who has scored)."""
+    if room.layout is None:
+        raise InvalidInput("scorecards are for interview sessions")
+    book = scorecard.SessionScorecards(room.layout)
+    sheet, cards = book.scorecard(), book.cards()
+    viewer = (viewer or "").strip() or None
+    view = scorecard.view_for(cards, sheet, viewer) if viewer else scorecard.View(None, None, False, {}, sorted(cards))
+    shown = set(view.others) | ({viewer} if viewer else set())
+    return {
+        "scorecard": sheet.model_dump(),
+        "viewer": viewer,
+        "mine": view.mine.as_dict(sheet) if view.mine else None,
+        "unlocked": view.unlocked,
+        "others": [card.as_dict(sheet) for card in view.others.values()],
+        "waiting": view.waiting,
+        "calibration": [{**asdict(d), "gap": d.gap} for d in scorecard.calibration(cards, sheet)]
+        if view.unlocked
+        else [],
+        "changes": [e.model_dump() for e in book.entries() if e.interviewer in shown],
+    }
+
+
+def save_scorecard(room: Room, interviewer: str, ratings: dict, notes: dict, recommendation: str | None) -> dict:
+    """Save one change of an interviewer's card (InvalidInput, nothing saved, when any part is wrong); what they
+    may see now."""
+    if room.layout is None:
+        raise InvalidInput("scorecards are for interview sessions")
+    _, card = scorecard.score(load(room.name), interviewer, ratings, notes, recommendation or None, "console")
+    return scorecards(room, card.interviewer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -33,6 +34,20 @@ class Snapshot:
     files: list[str]
 
 
+@dataclass(frozen=True)
+class StoredPath:
+    """A path of the workspace as a snapshot holds it (git's view: a link is its target's text, never followed)."""
+
+    path: str
+    kind: str  # "file", "dir", "link" or "other" (a submodule)
+    object: str
+    size: int | None
+
+
+COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+_KINDS = {"100644": "file", "100755": "file", "120000": "link", "040000": "dir"}
+
+
 class History:
     def __init__(self, workspace: Path, git_dir: Path):
         self.workspace, self.git_dir = workspace.resolve(), git_dir.resolve()
@@ -47,7 +62,9 @@ class History:
             "GIT_COMMITTER_NAME": "mlsandbox",
             "GIT_COMMITTER_EMAIL": "mlsandbox@localhost",
         }
-        result = subprocess.run(["git", *args], env=env, capture_output=True, text=True, cwd=self.workspace)
+        result = subprocess.run(
+            ["git", *args], env=env, capture_output=True, text=True, errors="replace", cwd=self.workspace
+        )
         if check and result.returncode != 0:
             raise HistoryError(f"git {args[0]} failed: {(result.stderr or result.stdout).strip()}")
         return result.stdout
@@ -102,6 +119,39 @@ class History:
 
     def changed_files(self, since: str, until: str | None = None) -> list[str]:
         return [f for f in self._git("diff", "--name-only", since, until or "HEAD").splitlines() if f]
+
+    # --- reading a snapshot (the console's slider, the debrief) -----------------------------------------------
+
+    def commit(self, given: str) -> str:
+        """The full id of the snapshot `given` names (hex only: never an option or a revision expression)."""
+        if not COMMIT.match(given or ""):
+            raise HistoryError(f"{given!r} is not a snapshot's id")
+        found = self._git("rev-parse", "--verify", "--quiet", f"{given}^{{commit}}", check=False).strip()
+        if not found:
+            raise HistoryError(f"no snapshot {given!r} in this session's history")
+        return found
+
+    def paths_at(self, commit: str) -> list[StoredPath]:
+        """Every path of the workspace at a snapshot, folders included, in git's order."""
+        out = self._git("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", self.commit(commit))
+        found = []
+        for record in filter(None, out.split("\0")):
+            meta, path = record.split("\t", 1)
+            mode, _, obj, size = meta.split()
+            found.append(StoredPath(path, _KINDS.get(mode, "other"), obj, None if size == "-" else int(size)))
+        return found
+
+    def read_object(self, obj: str, limit: int) -> bytes:
+        """The first `limit` bytes of a stored file (a candidate's file may be large: the rest is never read)."""
+        if not re.fullmatch(r"[0-9a-f]{40,64}", obj):
+            raise HistoryError(f"{obj!r} is not an object id")
+        env = {**os.environ, "GIT_DIR": str(self.git_dir)}
+        with subprocess.Popen(
+            ["git", "cat-file", "blob", obj], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        ) as proc:
+            data = proc.stdout.read(limit)
+            proc.kill()
+        return data
 
 
 def watch(history: History, every: float) -> None:

@@ -7,6 +7,7 @@ improve: grade now, keep the improvement point, move the main play's truth aside
 compressed into the round.
 end: keep what a later re-grade needs (the last /metrics body, the rules as Prometheus loaded them), grade,
 stop the stack, write the summary; everything stays under sessions/NAME/.
+delete: the candidate's data kept only as long as the team wants: an ended session's folder goes entirely.
 """
 
 from __future__ import annotations
@@ -290,3 +291,27 @@ def _played(sandbox, layout: SessionLayout) -> bool:
         return sandbox is not None and sandbox.timeline() is not None or (layout.plays / "main").exists()
     except MlsandboxError:
         return False
+
+
+# --- delete -----------------------------------------------------------------------------------------------
+
+
+def kept_paths(session: StoredSession) -> list[Path]:
+    """What the machine keeps of a session: its folder (workspace, work history, run directory, archive,
+    scorecards), and the logs of a start of that name that failed, when there are any."""
+    failed = home_config().layout.logs / f"session-{session.name}-failed-start"
+    return [session.layout.root] + ([failed] if failed.exists() else [])
+
+
+def delete(session: StoredSession) -> list[Path]:
+    """Remove everything the session keeps (kept_paths); refused unless it ended (a running session's processes
+    write there, an interrupted one's are `session end`'s to stop). What was removed."""
+    if session.state != "ended":
+        raise MlsandboxError(
+            f"session {session.name!r} is {session.state}: `mlsandbox session end --session {session.name}` "
+            "first, then delete it"
+        )
+    paths = kept_paths(session)
+    for path in paths:
+        shutil.rmtree(path)
+    return paths

@@ -10,6 +10,8 @@ means (`resolve`, `pick`, `every_target`: the command line, the console and the 
                        the scenario's truth, the logs
       archive/         written at the end: the rules as loaded, the last /metrics body, the reports, the plays
                        before the improvement round
+      scorecards/      the interviewers' scorecards: the scorecard the session is scored on, one file per change
+                       (see scorecard.py)
 """
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ class SessionLayout:
     @property
     def round_diff(self) -> Path:
         return self.archive / "round.diff"
+
+    @property
+    def scorecards(self) -> Path:
+        return self.root / "scorecards"
 
 
 class GradeRecord(BaseModel):

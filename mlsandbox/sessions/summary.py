@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from load.truth import TruthError, read_timeline
 from mlsandbox.sessions.history import History
-from mlsandbox.sessions.store import GradeRecord, StoredSession
+from mlsandbox.sessions.scorecard import RATINGS, Card, Scorecard, calibration
+from mlsandbox.sessions.store import GradeRecord, SessionLayout, StoredSession
 
 MAX_DIFF_LINES = 400
 
@@ -24,18 +26,36 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def _phases(session: StoredSession) -> list[tuple[float, str]]:
-    """(start, "phase NAME [play]") of every phase played: the main play's (archived at the round) and the last."""
+@dataclass(frozen=True)
+class PhaseSpan:
+    """A phase as played in the session: the main play's (archived at the round) or the last play's."""
+
+    name: str
+    start: float
+    end: float
+    injected: list[str]
+    play: str  # "main play" once the improvement round replayed the scenario, else ""
+
+
+def phase_spans(layout: SessionLayout) -> list[PhaseSpan]:
+    """Every phase played in the session, in order."""
     found = []
-    for label, run_dir in (("main play", session.layout.plays / "main"), ("", session.layout.run.root)):
+    for label, run_dir in (("main play", layout.plays / "main"), ("", layout.run.root)):
         try:
             timeline = read_timeline(run_dir)
         except TruthError:
             timeline = None
         for p in timeline.phases if timeline else []:
-            injected = ", ".join(i.kind for i in p.injections) or "nothing injected"
-            found.append((p.start, f"phase {p.name} ({injected}){' - ' + label if label else ''}"))
+            found.append(PhaseSpan(p.name, p.start, p.finish, [i.kind for i in p.injections], label))
     return found
+
+
+def _phases(session: StoredSession) -> list[tuple[float, str]]:
+    """(start, "phase NAME [play]") of every phase played: the main play's (archived at the round) and the last."""
+    return [
+        (p.start, f"phase {p.name} ({', '.join(p.injected) or 'nothing injected'}){' - ' + p.play if p.play else ''}")
+        for p in phase_spans(session.layout)
+    ]
 
 
 def write_summary(session: StoredSession) -> Path:
@@ -176,9 +196,12 @@ def list_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def compare_rows(graded: dict[str, GradeRecord]) -> list[list[str]]:
-    """Rows of [what, out of, session A, session B, ...]: points per rubric item, the score, and each incident's
-    detection latency in seconds ("missed": not detected; "": not played in that session)."""
+def compare_rows(
+    graded: dict[str, GradeRecord], scored: dict[str, tuple[Scorecard, dict[str, Card]]] | None = None
+) -> list[list[str]]:
+    """Rows of [what, out of, session A, session B, ...]: points per rubric item, the score, the interviewers'
+    ratings and recommendations next to them (`scored`: see scorecard_rows), and each incident's detection
+    latency in seconds ("missed": not detected; "": not played in that session)."""
     names = list(graded)
     keys = list(dict.fromkeys(k for g in graded.values() for k in g.items))
     rows = [["item", "out of", *names]]
@@ -186,6 +209,8 @@ def compare_rows(graded: dict[str, GradeRecord]) -> list[list[str]]:
         top = max(g.max_items.get(k, 0) for g in graded.values())
         rows.append([k, f"{top:g}", *(f"{graded[n].items.get(k, 0):g}" for n in names)])
     rows.append(["score %", "100", *(f"{graded[n].score:g}" for n in names)])
+    if scored:
+        rows += scorecard_rows({n: scored[n] for n in names})
     incidents = list(dict.fromkeys(i for g in graded.values() for i in g.detections))
     for incident in incidents:
         cells = []
@@ -196,6 +221,33 @@ def compare_rows(graded: dict[str, GradeRecord]) -> list[list[str]]:
                 latency = graded[n].detections[incident]
                 cells.append("missed" if latency is None else f"{latency:.0f}")
         rows.append([f"detection seconds: {incident}", "", *cells])
+    return rows
+
+
+def scorecard_rows(scored: dict[str, tuple[Scorecard, dict[str, Card]]]) -> list[list[str]]:
+    """Rows to go under compare_rows' items, for the same sessions in the same order (session -> its scorecard and
+    cards): per interviewer, `scorecard:<interviewer>:<id>` for each competency and `...:recommendation`; then
+    `calibration:<id>` for each competency on which a session's interviewers are CALIBRATION_GAP ratings or more
+    apart (the cell names who gave what). Empty when no session was scored."""
+    names = list(scored)
+    interviewers = sorted({who for _, cards in scored.values() for who in cards})
+    ids = list(dict.fromkeys(cid for scorecard, _ in scored.values() for cid in scorecard.ids))
+    top = f"{max(RATINGS)}"
+    rows = []
+    for who in interviewers:
+        for cid in ids:
+            cells = [str(scored[n][1][who].ratings.get(cid, "")) if who in scored[n][1] else "" for n in names]
+            rows.append([f"scorecard:{who}:{cid}", top, *cells])
+        cells = [(scored[n][1][who].recommendation or "") if who in scored[n][1] else "" for n in names]
+        rows.append([f"scorecard:{who}:recommendation", "", *cells])
+    flags = {n: {d.competency: d for d in calibration(cards, scorecard)} for n, (scorecard, cards) in scored.items()}
+    for cid in ids:
+        if any(cid in flags[n] for n in names):
+            cells = [
+                ", ".join(f"{w} {r}" for w, r in flags[n][cid].ratings.items()) if cid in flags[n] else ""
+                for n in names
+            ]
+            rows.append([f"calibration:{cid}", "", *cells])
     return rows
 
 
