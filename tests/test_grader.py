@@ -43,6 +43,16 @@ def test_reference_scores_at_least_95_percent_and_writes_every_report(main_play)
     }
 
 
+def test_the_html_report_escapes_what_the_candidate_named(main_play):
+    """Alert names, help texts and labels are the candidate's: the console serves the report, so they are text."""
+    from grading.report import TEMPLATES
+
+    data = {k: v for k, v in main_play.report("reference").items() if not k.startswith("_")}
+    data["alerts"] = [{**data["alerts"][0], "alert": "<script>alert(1)</script>"}, *data["alerts"][1:]]
+    html = TEMPLATES.get_template("report.html.j2").render(r=data, png="")
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
 def test_the_report_names_for_each_role_the_signal_it_took_and_why(main_play):
     roles = main_play.report("reference")["roles"]
     assert roles["performance"][0].startswith("churn_model_accuracy follows accuracy over the last")
