@@ -25,6 +25,7 @@ const num = (v) => (v === null || v === undefined ? "-" : Math.abs(v) >= 1000 ||
 
 // --- 4. the candidate's dashboards ----------------------------------------------------------------------
 function chart(id, q, unit, holder, range) {
+  if (!q.series || !q.series.length) return; // an ended room's archive may hold counts but no points
   const times = [...new Set(q.series.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
   const index = new Map(times.map((t, i) => [t, i]));
   const data = [times, ...q.series.map((s) => {
@@ -71,7 +72,7 @@ function drawPanel(board, p, bi, pi, range) {
 }
 
 function drawDashboards(d, body = document.getElementById("dashboards-body")) {
-  if (!d.dashboards.length) { body.textContent = "no dashboard in the candidate's dashboards/ folder"; return; }
+  if (!d.dashboards || !d.dashboards.length) { body.textContent = "no dashboard in the candidate's dashboards/ folder"; return; }
   for (const c of charts.values()) c.destroy();
   charts.clear();
   // Every chart over the same window, as the grader reads the session; the test reads these back.
