@@ -20,6 +20,25 @@ from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
 from mlsandbox.stack.processes import wait_until
 
 MLSANDBOX = [sys.executable, "-m", "mlsandbox.cli"]
+# How long a command that ran out of time has to stop what it started, after its SIGTERM.
+STOP_GRACE_SECONDS = 120
+
+
+def run_command(argv: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run with output captured, but a command out of time gets SIGTERM first (mlsandbox takes it as
+    Ctrl-C and stops its components, which live in process groups of their own), SIGKILL only after a grace."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                out, err = process.communicate(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            raise subprocess.TimeoutExpired(argv, timeout, output=out, stderr=err) from None
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 @dataclass
@@ -51,9 +70,7 @@ class Driver:
         return f"http://127.0.0.1:{getattr(self.ports, component)}"
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [*MLSANDBOX, *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
-        )
+        result = run_command([*MLSANDBOX, *args], env=self.env, cwd=REPO_ROOT, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"mlsandbox {' '.join(args)} exited {result.returncode}:\n"

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import candidates
 from conftest import port
+from driver import run_command
 
 from mlsandbox.layout import REPO_ROOT as REPO
 from mlsandbox.stack.processes import stop
@@ -119,7 +119,7 @@ def play_with_cli(base: Path, seed: int, surprise: bool) -> Play:
     ]
     if surprise:
         argv.append("--surprise")
-    result = subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=900)
+    result = run_command(argv, cwd=REPO, env=dict(os.environ), timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     play = Play(out, folders)
     play.extra["cli"] = {"stdout": result.stdout, "summary": json.loads((out / "calibration.json").read_text())}
@@ -129,7 +129,7 @@ def play_with_cli(base: Path, seed: int, surprise: bool) -> Play:
 
 
 def _grade_cli(cal, room, candidate, out, *extra) -> dict:
-    result = subprocess.run(
+    result = run_command(
         [
             sys.executable,
             "-m",
@@ -146,8 +146,6 @@ def _grade_cli(cal, room, candidate, out, *extra) -> dict:
             *extra,
         ],
         cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr

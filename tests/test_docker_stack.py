@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 from conftest import port
-from driver import MLSANDBOX, Driver, copy_candidate, wait_for
+from driver import MLSANDBOX, Driver, copy_candidate, run_command, wait_for
 
 from load.truth import read_ledger
 from mlsandbox.layout import REPO_ROOT, Ports
@@ -202,9 +202,7 @@ def lived(tmp_path_factory):
         session_env = {**s.env, "MLSANDBOX_SESSIONS_DIR": str(base / "sessions")}
 
         def session_cli(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                [*MLSANDBOX, *args], cwd=REPO_ROOT, env=session_env, capture_output=True, text=True, timeout=1200
-            )
+            return run_command([*MLSANDBOX, *args], cwd=REPO_ROOT, env=session_env, timeout=1200)
 
         drift = base / "drift.yaml"
         drift.write_text(DRIFT)

@@ -1,4 +1,4 @@
-"""`mlsandbox up` interrupted with Ctrl-C while it starts: every process it had started is stopped again (the
+"""`mlsandbox up` interrupted with Ctrl-C (or SIGTERM) while it starts: every process it had started is stopped again (the
 machine's MLflow and console with them, no other sandbox using them), the ports are free and no state is left
 that would make the next `up` think a sandbox runs."""
 
@@ -25,7 +25,9 @@ def _processes_of(run_dir) -> list[int]:
     return [p.pid for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
 
 
-def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_a_sigterm_during_up_leaves_no_process_no_port_and_no_state(tmp_path, stop_signal):
+    """SIGTERM (a CI timeout, `kill`) is taken as Ctrl-C."""
     s = Driver(tmp_path / "run", PORTS, copy_candidate(REPO_ROOT / "starter_repo", tmp_path / "candidate"))
     up = subprocess.Popen(
         [*MLSANDBOX, "up", "--candidate", str(s.candidate), "--no-load"],
@@ -48,7 +50,7 @@ def test_ctrl_c_during_up_leaves_no_process_no_port_and_no_state(tmp_path):
             0.1,
             "Prometheus and MLflow to be started",
         )
-        up.send_signal(signal.SIGINT)
+        up.send_signal(stop_signal)
         out, err = up.communicate(timeout=120)
     finally:
         if up.poll() is None:

@@ -6,6 +6,7 @@ One command set for both backends: `up` starts one (`--docker` for compose), and
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -38,7 +39,9 @@ LOWER_ERRORS: dict[type[Exception], int] = {GradingFailed: 2, ScenarioError: 1, 
 
 def main() -> None:
     """The command line, and its one error handler: whatever the sandbox refuses is one line on stderr and an
-    exit status, never a traceback."""
+    exit status, never a traceback. A SIGTERM (a timeout, `kill`) is taken as Ctrl-C, so that a command stops
+    what it started for itself (calibrate's rooms, a failed start's components) instead of leaving it running."""
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         app()
     except MlsandboxError as exc:
