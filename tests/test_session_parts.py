@@ -176,7 +176,16 @@ def test_the_rooms_brief_speaks_of_the_room_and_its_links_not_of_the_machine():
     from mlsandbox.sessions.brief import render
 
     brief = render(StackConfig(ports=Ports.block(16100)))
-    for wrong in ("../", "make up", ".venv/bin/mlsandbox", "127.0.0.1:8000", "127.0.0.1:9090", "docker compose"):
+    wrongs = (
+        "../",
+        "make up",
+        ".venv/bin/mlsandbox",
+        "127.0.0.1:8000",
+        "127.0.0.1:9090",
+        "docker compose",
+        "compose mode",
+    )
+    for wrong in wrongs:
         assert wrong not in brief, wrong
     for right in (
         "reload-rules",
@@ -184,8 +193,10 @@ def test_the_rooms_brief_speaks_of_the_room_and_its_links_not_of_the_machine():
         "/prometheus/",
         "docs/model_card.md",
         "/dashboards/",
+        "This room has no Grafana",
     ):
         assert right in brief, right
+    assert "build it in Grafana's UI" in render(StackConfig(ports=Ports.block(16100)), grafana=True)
     headed = render(
         StackConfig(), round_={"point": "Alert on accuracy.", "how_long": "15 minutes", "deadline": "14:05"}
     )

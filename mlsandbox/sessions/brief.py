@@ -39,6 +39,12 @@ ROOM_SECTIONS = {
     "What's available": "available.md.j2",
 }
 MODEL_CARD = REPO_ROOT / "docs" / "model_card.md"
+# The shipped brief's word on Grafana, which a room knows the answer to: it runs Grafana, or it does not.
+GRAFANA_MODE = "In compose mode you can also build it in Grafana's UI and export it to `dashboards/`."
+GRAFANA_IN_ROOM = {
+    True: "You can also build it in Grafana's UI and export it to `dashboards/` (see *Running it*).",
+    False: "This room has no Grafana: *your dashboards* (see *Running it*) draws the JSON live.",
+}
 
 
 def sections(text: str) -> list[tuple[str, str]]:
@@ -74,13 +80,15 @@ def render(
     for heading, text in sections(template.read_text()):
         if heading in ROOM_SECTIONS:
             text = TEMPLATES.get_template(ROOM_SECTIONS[heading]).render(**context) + "\n"
-        elif heading == "":
+        else:
+            text = text.replace(GRAFANA_MODE, GRAFANA_IN_ROOM[grafana])
+        if heading == "":
             text = text.replace("../docs/model_card.md", "docs/model_card.md")
             if round_ is not None:
                 text += TEMPLATES.get_template("round.md.j2").render(**round_)
         out.append(text)
     brief = "".join(out)
-    leftovers = re.findall(r"\.\./|make up|\.venv/bin/mlsandbox", brief)
+    leftovers = re.findall(r"\.\./|make up|\.venv/bin/mlsandbox|compose mode", brief)
     if leftovers:  # a template's section renamed or added: the room's brief must not send the candidate off
         raise MlsandboxError(f"{template}: the room's brief still says {', '.join(sorted(set(leftovers)))}")
     return brief
