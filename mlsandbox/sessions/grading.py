@@ -1,0 +1,142 @@
+"""A session's grades: live, on the running stack (keeping what a re-grade needs: the last /metrics body and the
+rules as Prometheus had them loaded), and again later, from the archive on a Prometheus of its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from grading.errors import GradingFailed
+from grading.prometheus import PrometheusClient, PrometheusUnreachable
+from mlsandbox.errors import MlsandboxError
+from mlsandbox.say import Say
+from mlsandbox.sessions.archive import ArchivedPrometheus, copy_rule_files, rule_files_from_api
+from mlsandbox.sessions.store import GradeRecord, StoredSession
+from mlsandbox.stack.prometheus import rules_answer
+from mlsandbox.stack.sandbox import GradingInputs, Sandbox
+
+
+def _scrape_metrics(inputs: GradingInputs) -> str | None:
+    """The candidate's /metrics now, as the grader scrapes it (kept: a re-grade reads it where the grader would
+    scrape the server)."""
+    from grading.grade import scrape
+
+    try:
+        with PrometheusClient(inputs.prometheus_url, timeout=10) as prom:
+            body, _ = scrape(prom, inputs.server_address)
+    except (PrometheusUnreachable, ValueError):
+        return None
+    return body
+
+
+def _keep_rules(session: StoredSession, prometheus_url: str) -> list[dict]:
+    """The candidate's rules as Prometheus has them loaded (not as the files are now: an edit not yet reloaded
+    is not what was evaluated), written back as rule files, with Prometheus's own JSON beside them; its groups
+    (the final grade reads these, as a re-grade will)."""
+    data = rules_answer(prometheus_url)
+    rules = session.layout.rules
+    shutil.rmtree(rules, ignore_errors=True)
+    session.layout.rule_files.mkdir(parents=True)
+    (rules / "rules.json").write_text(json.dumps(data, indent=2))
+    for filename, text in rule_files_from_api(data).items():
+        (session.layout.rule_files / filename).write_text(text)
+    return data["data"]["groups"]
+
+
+def slug(label: str) -> str:
+    return label.replace(" ", "-")
+
+
+def grade_live(
+    session: StoredSession, sandbox: Sandbox, label: str, rubric: Path | None, say: Say, keep: bool = True
+) -> GradeRecord:
+    """Grade the running session; `keep`: archive the /metrics body and the loaded rules first."""
+    data, out = grade_report(session, sandbox, label, rubric, say, keep)
+    return GradeRecord.from_report(label, data, out)
+
+
+def grade_report(
+    session: StoredSession, sandbox: Sandbox, label: str, rubric, say: Say, keep: bool = True
+) -> tuple[dict, Path]:
+    """grade_live's report (report.json's data) and where it was written; `rubric` a path or a Rubric."""
+    from grading.api import run_grading  # the grader's imports take a second: not for every command
+
+    inputs = sandbox.grading_inputs()
+    body = _scrape_metrics(inputs)
+    groups = None
+    if keep:
+        session.layout.archive.mkdir(parents=True, exist_ok=True)
+        if body is not None:
+            session.layout.metrics_body.write_text(body)
+        groups = _keep_rules(session, inputs.prometheus_url)
+    _, data, out = run_grading(
+        inputs.run_dir,
+        inputs.prometheus_url,
+        candidate=session.layout.candidate,
+        out=session.layout.report(slug(label)),
+        rubric=rubric,
+        say=say,
+        server_address=inputs.server_address,
+        metrics_body=body,
+        rule_groups=groups,
+    )
+    return data, out
+
+
+def regrade(
+    session: StoredSession,
+    rubric: Path | None = None,
+    out: Path | None = None,
+    say: Say = print,
+    label: str = "re-grade",
+) -> GradeRecord:
+    """Grade an archived session again: a Prometheus on a copy of its data, the archived rules loaded, the
+    archived /metrics body in place of the server, and the session seen as it stood when it was graded at its
+    end (a check that was not yet applicable then, such as alerts resolving after a play that had just ended,
+    is not applicable now either)."""
+    from grading.api import run_grading
+
+    layout = session.layout
+    if session.state == "running":
+        raise MlsandboxError(
+            f"session {session.name!r} is running; `mlsandbox grade --session {session.name}` grades "
+            "archived sessions (`mlsandbox session end` first), `mlsandbox grade` a running one"
+        )
+    body = layout.metrics_body.read_text() if layout.metrics_body.exists() else None
+    out = out or layout.report(slug(label))
+    final = session.record.final
+    as_of = (final.as_of or final.graded_at) if final is not None else None
+    # The rules' health as Prometheus reported it at the end, not as a Prometheus evaluating them on old data now.
+    snapshot = layout.rules / "rules.json"
+    groups = json.loads(snapshot.read_text())["data"]["groups"] if snapshot.exists() else None
+    with ArchivedPrometheus(layout.run, layout.rule_files, session.config.scrape_interval, say) as prometheus_url:
+        _, data, out = run_grading(
+            layout.run.root,
+            prometheus_url,
+            candidate=layout.candidate,
+            out=out,
+            rubric=rubric,
+            say=say,
+            metrics_body=body,
+            now=as_of,
+            rule_groups=groups,
+        )
+    return GradeRecord.from_report(label, data, out)
+
+
+def grade_from_disk(session: StoredSession, rubric: Path | None, say: Say) -> GradeRecord | None:
+    """The final grade of a session whose stack stopped before its end (a reboot): from what is on disk; None
+    when nothing was played, or grading failed (the record's notes say why)."""
+    layout = session.layout
+    if not layout.rule_files.exists():
+        # The rules could not be read from a running Prometheus: the files as they are on disk.
+        copy_rule_files(layout.candidate / "alerts", layout.rule_files)
+    if not layout.run.timeline.exists() or not layout.run.prometheus_data.exists():
+        say("nothing was played (no timeline or no Prometheus data): no grade")
+        return None
+    try:
+        return regrade(session, rubric, say=say, label="final")
+    except (MlsandboxError, GradingFailed) as exc:
+        session.record.notes.append(f"grading from disk failed: {exc}")
+        return None
