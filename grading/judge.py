@@ -15,7 +15,11 @@ four tests, all of which it must pass to fill the role:
 3. stays put: where the role's curve stays at its normal level (other incidents included), so does the signal.
 4. explained best by this role: no other role it passes the first three tests for follows its changes better.
    An input mean that moved while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
-   of out-of-range values may well be both.
+   of out-of-range values may well be both. What the model outputs (the share it flags, its scores) and what the
+   labels say (the share of positive labels) are rivals of performance and drift whatever their other tests: a
+   series that follows one of them better than it follows accuracy, or an input's distance, is no performance or
+   drift signal (an observed churn rate rises as accuracy falls in concept drift, but it is a property of the
+   world; a predicted-churn rate rises with an input's drift, but it is what the model says).
 
 A series that names a feature (a label value, or a metric name with the feature's name in it) is only about that
 feature's drift or data quality. With labels but no incident that moves accuracy, a performance signal is judged
@@ -32,7 +36,7 @@ from scipy.stats import rankdata
 
 from .expected import SCORE, Curve, Expected, unobserved
 from .play import Incident, Play
-from .roles import SEES, Role
+from .roles import MOVES_AT, RIVALS_OF, SEES, Role
 from .rubric import Tolerances
 from .signals import Series, Signal
 
@@ -84,6 +88,8 @@ class Verdict:
     primary: bool = True  # the role that explains it best
     tests: list[Test] = field(default_factory=list)
     moves: dict[str, float] = field(default_factory=dict)  # incident label -> the signal's move there
+    fit: float = 0.0  # how well it follows the role's curve, levels and changes together (Fit.score)
+    refused: str | None = None  # why the output or label distribution takes it from this role, if it does
 
     @property
     def passed(self) -> bool:
@@ -152,10 +158,42 @@ def log_scale(values: np.ndarray) -> np.ndarray | None:
     value); None for any other series."""
     finite = values[np.isfinite(values)]
     positive = finite[finite > 0]
-    if len(finite) < 3 or (finite < 0).any() or not len(positive) or positive.max() / positive.min() < LOG_SPAN:
+    if len(finite) < 3 or (finite < 0).any() or not len(positive):
         return None
-    floor = positive.min() / 10
+    # Compared as logarithms: a p-value can be as small as a subnormal float (5e-324), and the ratio of the largest
+    # to it would overflow.
+    smallest = max(float(positive.min()), float(np.finfo(float).tiny))
+    if np.log10(float(positive.max())) - np.log10(smallest) < np.log10(LOG_SPAN):
+        return None
+    floor = max(smallest / 10, float(np.finfo(float).tiny))
     return np.log10(np.where(np.isfinite(values), np.maximum(values, floor), np.nan))
+
+
+# Why a rival of the output or label distribution takes a signal from performance or drift, in the report's words.
+WORLD_WORDS = {
+    Role.LABELS: ("the share of positive labels", "a property of the labels, not of the model"),
+    Role.OUTPUTS: ("the model's output distribution", "a property of the model's outputs, not of"),
+}
+OWN_WORDS = {Role.PERFORMANCE: ("accuracy", "its performance"), Role.DRIFT: ("an input's distance", "its inputs")}
+
+
+def _world_rival(role: Role, fit: Fit, fits: dict[Role, Fit]) -> Fit | None:
+    """The output or label distribution's fit, when it follows the series better than `role`'s own curve does."""
+    better = [fits[r] for r in RIVALS_OF.get(role, ()) if r in fits and fits[r].score > fit.score]
+    return max(better, key=lambda f: f.score, default=None)
+
+
+def world_explains(role: Role, world: Fit, fit: Fit) -> str:
+    """E.g. 'follows the share of positive labels better than accuracy: a property of the labels, not of the model
+    (share of positive labels over the last 300 labels: 0.97; accuracy over the last 200 labels: 0.91)'."""
+    rival, why = WORLD_WORDS[world.curve.role]
+    own, of = OWN_WORDS.get(role, (role.title, role.title))
+    if world.curve.role == Role.OUTPUTS:
+        why = f"{why} {of}"
+    return (
+        f"follows {rival} better than {own}: {why} ({world.curve.variant}: {world.score:.2f}; "
+        f"{fit.curve.variant}: {fit.score:.2f})"
+    )
 
 
 class Judge:
@@ -286,8 +324,11 @@ class Judge:
         for role, fit in near.items():
             rivals = [fits[r] for r in viable if r != role and not ({r, role} <= INPUT_ROLES)]
             rival = max(rivals, key=lambda f: abs(f.change), default=None)
+            world = _world_rival(role, fit, fits)
             verdicts.append(
-                alone[role] if rival is None else self._verdict(role, signal, series, fit, values, log, rival)
+                alone[role]
+                if rival is None and world is None
+                else self._verdict(role, signal, series, fit, values, log, rival, world)
             )
         if not self.accuracy_moves and series.feature is None and (allowed is None or Role.PERFORMANCE in allowed):
             level = self._accuracy_level(signal, series)
@@ -296,7 +337,15 @@ class Judge:
         return verdicts
 
     def _verdict(
-        self, role: Role, signal: Signal, series: Series, fit: Fit, values: np.ndarray, log: bool, rival: Fit | None
+        self,
+        role: Role,
+        signal: Signal,
+        series: Series,
+        fit: Fit,
+        values: np.ndarray,
+        log: bool,
+        rival: Fit | None,
+        world: Fit | None = None,
     ) -> Verdict:
         curve, lag = fit.curve, fit.lag
         if rival is None:
@@ -304,7 +353,18 @@ class Judge:
         else:
             mine, theirs = self._partial(values, fit, rival)
         better = theirs - mine
-        v = Verdict(role, signal, series, curve, lag, fit.level, values, log, primary=better <= 0)
+        v = Verdict(
+            role,
+            signal,
+            series,
+            curve,
+            lag,
+            fit.level,
+            values,
+            log,
+            primary=better <= 0 and world is None,
+            fit=fit.score,
+        )
         x = _shifted(curve.values, int(round(lag / self.step)))
         same_sense = np.sign(fit.level) == np.sign(fit.change)
         v.tests.append(
@@ -320,16 +380,17 @@ class Judge:
         v.tests.append(self._moves(v, values, x))
         v.tests.append(self._stays_put(values, x))
         rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
-        v.tests.append(
-            Test(
-                EXPLAINED,
-                better <= self.tol.role_margin,
-                "no other role explains its changes"
-                if rival is None
-                else f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
-                f"one {theirs:.2f} that this role does not (partial correlations)",
-            )
+        partial = (
+            "no other role explains its changes"
+            if rival is None
+            else f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
+            f"one {theirs:.2f} that this role does not (partial correlations)"
         )
+        if world is not None:
+            v.refused = world_explains(role, world, fit)
+            v.tests.append(Test(EXPLAINED, False, f"{v.refused}; {partial}"))
+        else:
+            v.tests.append(Test(EXPLAINED, better <= self.tol.role_margin, partial))
         return v
 
     def _reference(self, values: np.ndarray) -> float:
@@ -342,7 +403,7 @@ class Judge:
     def _must_move(self, role: Role, feature: str | None) -> list[Incident]:
         out = []
         for inc in self.incidents:
-            if role not in SEES.get(inc.kind, frozenset()):
+            if role not in SEES.get(inc.kind, frozenset()) | MOVES_AT.get(inc.kind, frozenset()):
                 continue
             if role in INPUT_ROLES and feature is not None and inc.features and feature not in inc.features:
                 continue
