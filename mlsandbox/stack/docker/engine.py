@@ -215,4 +215,3 @@ def find_private(root: Path) -> PrivateEngine | None:
     """The private engine under `root`, when one runs."""
     private = PrivateEngine(root)
     return private if private.pid() is not None else None
-
