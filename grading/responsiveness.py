@@ -19,8 +19,8 @@ compressed play shortens phases but not the time a window fills at the same traf
 hundred is as good as the grader's, as it is on the interview; and three steps of the grader's grid (a scrape, a
 refresh and a step). A signal that shows half of the incident only when its phase is over (or that comes back only
 as the session ends) earns nothing, and so does one that never comes back; in between, the credit falls in
-proportion. On smoke (1 s grid, labels 2 s late) that is 7 s beyond the grader's own 9 s at the onset of its 15-s
-concept drift; on the interview's 12-minute concept drift, at least 60 s.
+proportion. On smoke's 15-s concept drift (seed 7: 1 s grid, labels 2 s late) that was 5 s beyond the grader's own
+7 s at the onset; on the interview's 12-minute concept drift it is at least 60 s.
 """
 
 from __future__ import annotations

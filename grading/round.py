@@ -90,17 +90,20 @@ def _shortest_incident_phase(main: Play) -> float:
     return min(held, default=(main.end - main.start) * speed)
 
 
+def _sampled(prom: PrometheusClient, names: set[str], start: float, end: float) -> set[str]:
+    """Which of `names` have samples between `start` and `end` (by the samples themselves: the label values API
+    answers for whole blocks, and the main play and the round share one)."""
+    span = f"{max(1, int(end - start))}s"
+    return {n for n in names if prom.query(f'count(count_over_time({{__name__="{n}"}}[{span}]))', end)}
+
+
 def _new_data_alerts(prom: PrometheusClient, rules, main: Play) -> list[str]:
-    """The alerts that read a metric Prometheus holds now but did not hold during the main play."""
-    match = '{__name__=~".+"}'
-    then = set(prom.label_values("__name__", match, main.start - 60, main.end + 60))
-    now = set(prom.label_values("__name__", match))
-    out = []
-    for alert in rules.alerts:
-        reads = promql.resolve(promql.selected(alert.expr), {k: r.expr for k, r in rules.records.items()})
-        if (reads & now) - then:
-            out.append(alert.name)
-    return out
+    """The alerts that read a metric Prometheus holds now but held no sample of during the main play."""
+    now = set(prom.label_values("__name__", '{__name__=~".+"}'))
+    records = {k: r.expr for k, r in rules.records.items()}
+    reads = {a.name: promql.resolve(promql.selected(a.expr), records) & now for a in rules.alerts}
+    then = _sampled(prom, set().union(*reads.values()) if reads else set(), main.start, main.end)
+    return [name for name, names in reads.items() if names - then]
 
 
 def _before_after(main_grade: Grade) -> list[IncidentBeforeAfter]:
