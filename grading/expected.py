@@ -126,12 +126,24 @@ def _performance(session: Play, out: Expected) -> None:
         return
     ts = np.array([lp.label_ts for lp in labelled])
     correct = np.array([float(lp.predicted_label == lp.true_label) for lp in labelled])
+    # Precision and recall too: they are performance, and they move with an input's drift (more customers flagged)
+    # as well as in concept drift; without curves of their own a precision would follow the drift better.
+    flagged = np.array([float(lp.predicted_label) for lp in labelled])
+    churned = np.array([float(lp.true_label) for lp in labelled])
     c, k = _cum(correct), _cum(np.ones_like(correct))
-    unit = {"n": "labels"}
+    tp, pp, ap = _cum(flagged * churned), _cum(flagged), _cum(churned)
     for name, w in _window_variants():
         lo, hi = _windows(ts, out.grid, **w)
-        label = f"accuracy over {name} {unit.get(next(iter(w), ''), '') if 'n' in w else ''}".strip()
-        out.add(Curve(Role.PERFORMANCE, None, " ".join(label.split()), _mean_in(c, k, lo, hi)))
+        unit = " labels" if "n" in w else ""
+        out.add(Curve(Role.PERFORMANCE, None, f"accuracy over {name}{unit}", _mean_in(c, k, lo, hi)))
+        out.add(Curve(Role.PERFORMANCE, None, f"precision over {name}{unit}", _mean_in(tp, pp, lo, hi)))
+        out.add(Curve(Role.PERFORMANCE, None, f"recall over {name}{unit}", _mean_in(tp, ap, lo, hi)))
+
+
+def accuracy_curve(expected: Expected, labels: int) -> Curve | None:
+    """The grader's accuracy over its window of the last `labels` labels (the rubric's accuracy_window_labels)."""
+    name = f"accuracy over the last {labels} labels"
+    return next((c for c in expected.curves.get((Role.PERFORMANCE, None), []) if c.variant == name), None)
 
 
 def _labels(session: Play, out: Expected) -> None:

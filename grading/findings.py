@@ -20,8 +20,8 @@ class Findings:
 
     def taken(self, role: Role, feature: str | None = None) -> list[Verdict]:
         """The series that fill a shape role (about `feature`, when given), best fit first. A series that passes the
-        tests of several roles fills the one it follows best (drift and data quality, siblings, both): a precision
-        that moved while an input drifted is listed as performance, not as drift."""
+        tests of several roles fills the one that explains it best (drift and data quality, siblings, both): a
+        precision that moved while an input drifted is listed as performance, not as drift."""
         out = [
             v
             for v in self.verdicts
@@ -30,11 +30,14 @@ class Findings:
         return sorted(out, key=lambda v: -abs(v.rho))
 
     def _fills(self, v: Verdict) -> bool:
-        return all(
-            w.fit <= v.fit
-            for w in self.verdicts
-            if w.series is v.series and w is not v and w.passed and not ({w.role, v.role} <= INPUT_ROLES)
-        )
+        """No other role it passes explains it better: one whose partial correlations beat this one's (primary),
+        or, when both or neither do, one whose curve it follows better."""
+        for w in self.verdicts:
+            if w.series is not v.series or w is v or not w.passed or {w.role, v.role} <= INPUT_ROLES:
+                continue
+            if (w.primary, w.fit) > (v.primary, v.fit):
+                return False
+        return True
 
     def tried(self, role: Role) -> list[Verdict]:
         """Series tested for a role that did not fill it, closest first."""

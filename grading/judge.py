@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import rankdata
 
-from .expected import SCORE, Curve, Expected, unobserved
+from .expected import SCORE, Curve, Expected, accuracy_curve, unobserved
 from .play import Incident, Play
 from .roles import MOVES_AT, RIVALS_OF, SEES, Role
 from .rubric import Tolerances
@@ -90,6 +90,7 @@ class Verdict:
     moves: dict[str, float] = field(default_factory=dict)  # incident label -> the signal's move there
     fit: float = 0.0  # how well it follows the role's curve, levels and changes together (Fit.score)
     refused: str | None = None  # why the output or label distribution takes it from this role, if it does
+    refused_by: Role | None = None  # ... and which of the two
 
     @property
     def passed(self) -> bool:
@@ -177,22 +178,18 @@ WORLD_WORDS = {
 OWN_WORDS = {Role.PERFORMANCE: ("accuracy", "its performance"), Role.DRIFT: ("an input's distance", "its inputs")}
 
 
-def _world_rival(role: Role, fit: Fit, fits: dict[Role, Fit]) -> Fit | None:
-    """The output or label distribution's fit, when it follows the series better than `role`'s own curve does."""
-    better = [fits[r] for r in RIVALS_OF.get(role, ()) if r in fits and fits[r].score > fit.score]
-    return max(better, key=lambda f: f.score, default=None)
-
-
-def world_explains(role: Role, world: Fit, fit: Fit) -> str:
+def world_explains(role: Role, world: Fit, fit: Fit, mine: float, theirs: float) -> str:
     """E.g. 'follows the share of positive labels better than accuracy: a property of the labels, not of the model
-    (share of positive labels over the last 300 labels: 0.97; accuracy over the last 200 labels: 0.91)'."""
+    (of its changes, share of positive labels over the last 300 labels explains 0.93 that accuracy over the last 300
+    labels does not, and that one 0.33 ...)'."""
     rival, why = WORLD_WORDS[world.curve.role]
     own, of = OWN_WORDS.get(role, (role.title, role.title))
     if world.curve.role == Role.OUTPUTS:
         why = f"{why} {of}"
     return (
-        f"follows {rival} better than {own}: {why} ({world.curve.variant}: {world.score:.2f}; "
-        f"{fit.curve.variant}: {fit.score:.2f})"
+        f"follows {rival} better than {own}: {why} (of its changes, {world.curve.variant} explains {theirs:.2f} "
+        f"that {fit.curve.variant} does not, and that one {mine:.2f}; levels {world.score:.2f} against "
+        f"{fit.score:.2f})"
     )
 
 
@@ -324,7 +321,7 @@ class Judge:
         for role, fit in near.items():
             rivals = [fits[r] for r in viable if r != role and not ({r, role} <= INPUT_ROLES)]
             rival = max(rivals, key=lambda f: abs(f.change), default=None)
-            world = _world_rival(role, fit, fits)
+            world = self._world_rival(role, fit, fits, values)
             verdicts.append(
                 alone[role]
                 if rival is None and world is None
@@ -336,6 +333,24 @@ class Judge:
                 verdicts = [v for v in verdicts if v.role != Role.PERFORMANCE] + [level]
         return verdicts
 
+    def _world_rival(
+        self, role: Role, fit: Fit, fits: dict[Role, Fit], values: np.ndarray
+    ) -> tuple[Fit, float, float] | None:
+        """The output or label distribution, when it explains the series better than `role`'s own curve: of the
+        series' changes, it explains more that the role's curve does not than the other way round (partial
+        correlations, as between any two roles); when the two curves cannot be told apart by their changes, the one
+        whose levels it follows better. With (its fit, the role's partial, its partial)."""
+        best = None
+        for r in RIVALS_OF.get(role, ()):
+            if r not in fits:
+                continue
+            mine, theirs = self._partial(values, fit, fits[r])
+            tied = mine >= 0.999 and theirs >= 0.999
+            if (theirs - mine > self.tol.role_margin) or (tied and fits[r].score > fit.score):
+                if best is None or theirs - mine > best[2] - best[1]:
+                    best = (fits[r], mine, theirs)
+        return best
+
     def _verdict(
         self,
         role: Role,
@@ -345,7 +360,7 @@ class Judge:
         values: np.ndarray,
         log: bool,
         rival: Fit | None,
-        world: Fit | None = None,
+        world: tuple[Fit, float, float] | None = None,
     ) -> Verdict:
         curve, lag = fit.curve, fit.lag
         if rival is None:
@@ -387,7 +402,8 @@ class Judge:
             f"one {theirs:.2f} that this role does not (partial correlations)"
         )
         if world is not None:
-            v.refused = world_explains(role, world, fit)
+            v.refused = world_explains(role, world[0], fit, world[1], world[2])
+            v.refused_by = world[0].curve.role
             v.tests.append(Test(EXPLAINED, False, f"{v.refused}; {partial}"))
         else:
             v.tests.append(Test(EXPLAINED, better <= self.tol.role_margin, partial))
@@ -399,6 +415,10 @@ class Judge:
             return float(np.median(base))
         finite = values[np.isfinite(values)]
         return float(np.median(finite[: max(3, len(finite) // 5)])) if len(finite) else np.nan
+
+    @staticmethod
+    def _sees(role: Role, incident: Incident) -> bool:
+        return role in SEES.get(incident.kind, frozenset()) | MOVES_AT.get(incident.kind, frozenset())
 
     def _must_move(self, role: Role, feature: str | None) -> list[Incident]:
         out = []
@@ -422,7 +442,14 @@ class Judge:
         results = []
         about = v.about if v.about != SCORE else None
         for inc in self._must_move(v.role, about):
-            window = (self.times >= inc.start) & (self.times <= inc.end + v.lag + AFTER_INCIDENT_SECONDS)
+            # A move shows by the end of the incident (and a little after: windows and scrapes lag), but before an
+            # incident this role cannot see begins: a drift held through a concept drift is not shown by accuracy
+            # falling in it.
+            until = inc.end + v.lag + AFTER_INCIDENT_SECONDS
+            unseen = [i.start for i in self.incidents if i.start > inc.start and not self._sees(v.role, i)]
+            if unseen:
+                until = min(until, min(unseen) + v.lag)
+            window = (self.times >= inc.start) & (self.times <= until)
             before = (self.times >= inc.start - 10) & (self.times < inc.start)
             x_pre = np.nanmedian(x[before]) if np.isfinite(x[before]).any() else x_ref
             s_pre = np.nanmedian(s[before]) if np.isfinite(s[before]).any() else s_ref
@@ -464,11 +491,7 @@ class Judge:
 
     def _accuracy_level(self, signal: Signal, series: Series) -> Verdict | None:
         """No incident moved accuracy: a performance signal stays near the accuracy (or error rate) of the labels."""
-        curves = [
-            c
-            for c in self.expected.curves.get((Role.PERFORMANCE, None), [])
-            if c.variant.endswith(f"the last {self.tol.accuracy_window_labels} labels")
-        ]
+        curves = [c for c in [accuracy_curve(self.expected, self.tol.accuracy_window_labels)] if c is not None]
         if not curves:
             return None
         x, s = curves[0].values, series.values

@@ -59,7 +59,8 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
             movers.append((move, wobble, v))
     if not movers:
         tried = [v for v in found.tried(Role.DRIFT) if v.feature in (feature, None)]
-        refused = [v for v in tried if v.refused][:2]
+        # Those the output distribution takes first: the usual stand-in for input drift.
+        refused = sorted((v for v in tried if v.refused), key=lambda v: v.refused_by != Role.OUTPUTS)[:2]
         tried = refused + [v for v in tried if not v.refused][: 3 - len(refused)]
         evidence = [Evidence(v.name, "failed", f"{t.name}: {t.detail}") for v in tried for t in v.tests if not t.passed]
         why = f"; {refused[0].name} {refused[0].refused}" if refused else ""

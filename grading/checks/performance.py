@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import responsiveness
 from ..context import CheckResult, Context, Evidence
-from ..expected import Curve
+from ..expected import Curve, accuracy_curve
 from ..findings import Findings
 from ..judge import AFTER_INCIDENT_SECONDS, Verdict
 from ..responsiveness import Timing
@@ -36,7 +36,11 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
         evidence = [e for v in tried for e in verdict_evidence(v) if e.seen == "failed"] or [
             Evidence("each gauge and expression against the labels' accuracy", "none came near")
         ]
-        refused = next((v for v in found.tried(Role.PERFORMANCE) if v.refused), None)
+        refused = min(
+            (v for v in found.tried(Role.PERFORMANCE) if v.refused),
+            key=lambda v: v.refused_by != Role.LABELS,  # the labels' share first: the usual stand-in for accuracy
+            default=None,
+        )
         note = f"; closest: {tried[0].name} ({tried[0].signal.where})" if tried else ""
         if refused is not None:
             note = f"; {refused.name} {refused.refused}"
@@ -95,14 +99,7 @@ def most_responsive(
 
 def windowed_accuracy(ctx: Context) -> Curve | None:
     """The grader's accuracy over its window of recent labels (the rubric's accuracy_window_labels)."""
-    return next(
-        (
-            c
-            for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
-            if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")
-        ),
-        None,
-    )
+    return accuracy_curve(ctx.expected, ctx.tol.accuracy_window_labels)
 
 
 def timing_evidence(v: Verdict, timings: list[Timing]) -> list[Evidence]:
