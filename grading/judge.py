@@ -315,7 +315,11 @@ class Judge:
         # A rival must be a role the series could fill on its own evidence: one whose curve it follows, that it
         # moves with and stays put with. A curve it merely resembles in places (an error rate that rose while
         # the scores drifted) explains nothing the signal's own role does not.
-        alone = {role: self._verdict(role, signal, series, fit, values, log, None) for role, fit in near.items()}
+        resembles = frozenset(near)  # what else could explain its moves
+        alone = {
+            role: self._verdict(role, signal, series, fit, values, log, None, resembles=resembles)
+            for role, fit in near.items()
+        }
         viable = {role for role, v in alone.items() if all(t.passed for t in v.tests if t.name != EXPLAINED)}
         verdicts: list[Verdict] = []
         for role, fit in near.items():
@@ -325,7 +329,7 @@ class Judge:
             verdicts.append(
                 alone[role]
                 if rival is None and world is None
-                else self._verdict(role, signal, series, fit, values, log, rival, world)
+                else self._verdict(role, signal, series, fit, values, log, rival, world, resembles)
             )
         if not self.accuracy_moves and series.feature is None and (allowed is None or Role.PERFORMANCE in allowed):
             level = self._accuracy_level(signal, series)
@@ -361,6 +365,7 @@ class Judge:
         log: bool,
         rival: Fit | None,
         world: tuple[Fit, float, float] | None = None,
+        resembles: frozenset[Role] = frozenset(),
     ) -> Verdict:
         curve, lag = fit.curve, fit.lag
         if rival is None:
@@ -392,7 +397,7 @@ class Judge:
                 f"{f', {lag:g} s behind' if lag else ''}{', on a log scale' if log else ''}",
             )
         )
-        v.tests.append(self._moves(v, values, x))
+        v.tests.append(self._moves(v, values, x, resembles - {role}))
         v.tests.append(self._stays_put(values, x))
         rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
         partial = (
@@ -435,18 +440,22 @@ class Judge:
         after = values[(self.settled | self.after_base) & np.isfinite(values)]
         return float(np.max(np.abs(after - ref))) if len(after) else 0.0
 
-    def _moves(self, v: Verdict, s: np.ndarray, x: np.ndarray) -> Test:
+    def _moves(self, v: Verdict, s: np.ndarray, x: np.ndarray, others: frozenset[Role] = frozenset()) -> Test:
         s_ref, x_ref = self._reference(s), self._reference(x)
         s_range, x_range = self._range(s, s_ref), self._range(x, x_ref)
         noise = _robust_noise(s[self.settled])
         results = []
         about = v.about if v.about != SCORE else None
         for inc in self._must_move(v.role, about):
-            # A move shows by the end of the incident (and a little after: windows and scrapes lag), but before an
-            # incident this role cannot see begins: a drift held through a concept drift is not shown by accuracy
-            # falling in it.
+            # A move shows by the end of the incident (and a little after: windows and scrapes lag), but, for a
+            # series that resembles another role too, before an incident that this role cannot see and the other can
+            # begins: a drift held through a concept drift is not shown by accuracy falling in it.
             until = inc.end + v.lag + AFTER_INCIDENT_SECONDS
-            unseen = [i.start for i in self.incidents if i.start > inc.start and not self._sees(v.role, i)]
+            unseen = [
+                i.start
+                for i in self.incidents
+                if i.start > inc.start and not self._sees(v.role, i) and any(self._sees(r, i) for r in others)
+            ]
             if unseen:
                 until = min(until, min(unseen) + v.lag)
             window = (self.times >= inc.start) & (self.times <= until)

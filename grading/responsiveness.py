@@ -118,7 +118,11 @@ def normal_level(times: np.ndarray, values: np.ndarray, normal: np.ndarray | Non
         if len(base) >= 3:
             return float(np.median(base))
     before = values[(times >= onset - lookback) & (times < onset) & np.isfinite(values)]
-    return float(np.median(before)) if len(before) else math.nan
+    if len(before):
+        return float(np.median(before))
+    # No value before the onset (a window that fills only after it, a server that started late): its first values.
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite[:3])) if len(finite) else math.nan
 
 
 def half_move(
