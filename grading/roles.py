@@ -13,6 +13,7 @@ class Role(StrEnum):
     REQUEST_COUNTER = "request_counter"
     ERROR_COUNTER = "error_counter"
     LATENCY_HISTOGRAM = "latency_histogram"
+    LABEL_COUNTER = "label_counter"  # a counter of the labels posted to /feedback (by outcome, or right and wrong)
     # Judged by shape: a signal that follows what the grader computes from the hidden truth.
     PERFORMANCE = "performance"
     DRIFT = "drift"
@@ -38,6 +39,7 @@ TITLES = {
     Role.REQUEST_COUNTER: "request counter",
     Role.ERROR_COUNTER: "error counter",
     Role.LATENCY_HISTOGRAM: "latency histogram",
+    Role.LABEL_COUNTER: "label counter",
     Role.PERFORMANCE: "performance (accuracy-like)",
     Role.DRIFT: "data drift",
     Role.DATA_QUALITY: "data quality",
@@ -72,6 +74,7 @@ COUNTING_AS_SHAPE = {
     Role.LATENCY_HISTOGRAM: Role.LATENCY,
     Role.SCORE_HISTOGRAM: Role.OUTPUTS,
     Role.CLASS_COUNTER: Role.OUTPUTS,
+    Role.LABEL_COUNTER: Role.TRAFFIC,
 }
 
 # Which roles can see which kind of incident: an alert is credited for an incident only when what it
@@ -113,6 +116,9 @@ COUNTED_CAN_BE: dict[Role, frozenset[Role]] = {
     Role.PREDICTION_COUNTER: frozenset({Role.TRAFFIC, Role.DRIFT, Role.OUTPUTS, Role.ERRORS}),
     Role.CLASS_COUNTER: frozenset({Role.TRAFFIC, Role.OUTPUTS}),
     Role.SCORE_HISTOGRAM: frozenset({Role.TRAFFIC, Role.OUTPUTS}),
+    # Whatever is read from a count of labels (a rate of wrong ones, a share of churners) is about the labels and
+    # the model's performance, never about the inputs.
+    Role.LABEL_COUNTER: frozenset({Role.TRAFFIC, Role.PERFORMANCE, Role.LABELS}),
 }
 # When a family fills several counting roles (a latency histogram's _count also counts the predictions), the
 # category a panel on it covers is that of the first of its roles in this order.
