@@ -188,8 +188,10 @@ class Grader:
         t0 = time.time()
         try:
             inputs = room.sandbox.grading_inputs()
+            # A session is graded at its level, as `session end` will grade it.
+            rubric = room.level.rubric(self.rubric) if room.level is not None else self.rubric
             with PrometheusClient(inputs.prometheus_url) as prom:
-                result = grade(prom, inputs.run_dir, self.rubric, inputs.candidate_dir, None, inputs.server_address)
+                result = grade(prom, inputs.run_dir, rubric, inputs.candidate_dir, None, inputs.server_address)
             data = report.to_dict(result)
             data["error"] = None
         except Exception as exc:  # shown on the page, next to the last good grade; the console keeps going
