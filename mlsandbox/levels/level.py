@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from grading.rubric import DEFAULT_RUBRIC, OverlayError, Rubric, RubricOverlay, load_rubric, overlaid
 from load.scenario import ScenarioError, load_scenario
@@ -66,12 +66,13 @@ class LevelFile(_Strict):
     expects: list[str] = Field(min_length=1)
     rubric: RubricOverlay = RubricOverlay()
 
-    @model_validator(mode="after")
-    def _time_box(self) -> "LevelFile":
-        low, high = self.minutes
+    @field_validator("minutes")
+    @classmethod
+    def _time_box(cls, minutes: tuple[int, int]) -> tuple[int, int]:
+        low, high = minutes
         if not 0 < low <= high:
-            raise ValueError(f"minutes: [{low}, {high}] is not [shortest, longest] with 0 < shortest <= longest")
-        return self
+            raise ValueError(f"[{low}, {high}] is not [shortest, longest] with 0 < shortest <= longest")
+        return minutes
 
 
 @dataclass(frozen=True)
