@@ -34,6 +34,7 @@ class CheckResult:
     evidence: list[Evidence] = field(default_factory=list)
     advice: str = ""
     applicable: bool = True
+    plus: bool = False  # reported beside the score, never counted in it (the rubric's `plus`)
 
 
 @dataclass
@@ -43,12 +44,22 @@ class ItemResult:
     checks: list[CheckResult]
 
     @property
+    def counted(self) -> list[CheckResult]:
+        """The checks that count in the score: applicable, and not a plus."""
+        return [c for c in self.checks if c.applicable and not c.plus]
+
+    @property
+    def plus(self) -> list[CheckResult]:
+        """The applicable checks reported beside the score."""
+        return [c for c in self.checks if c.applicable and c.plus]
+
+    @property
     def points(self) -> float:
-        return round(sum(c.points for c in self.checks if c.applicable), 2)
+        return round(sum(c.points for c in self.counted), 2)
 
     @property
     def max_points(self) -> float:
-        return sum(c.max_points for c in self.checks if c.applicable)
+        return sum(c.max_points for c in self.counted)
 
     @property
     def not_applicable(self) -> list[CheckResult]:
@@ -109,7 +120,7 @@ class Context:
     def not_applicable(self, item: str, name: str, why: str) -> CheckResult:
         """A check that cannot be judged yet (or at all) on this session: it leaves the total."""
         spec = self._spec(item, name)
-        return CheckResult(name, 0.0, spec.points, False, f"not applicable: {why}", applicable=False)
+        return CheckResult(name, 0.0, spec.points, False, f"not applicable: {why}", applicable=False, plus=spec.plus)
 
     def result(self, item: str, name: str, fraction: float, summary: str, evidence: list[Evidence]) -> CheckResult:
         spec = self._spec(item, name)
@@ -122,4 +133,5 @@ class Context:
             summary,
             evidence,
             "" if fraction >= 0.999 else spec.advice,
+            plus=spec.plus,
         )

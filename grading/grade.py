@@ -15,7 +15,7 @@ from . import dashboards as dashboards_mod
 from . import expected as expected_mod
 from . import gaps as gaps_mod
 from . import round as round_mod
-from .checks import alerting, drift, hygiene, performance, predictions, system, visualization
+from .checks import alert_practice, alerting, drift, hygiene, performance, predictions, system, visualization
 from .checks.alerting import AlertOutcome
 from .context import CheckResult, Context, ItemResult, Replayed
 from .families import JOB, Exposition, Family, from_metadata, from_series_names, parse_exposition
@@ -68,6 +68,7 @@ class Grade:
     graded_at: float = field(default_factory=time.time)
     duration_seconds: float = 0.0
     round: RoundJudgement | None = None  # an improvement round's alerting, judged again (grading/round.py)
+    level: str | None = None  # the level the rubric was composed for (levels/), for the report's header
 
     @property
     def points(self) -> float:
@@ -80,6 +81,11 @@ class Grade:
     @property
     def score(self) -> float:
         return round(100 * self.points / self.max_points, 1) if self.max_points else 0.0
+
+    @property
+    def plus(self) -> list[tuple[str, CheckResult]]:
+        """The rubric's plus checks that applied, by item: reported beside the score, never counted in it."""
+        return [(i.key, c) for i in self.items for c in i.plus]
 
     @property
     def not_applicable(self) -> list[tuple[str, CheckResult]]:
@@ -203,8 +209,8 @@ def improvement(items: list[ItemResult], rubric: Rubric) -> Improvement:
     failing = [
         (c.max_points - c.points, -order.get(item.key, 99), item, c)
         for item in items
-        for c in item.checks
-        if c.applicable and c.points < c.max_points
+        for c in item.counted
+        if c.points < c.max_points
     ]
     if not failing:
         return Improvement(
@@ -339,6 +345,7 @@ def grade_play(
         spec = rubric.items[key]
         if key == "alerting":
             results, outcome = module.check(ctx, found)
+            results += alert_practice.check(ctx, outcome, set(spec.checks))
         else:
             results = module.check(ctx, found)
         checks = []
@@ -350,6 +357,7 @@ def grade_play(
                 r = CheckResult(
                     r.name, 0.0, r.max_points, False, "not applicable: " + "; ".join(missing), applicable=False
                 )
+            r.plus = spec.checks[r.name].plus
             checks.append(r)
         items.append(ItemResult(key, spec.title, checks))
     perf_plot, drift_plot = _plots(ctx, found)
@@ -364,6 +372,7 @@ def grade_play(
         server_up,
         perf_plot,
         drift_plot,
+        level=rubric.level,
     )
     result.duration_seconds = round(time.monotonic() - t0, 2)
     return result

@@ -41,6 +41,17 @@ def to_dict(g: Grade) -> dict:
             "score": g.score,
             "points": g.points,
             "max_points": g.max_points,
+            # The level the rubric was composed for (None: the rubric as given), and its plus checks: graded and
+            # shown beside the score, never counted in it.
+            "level": g.level,
+            "plus": {
+                "points": round(sum(c.points for _, c in g.plus), 2),
+                "max_points": sum(c.max_points for _, c in g.plus),
+                "checks": [
+                    {"item": k, "name": c.name, "passed": c.passed, "points": c.points, "summary": c.summary}
+                    for k, c in g.plus
+                ],
+            },
             "graded_at": g.graded_at,
             "grading_seconds": g.duration_seconds,
             "session": {

@@ -260,7 +260,7 @@ class ScenarioError(ValueError):
     """A scenario that cannot be played; str() is one readable line."""
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     """The 1-based line of the YAML node at path `loc` (or of its closest existing parent)."""
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:
@@ -315,7 +315,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 def _located(path: Path, node: yaml.Node, loc: tuple, msg: str) -> str:
     field = ".".join(str(k) for k in loc) or "(top level)"
-    return f"{path}:{_line_of(node, loc)}: {field}: {msg}"
+    return f"{path}:{line_of(node, loc)}: {field}: {msg}"
 
 
 _INJECTION_KINDS = {*DATA_KINDS, *FAULT_KINDS, "concept_drift", "model_release"}

@@ -98,7 +98,9 @@ def test_a_wrong_token_is_401_and_the_health_check_says_only_ok(client):
 def test_the_token_once_then_a_cookie(client):
     first = client.get(f"/?token={TOKEN}")
     assert first.status_code == 200 and "alice" in first.text
-    assert client.get("/api/rooms").json() == [{"name": "alice", "kind": "session", "state": "ended", "report": True}]
+    assert client.get("/api/rooms").json() == [
+        {"name": "alice", "kind": "session", "state": "ended", "level": None, "report": True}
+    ]
 
 
 def test_an_ended_session_shows_its_timeline_its_last_grade_and_its_report(client):

@@ -14,30 +14,47 @@ import yaml
 from plays import REPEAT_BASE_PORT, check, corpus, play_in_process, points
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from grading.rubric import load_rubric
+from grading.rubric import Rubric, load_rubric
+from mlsandbox.levels.level import load_level
 
-ITEMS = {key: sum(c.points for c in spec.checks.values()) for key, spec in load_rubric().items.items()}
+
+def item_points(rubric: Rubric) -> dict[str, float]:
+    return {key: spec.expected_points for key, spec in rubric.items.items()}
+
+
+ITEMS = item_points(load_rubric())
 TOLERANCE = 0.05  # points are rounded to hundredths
 
 
+def _unsound(where: str, items: dict[str, tuple[float, float]], of: dict[str, float]) -> str | None:
+    if set(items) != set(of):
+        return f"{where}: name every rubric item ({', '.join(of)})"
+    for key, (low, high) in items.items():
+        if not 0 <= low <= high <= of[key]:
+            return f"{where}.{key}: [{low}, {high}] is not within 0..{of[key]}"
+        if high - low > of[key] / 2:
+            return f"{where}.{key}: [{low}, {high}] is wider than half the item"
+    return None
+
+
 class Band(BaseModel):
-    """BAND.yaml: per rubric item, [lowest, highest] points a careful human grader gives; and why."""
+    """BAND.yaml: per rubric item, [lowest, highest] points a careful human grader gives; and why. `items` on the
+    shipped rubric (the mid level); `levels`, for a solution graded at other levels too, per level on its rubric."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rationale: str
     items: dict[str, tuple[float, float]]
+    levels: dict[str, dict[str, tuple[float, float]]] = {}
     notes: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _sound(self) -> "Band":
-        if set(self.items) != set(ITEMS):
-            raise ValueError(f"items: name every rubric item ({', '.join(ITEMS)})")
-        for key, (low, high) in self.items.items():
-            if not 0 <= low <= high <= ITEMS[key]:
-                raise ValueError(f"items.{key}: [{low}, {high}] is not within 0..{ITEMS[key]}")
-            if high - low > ITEMS[key] / 2:
-                raise ValueError(f"items.{key}: [{low}, {high}] is wider than half the item")
+        problem = _unsound("items", self.items, ITEMS)
+        for level, items in self.levels.items():
+            problem = problem or _unsound(f"levels.{level}", items, item_points(load_level(level).rubric()))
+        if problem:
+            raise ValueError(problem)
         return self
 
 

@@ -235,3 +235,49 @@ def test_a_p_value_as_small_as_a_subnormal_float_is_put_on_a_log_scale_without_o
         warnings.simplefilter("error")
         logged = log_scale(np.array([5e-324, 1e-300, 0.02, 0.5, 1.0, 0.0, np.nan]))
     assert logged is not None and np.isfinite(logged[:6]).all()
+
+
+def test_a_faithful_accuracy_moves_enough_at_a_smaller_second_incident():
+    """A worse model released after a concept drift: accuracy falls a third as far. A signal that follows it is
+    asked to move in proportion, not by the same share of its range as at the concept drift."""
+    phases = [("baseline", 0, 25, []), ("concept-drift", 25, 40, ["concept"]), ("recovery", 40, 65, [])]
+    phases += [("model-release", 65, 80, ["release"]), ("recovery-release", 80, 100, [])]
+    injections = {**INJECTIONS, "release": {"kind": "model_release", "alias": "challenger"}}
+    records = [
+        PhaseRecord(
+            index=k,
+            name=name,
+            start=T0 + a,
+            end=T0 + b,
+            planned_end=T0 + b,
+            rate=20,
+            requests_planned=0,
+            ground_truth=PlayedGroundTruth(fraction=0.5, delay_seconds=2, wall_delay_seconds=2),
+            faults=FaultState(),
+            injections=[injections[i] for i in inj],
+        )
+        for k, (name, a, b, inj) in enumerate(phases)
+    ]
+    timeline = TimelineRecord(
+        scenario="synthetic",
+        seed=1,
+        speed=1,
+        surprise=False,
+        status="finished",
+        planned_phases=[p[0] for p in phases],
+        phases=records,
+    )
+    times = T0 + np.arange(0, 111, 1.0)
+    tt = times - T0
+    accuracy = 0.8 - 0.45 * ((tt >= 27) & (tt < 42)) - 0.1 * ((tt >= 67) & (tt < 82))
+    e = Expected(times)
+    for w in (1, 10, 15, 20):
+        e.add(Curve(Role.PERFORMANCE, None, f"accuracy over {w} s", smooth(accuracy, w)))
+    judge = Judge(Play(None, timeline, [], now=T0 + 200), e, load_rubric().tolerances)
+    noise = np.random.default_rng(0).normal(0, 0.004, len(tt))
+    sig = Signal("x", [Origin(Source.SERIES, "x")], {"x"})
+    verdict = next(
+        v for v in judge.judge(sig, Series({}, smooth(accuracy, 15) + noise, None)) if v.role == Role.PERFORMANCE
+    )
+    assert verdict.passed, [(x.name, x.detail) for x in verdict.tests]
+    assert verdict.moves["model_release"] < 0.3 * verdict.moves["concept_drift"] + 0.05

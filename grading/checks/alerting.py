@@ -201,6 +201,7 @@ def check(ctx: Context, found: Findings) -> tuple[list[CheckResult], AlertOutcom
         _false_alarms(ctx, live, outcome),
         _resolved(ctx, live, outcome, until),
         _annotated(ctx, live, rules),
+        _an_incident(ctx, live, outcome),
     ]
     return results, outcome
 
@@ -294,6 +295,37 @@ def _incidents(ctx: Context, outcome: AlertOutcome) -> CheckResult:
         + (f" ({pending} still under way, not judged yet)" if pending else "")
         + (f" ({cut_off} cut short by the server or Prometheus being down, not judged)" if cut_off else ""),
         evidence,
+    )
+
+
+def _an_incident(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) -> CheckResult:
+    """A first alert that works (an extra check, for a junior): one incident caught by an alert on something that
+    matters, whatever the others."""
+    judged = [d for d in outcome.detections if d.judged]
+    if not judged:
+        return ctx.not_applicable(ITEM, "an_incident_caught", "no incident can be judged yet")
+    rules = {r.name: r for r in live}
+    caught = [
+        d
+        for d in judged
+        if d.firing is not None
+        and (
+            d.firing.alert not in rules
+            or not rules[d.firing.alert].roles
+            or set(rules[d.firing.alert].roles) & CRITICAL
+        )
+    ]
+    return ctx.result(
+        ITEM,
+        "an_incident_caught",
+        1 if caught else 0,
+        f"{caught[0].firing.key} caught {caught[0].incident.label} after {caught[0].latency:.0f} s"
+        if caught
+        else "no alert on a critical signal caught any incident",
+        [
+            Evidence('ALERTS{alertstate="firing"}', f"{d.firing.key} after {d.latency:.0f} s", d.incident.label)
+            for d in caught[:5]
+        ],
     )
 
 

@@ -1,5 +1,6 @@
 """Item 6, visualization: dashboards (from Grafana's API when it answers, else the candidate's JSON files),
-panels covering what the candidate measures, and panel queries that return data over the session."""
+panels covering what the candidate measures, and panel queries that return data over the session; and, when the
+rubric asks (the dashboard-design exercise), panels that answer the questions of the model card's stakeholders."""
 
 from __future__ import annotations
 
@@ -10,9 +11,58 @@ from ..signals import Source
 
 ITEM = "visualization"
 
+# The model card's "who cares about what" (docs/model_card.md): a stakeholder's question is answered by a panel that
+# draws a signal of one of these roles.
+STAKEHOLDERS: dict[str, frozenset[Role]] = {
+    "retention team: are the churners caught (recall)": frozenset({Role.PERFORMANCE}),
+    "finance: are the flagged customers really leaving, how long is the call list (precision)": frozenset(
+        {Role.PERFORMANCE, Role.SCORE_HISTOGRAM, Role.CLASS_COUNTER}
+    ),
+    "on-call engineering: latency, errors, availability": frozenset(
+        {Role.LATENCY_HISTOGRAM, Role.LATENCY, Role.ERROR_COUNTER, Role.ERRORS}
+    ),
+    "data engineering: the inputs' schema and units": frozenset({Role.DRIFT, Role.DATA_QUALITY}),
+}
+
 
 def _panel_signals(ctx: Context):
     return ctx.signals.by_origin(Source.PANEL)
+
+
+def _names_by_role(found: Findings) -> dict[Role, set[str]]:
+    """role -> the metric names that fill it (a counting role: its family's series; a shape role: what its signals
+    read)."""
+    out: dict[Role, set[str]] = {}
+    for role in CATEGORY_ORDER:
+        for f in found.counted(role):
+            out.setdefault(role, set()).update(
+                {f.family, f"{f.family}_total", f"{f.family}_sum", f"{f.family}_count", f"{f.family}_bucket"}
+            )
+    for role in (Role.PERFORMANCE, Role.DRIFT, Role.DATA_QUALITY, Role.LATENCY, Role.ERRORS):
+        for v in found.taken(role):
+            out.setdefault(role, set()).update(v.signal.reads)
+    return out
+
+
+def answers_stakeholders(ctx: Context, found: Findings, read: set[str]) -> CheckResult:
+    """The share of the model card's stakeholders whose question a panel answers."""
+    names = _names_by_role(found)
+    answered = {
+        who: sorted(r.value for r in roles if names.get(r, set()) & read) for who, roles in STAKEHOLDERS.items()
+    }
+    done = [who for who, roles in answered.items() if roles]
+    missing = [who.split(":")[0] for who in STAKEHOLDERS if who not in done]
+    return ctx.result(
+        ITEM,
+        "answers_stakeholders",
+        len(done) / len(STAKEHOLDERS),
+        f"panels answer {len(done)} of {len(STAKEHOLDERS)} stakeholders' questions"
+        + (f" (not: {', '.join(missing)})" if missing else ""),
+        [
+            Evidence(who, f"a panel draws {', '.join(roles)}" if roles else "no panel")
+            for who, roles in answered.items()
+        ],
+    )
 
 
 def _measured(found: Findings) -> dict[str, set[str]]:
@@ -55,6 +105,7 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
             has,
             ctx.result(ITEM, "covers_categories", 0, "no dashboard", []),
             ctx.result(ITEM, "panels_return_data", 0, "no dashboard", []),
+            ctx.result(ITEM, "answers_stakeholders", 0, "no dashboard", []),
         ]
     measured = _measured(found)
     panel_signals = _panel_signals(ctx)
@@ -81,4 +132,4 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
         f"{n_panel_queries - len(empty)} of {n_panel_queries} panel queries return data over the session",
         [Evidence(expr, why, where) for where, expr, why in empty[:10]],
     )
-    return [has, covers, data]
+    return [has, covers, data, answers_stakeholders(ctx, found, read)]

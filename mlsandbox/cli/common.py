@@ -22,6 +22,9 @@ ScenarioOpt = typer.Option("interview", "--scenario", help="A shipped scenario (
 SeedOpt = typer.Option(None, "--seed", help="Seed of the traffic; default: the scenario's own.")
 SpeedOpt = typer.Option(1.0, "--speed", min=0.001, help="Time compression: 10 plays ten minutes in one.")
 SurpriseOpt = typer.Option(False, "--surprise", help="Draw hidden parameters from the seed; print none of them.")
+LevelsDirOpt = typer.Option(
+    None, "--levels-dir", help="A team's own folder of levels (*.yaml), looked in before the shipped levels/."
+)
 
 
 def say(line: str) -> None:

@@ -10,13 +10,14 @@ import typer
 
 from grading.rubric import rubric_or_fail
 from mlsandbox.config import REPO_ROOT
+from mlsandbox.levels.level import load_level
 from mlsandbox.sessions.grading import regrade
 from mlsandbox.sessions.store import load, resolve
 from mlsandbox.stack.fanout import DEFAULT_BASE_PORT, calibrate, side_by_side
 from mlsandbox.stack.sandbox import GradingInputs
 from mlsandbox.stack.state import ScenarioPlay
 
-from .common import RunDir, SeedOpt, SpeedOpt, SurpriseOpt, say, say_aside
+from .common import LevelsDirOpt, RunDir, SeedOpt, SpeedOpt, say, say_aside
 
 
 def grade(
@@ -86,12 +87,22 @@ def _regraded(found, rubric: Optional[Path], out: Optional[Path], as_json: bool)
 
 def calibrate_command(
     candidates: list[Path] = typer.Argument(..., help="Candidate folders (app/, alerts/, dashboards/)."),
-    scenario: str = typer.Option("smoke", "--scenario", help="A shipped scenario or a file."),
+    scenario: Optional[str] = typer.Option(
+        None, "--scenario", help="A shipped scenario or a file (default: smoke, or the level's compressed scenario)."
+    ),
     seed: Optional[int] = SeedOpt,
     speed: float = SpeedOpt,
-    surprise: bool = SurpriseOpt,
+    surprise: Optional[bool] = typer.Option(
+        None,
+        "--surprise/--no-surprise",
+        help="Draw hidden parameters from the seed; print none of them (default: the level's, else no).",
+    ),
     out: Path = typer.Option(REPO_ROOT / "run" / "calibration", "--out", help="Where each room's data and report go."),
     rubric: Optional[Path] = typer.Option(None, "--rubric", help="Another rubric file."),
+    level_name: Optional[str] = typer.Option(
+        None, "--level", help="Grade at a level (`mlsandbox levels`): its rubric overlay on the rubric."
+    ),
+    levels_dir: Optional[Path] = LevelsDirOpt,
     base_port: int = typer.Option(
         DEFAULT_BASE_PORT, "--base-port", help="First of the ports used (shared services, then two per candidate)."
     ),
@@ -103,7 +114,12 @@ def calibrate_command(
     """Play one scenario to several candidates at once (each with its own server and Prometheus), grade each,
     and show the points per rubric item side by side: a rubric change's effect on a corpus of solutions."""
     rules = rubric_or_fail(rubric)
-    play = ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise)
+    level = load_level(level_name, levels_dir) if level_name else None
+    if level is not None:
+        rules = level.rubric(rules)
+        scenario = scenario or level.spec.scenario.compressed
+        surprise = level.spec.scenario.surprise if surprise is None else surprise
+    play = ScenarioPlay(scenario=scenario or "smoke", seed=seed, speed=speed, surprise=bool(surprise))
     grades, summary = calibrate(candidates, play, rules, out, base_port, scrape_interval, say)
     typer.echo(json.dumps(summary, indent=2) if as_json else side_by_side(grades))
     typer.echo(f"reports: {out.resolve()}/<candidate>/report/  summary: {out.resolve() / 'calibration.json'}")

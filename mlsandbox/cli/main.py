@@ -16,7 +16,7 @@ from load.scenario import ScenarioError
 from load.truth import TruthError
 from mlsandbox.errors import MlsandboxError
 
-from . import grade, sandbox
+from . import grade, levels, sandbox
 from .course import course_app
 from .dashboards import dashboards_app
 from .incident import incident_app
@@ -29,6 +29,7 @@ app.add_typer(scenario_app, name="scenario")
 app.add_typer(dashboards_app, name="dashboards")
 grade.register(app)
 app.add_typer(session_app, name="session")
+levels.register(app)
 app.add_typer(course_app, name="course")
 app.add_typer(incident_app, name="incident")
 

@@ -9,12 +9,13 @@ from typing import Optional
 import typer
 
 from mlsandbox.errors import InvalidInput, MlsandboxError
+from mlsandbox.levels.level import DEFAULT_LEVEL, load_level
 from mlsandbox.sessions import debrief, scorecard, store
-from mlsandbox.sessions.lifecycle import DEFAULT_ROUND_MINUTES, delete, end, improve, kept_paths, shell, start
-from mlsandbox.sessions.summary import as_csv, as_text, compare_rows, list_rows, list_table
+from mlsandbox.sessions.lifecycle import delete, end, improve, kept_paths, shell, start
+from mlsandbox.sessions.summary import as_csv, as_text, compare_note, compare_rows, list_rows, list_table
 from mlsandbox.stack.state import HEADLESS, ScenarioPlay
 
-from .common import say
+from .common import LevelsDirOpt, say
 
 session_app = typer.Typer(
     no_args_is_help=True,
@@ -39,10 +40,21 @@ def session_start(
         "--candidate",
         help="Copy this folder instead of the starter (the session never serves a folder in place).",
     ),
-    scenario: str = typer.Option("interview", "--scenario", help="A shipped scenario or a file."),
+    level_name: str = typer.Option(
+        DEFAULT_LEVEL,
+        "--level",
+        help="junior, mid, senior, dashboard-design or a team's own (`mlsandbox levels`): the workspace's starting "
+        "point, the brief, the scenario, the round's length and the rubric.",
+    ),
+    levels_dir: Optional[Path] = LevelsDirOpt,
+    scenario: Optional[str] = typer.Option(
+        None, "--scenario", help="A shipped scenario or a file (default: the level's)."
+    ),
     seed: Optional[int] = typer.Option(None, "--seed"),
     speed: float = typer.Option(1.0, "--speed", min=0.001),
-    surprise: bool = typer.Option(False, "--surprise"),
+    surprise: Optional[bool] = typer.Option(
+        None, "--surprise/--no-surprise", help="Draw the hidden parameters from the seed (default: the level's)."
+    ),
     no_load: bool = typer.Option(False, "--no-load", help="Play nothing yet (`mlsandbox scenario play --session`)."),
     docker: bool = typer.Option(False, "--docker", help="A compose project of its own instead of native processes."),
     local_images: bool = typer.Option(False, "--local-images", help="With --docker: images built here."),
@@ -60,22 +72,46 @@ def session_start(
     ),
     scorecard_file: Optional[Path] = ScorecardOpt,
 ) -> None:
-    """A fresh workspace (a copy of starter_repo/) in the candidate's room, a fresh Prometheus, prediction log and
+    """A fresh workspace (the level's starting point) in the candidate's room, a fresh Prometheus, prediction log and
     truth, on ports of its own; MLflow and the trained model are shared. Prints the candidate's link and the URLs
     this session uses."""
-    play = None if no_load else ScenarioPlay(scenario=scenario, seed=seed, speed=speed, surprise=surprise)
+    level = load_level(level_name, levels_dir)  # a bad level is refused before anything starts
+    chosen = level.spec.scenario
+    play = (
+        None
+        if no_load
+        else ScenarioPlay(
+            scenario=scenario or chosen.name,
+            seed=seed,
+            speed=speed,
+            surprise=chosen.surprise if surprise is None else surprise,
+        )
+    )
     if scorecard_file is not None:
         scorecard.load_scorecard(scorecard_file)  # refused before anything starts
     session, urls = start(
-        name, candidate, play, docker, ports, local_images, say, listen=listen, trust_candidate=trust_candidate
+        name,
+        candidate,
+        play,
+        docker,
+        ports,
+        local_images,
+        say,
+        listen=listen,
+        trust_candidate=trust_candidate,
+        level=level,
     )
     if scorecard_file is not None:
         scorecard.SessionScorecards(session.layout).adopt(scorecard_file)
-    typer.echo(f"\nSession {name} is running ({session.record.backend}):")
+    typer.echo(f"\nSession {name} is running ({session.record.backend}), level {level.name} ({level.title}):")
     for component, url in urls.items():
         typer.echo(f"  {component:<15} {url or HEADLESS}")
     typer.echo(f"\ncandidate: {urls['candidate']}")
     typer.echo("  (send this link to the candidate: it opens their room, and nothing else of this machine)")
+    typer.echo(
+        f"Time box: {level.time_box}, then `mlsandbox session improve --session {name}` "
+        f"({level.spec.round_minutes:g} minutes)."
+    )
     typer.echo(
         f"Their workspace is {session.layout.candidate}, snapshotted into {session.layout.history}; "
         f"`mlsandbox session end --session {name}` grades, stops and archives."
@@ -85,8 +121,11 @@ def session_start(
 @session_app.command("improve")
 def session_improve(
     session: Optional[str] = NameOpt,
-    minutes: float = typer.Option(
-        DEFAULT_ROUND_MINUTES, "--minutes", min=0.1, help="Length of the round: the scenario is replayed within it."
+    minutes: Optional[float] = typer.Option(
+        None,
+        "--minutes",
+        min=0.1,
+        help="Length of the round: the scenario is replayed within it (default: the level's, 15 for mid).",
     ),
     rubric: Optional[Path] = typer.Option(None, "--rubric"),
 ) -> None:
@@ -96,6 +135,7 @@ def session_improve(
     grade = improve(found, minutes, rubric, say)
     typer.echo(f"grade before the round: {grade.score:g}%; report in {grade.report}")
     typer.echo(f"the improvement point for the candidate: {grade.improvement['text']}")
+    minutes = found.record.round.minutes if found.record.round else minutes
     typer.echo(f"the scenario replays now, in {minutes:g} minutes; then `mlsandbox session end --session {found.name}`")
 
 
@@ -124,16 +164,21 @@ def session_compare(
 ) -> None:
     """Points per rubric item side by side, the score, the interviewers' ratings and recommendations
     (scorecard:<interviewer>:<competency>; calibration:<competency> where two are 2 or more apart), and each
-    incident's detection latency (last grade of each)."""
-    graded, scored = {}, {}
+    incident's detection latency (last grade of each). Sessions of different levels are compared item by item as
+    percentages of each one's maximum, and it says so."""
+    graded, scored, levels = {}, {}, {}
     for name in names:
         found = store.load(name)
         if not found.record.grades:
             raise MlsandboxError(f"session {name!r} has no grade yet (`mlsandbox session end --session {name}`)")
         graded[name] = found.record.grades[-1]
+        levels[name] = found.record.level
         book = scorecard.SessionScorecards(found.layout)
         scored[name] = (book.scorecard(), book.cards())
-    rows = compare_rows(graded, scored)
+    note = compare_note(levels)
+    if note:
+        typer.echo(note, err=csv)  # beside a CSV, not in it
+    rows = compare_rows(graded, scored, levels)
     typer.echo(as_csv(rows) if csv else as_text(rows), nl=not csv)
 
 

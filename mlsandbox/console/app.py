@@ -101,7 +101,13 @@ def create_app(token: str, rooms: Rooms, grader: views.Grader | None = None) -> 
     @app.get("/api/rooms")
     def api_rooms():
         return [
-            {"name": r.name, "kind": r.kind, "state": r.state, "report": r.report is not None}
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "state": r.state,
+                "level": r.level.name if r.level else None,
+                "report": r.report is not None,
+            }
             for r in rooms.all().values()
         ]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from load.truth import TimelineRecord, TruthError, read_timeline
 from mlsandbox.errors import MlsandboxError
+from mlsandbox.levels.level import Level
 from mlsandbox.say import silent
 from mlsandbox.sessions.store import SessionLayout, Target, every_target
 from mlsandbox.stack.sandbox import Sandbox
@@ -32,6 +33,7 @@ class Room:
     report: Path | None  # report.html, once there is one
     link: str | None = None  # a session's candidate's link (their room)
     layout: SessionLayout | None = None  # a session's folder: its work history and scorecards
+    level: Level | None = None  # the level a session is played at (its own copy): its rubric grades it
 
     @property
     def running(self) -> bool:
@@ -76,6 +78,10 @@ def room_of(target: Target) -> Room:
         report = _report(target.cfg.layout.report / "report.html")
         return Room(target.name, "sandbox", state, target.cfg.run_dir, sandbox, saved and saved.candidate_dir, report)
     record = found.record
+    try:
+        level = found.level()
+    except MlsandboxError:  # a copy that no longer reads: graded on the plain rubric, the page says no level
+        level = None
     reports = [Path(record.final.report) / "report.html"] if record.final else []
     reports += [Path(g.report) / "report.html" for g in reversed(record.grades)]
     return Room(
@@ -88,6 +94,7 @@ def room_of(target: Target) -> Room:
         _report(*reports),
         link=record.link,
         layout=found.layout,
+        level=level,
     )
 
 

@@ -180,6 +180,10 @@ class Grader:
                 if due:
                     self._grade(name, room)
 
+    def rubric_for(self, room: Room):
+        """A session is graded at its level, as `session end` will grade it."""
+        return room.level.rubric(self.rubric) if room.level is not None else self.rubric
+
     def _grade(self, name: str, room: Room) -> None:
         from grading import report
         from grading.grade import grade
@@ -189,7 +193,9 @@ class Grader:
         try:
             inputs = room.sandbox.grading_inputs()
             with PrometheusClient(inputs.prometheus_url) as prom:
-                result = grade(prom, inputs.run_dir, self.rubric, inputs.candidate_dir, None, inputs.server_address)
+                result = grade(
+                    prom, inputs.run_dir, self.rubric_for(room), inputs.candidate_dir, None, inputs.server_address
+                )
             data = report.to_dict(result)
             data["error"] = None
         except Exception as exc:  # shown on the page, next to the last good grade; the console keeps going

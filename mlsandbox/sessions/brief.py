@@ -1,7 +1,8 @@
 """What a session's room holds beside the candidate's code: the brief rendered for the session, and a docs/ folder.
 
-The brief's template is the starter's CANDIDATE.md, the shipped brief a person alone with `mlsandbox up` reads as
-it is. For a room, the sections that speak of the machine (how to run things, where things are, what is
+The brief's template is the level's brief (mlsandbox/levels/brief.py; the session keeps it in level/CANDIDATE.md),
+for the mid level the starter's CANDIDATE.md, the shipped brief a person alone with `mlsandbox up` reads as it
+is. For a room, the sections that speak of the machine (how to run things, where things are, what is
 installed) are replaced by the room's own (templates/*.md.j2): its links, its ports, `reload-rules`, docs/ in
 place of the repository's folders. When the improvement round starts, its point and deadline head the brief and
 are written to IMPROVEMENT.md.
@@ -23,6 +24,7 @@ import jinja2
 from mlsandbox.config import StackConfig
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, STARTER, Ports
+from mlsandbox.levels.brief import sections
 from mlsandbox.stack.room import SERVER_LOG, server_log
 
 TEMPLATES = jinja2.Environment(
@@ -45,18 +47,6 @@ GRAFANA_IN_ROOM = {
     True: "You can also build it in Grafana's UI and export it to `dashboards/` (see *Running it*).",
     False: "This room has no Grafana: *your dashboards* (see *Running it*) draws the JSON live.",
 }
-
-
-def sections(text: str) -> list[tuple[str, str]]:
-    """A Markdown text as (heading, text) per `## ` section; the part before the first has the heading ''."""
-    parts, heading, lines = [], "", []
-    for line in text.splitlines(keepends=True):
-        if line.startswith("## "):
-            parts.append((heading, "".join(lines)))
-            heading, lines = line[3:].strip(), []
-        lines.append(line)
-    parts.append((heading, "".join(lines)))
-    return parts
 
 
 def render(
@@ -95,20 +85,32 @@ def render(
 
 
 def write_brief(
-    cfg: StackConfig, workspace: Path, round_: dict | None = None, compose: bool = False, grafana: bool = False
+    cfg: StackConfig,
+    workspace: Path,
+    round_: dict | None = None,
+    compose: bool = False,
+    grafana: bool = False,
+    template: Path = STARTER / BRIEF,
 ) -> None:
-    (workspace / BRIEF).write_text(render(cfg, round_=round_, compose=compose, grafana=grafana))
+    """The room's CANDIDATE.md, rendered from `template` (the session's level's brief)."""
+    (workspace / BRIEF).write_text(render(cfg, template, round_=round_, compose=compose, grafana=grafana))
 
 
 def write_improvement(
-    cfg: StackConfig, workspace: Path, point: str, minutes: float, compose: bool = False, grafana: bool = False
+    cfg: StackConfig,
+    workspace: Path,
+    point: str,
+    minutes: float,
+    compose: bool = False,
+    grafana: bool = False,
+    template: Path = STARTER / BRIEF,
 ) -> dict:
     """The improvement round in the room: IMPROVEMENT.md, and the brief headed by the point and the deadline."""
     deadline = time.strftime("%H:%M", time.localtime(time.time() + minutes * 60))
     how_long = f"{minutes:g} minute" + ("" if minutes == 1 else "s")
     round_ = {"point": point, "how_long": how_long, "deadline": deadline}
     (workspace / IMPROVEMENT).write_text(f"# The improvement round\n\nUntil {deadline} ({how_long}).\n\n{point}\n")
-    write_brief(cfg, workspace, round_, compose, grafana)
+    write_brief(cfg, workspace, round_, compose, grafana, template)
     return round_
 
 

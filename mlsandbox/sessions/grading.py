@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grading.errors import GradingFailed
 from grading.prometheus import PrometheusClient, PrometheusUnreachable
+from grading.rubric import Rubric, rubric_or_fail
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.say import Say
 from mlsandbox.sessions.archive import ArchivedPrometheus, rule_files_from_api
@@ -43,6 +44,14 @@ def _keep_rules(session: StoredSession, prometheus_url: str) -> list[dict]:
     for filename, text in rule_files_from_api(data).items():
         (session.layout.rule_files / filename).write_text(text)
     return data["data"]["groups"]
+
+
+def session_rubric(session: StoredSession, rubric: Path | Rubric | None) -> Rubric:
+    """What the session is graded with: the rubric given (default: grading/rubric.yaml) with the session's level
+    laid over it (its own copy of the level: a later edit of levels/ changes none of its grades)."""
+    base = rubric if isinstance(rubric, Rubric) else rubric_or_fail(rubric)
+    level = session.level()
+    return level.rubric(base) if level is not None else base
 
 
 def slug(label: str) -> str:
@@ -88,7 +97,7 @@ def grade_report(
         inputs.prometheus_url,
         candidate=session.layout.candidate,
         out=session.layout.report(slug(label)),
-        rubric=rubric,
+        rubric=session_rubric(session, rubric),
         say=say,
         server_address=inputs.server_address,
         metrics_body=body,
@@ -130,7 +139,7 @@ def regrade(
             prometheus_url,
             candidate=layout.candidate,
             out=out,
-            rubric=rubric,
+            rubric=session_rubric(session, rubric),
             say=say,
             metrics_body=body,
             now=as_of,

@@ -1,7 +1,7 @@
 """A session's life, over either backend: start, the improvement round, end.
 
-start: copy the starter (or a given folder) into a fresh workspace, start a sandbox on it with a run directory
-of its own (fresh TSDB, prediction log, notifications, truth) on a free block of ports, sharing the machine's
+start: build the level's starting point (or copy a given folder) into a fresh workspace, keep the level, start a
+sandbox on it with a run directory of its own (fresh TSDB, prediction log, notifications, truth) on a free block of ports, sharing the machine's
 MLflow (stack/machine.py); snapshot the workspace while it runs (history.py).
 improve: grade now, keep the improvement point, move the main play's truth aside, replay the scenario
 compressed into the round.
@@ -24,6 +24,9 @@ from load.scenario import load_scenario
 from mlsandbox.config import RoomSettings
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, STARTER, Ports
+from mlsandbox.levels.brief import BRIEF, level_brief
+from mlsandbox.levels.level import Level
+from mlsandbox.levels.starting_point import COPY_IGNORED, build
 from mlsandbox.say import Say
 from mlsandbox.sessions.brief import write_brief, write_docs, write_improvement
 from mlsandbox.sessions.grading import grade_from_disk, grade_live
@@ -51,7 +54,6 @@ from mlsandbox.stack.state import ScenarioPlay
 FIRST_BLOCK, LAST_BLOCK, BLOCK_STEP = 20000, 29990, 10
 DEFAULT_ROUND_MINUTES = 15.0
 NOT_PLAYED = "not graded: no scenario was played"
-COPY_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache", ".ipynb_checkpoints")
 
 
 def snapshot_interval() -> float:
@@ -88,6 +90,34 @@ def history(layout: SessionLayout) -> History:
     return History(layout.candidate, layout.history)
 
 
+def brief_template(layout: SessionLayout) -> Path:
+    """The brief the room's is rendered from: the session's level's, or the starter's (no level)."""
+    return layout.brief_template if layout.brief_template.is_file() else STARTER / BRIEF
+
+
+def round_minutes(session: StoredSession) -> float:
+    """The improvement round's length by default: the level's."""
+    level = session.level()
+    return level.spec.round_minutes if level is not None else DEFAULT_ROUND_MINUTES
+
+
+def prepare_workspace(layout: SessionLayout, source: Path | None, level: Level | None) -> str:
+    """The candidate's workspace (a copy of `source`, else the level's starting point, else the starter) and the
+    session's copy of its level (its file and brief); where the workspace came from, in words."""
+    if source is None and level is not None:
+        build(level, layout.candidate)
+        origin = f"the starting point of level {level.name} ({level.path})"
+    else:
+        source = source or STARTER
+        shutil.copytree(source, layout.candidate, ignore=COPY_IGNORED)
+        origin = str(source)
+    if level is not None:
+        layout.level.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(level.path, layout.level)
+        layout.brief_template.write_text(level_brief(level))
+    return origin
+
+
 def _project_name(name: str) -> str:
     return "mlsandbox-" + re.sub(r"[^a-z0-9_-]", "-", name.lower())
 
@@ -120,20 +150,23 @@ def start(
     scrape_interval: str | None = None,
     listen: str = "127.0.0.1",
     trust_candidate: bool = False,
+    level: Level | None = None,
 ) -> tuple[StoredSession, dict]:
-    """A fresh workspace and stack for the session, and the candidate's room; its URLs (`candidate`: their link)."""
+    """A fresh workspace (`source` copied, else the level's starting point) and stack for the session, and the
+    candidate's room; its URLs (`candidate`: their link)."""
     check_name(name)
     layout = session_layout(name)
     if layout.root.exists():
         raise MlsandboxError(f"session {name!r} already exists in {layout.root.parent}; choose another name")
-    source = check_candidate(source or STARTER)
+    if source is not None or level is None:
+        source = check_candidate(source or STARTER)
     if play is not None:
         check_scenario(play.scenario)
     room = room_settings(name, docker, listen, trust_candidate)
     ports = free_ports(docker, ports_base)
     layout.root.mkdir(parents=True)
     try:
-        shutil.copytree(source, layout.candidate, ignore=COPY_IGNORED)
+        origin = prepare_workspace(layout, source, level)
         work = history(layout)
         work.init()
         record = SessionRecord(
@@ -141,15 +174,22 @@ def start(
             backend="docker" if docker else "native",
             play=play.model_copy(update={"web_ui": False}) if play else None,
             ports=ports,
-            source=str(source),
+            source=origin,
             compose_project=_project_name(name) if docker else None,
             kind=kind,
             scrape_interval=scrape_interval,
             room=room,
+            level=level.name if level is not None else None,
         )
         record.save(layout)
         session = StoredSession(layout, record)
-        write_brief(session.config, layout.candidate, compose=docker, grafana=docker and not local_images)
+        write_brief(
+            session.config,
+            layout.candidate,
+            compose=docker,
+            grafana=docker and not local_images,
+            template=brief_template(layout),
+        )
         sandbox = new_sandbox(
             session.config,
             docker,
@@ -158,7 +198,7 @@ def start(
             say,
             machine_dir=home_config().run_dir,
         )
-        work.snapshot(f"session start: copied from {source}")
+        work.snapshot(f"session start: copied from {origin}")
         # Locust's web UI would show the candidate the scenario's failures and request mix: headless here.
         urls = sandbox.up(layout.candidate, record.play)
         write_docs(session.config, layout.candidate)
@@ -207,9 +247,12 @@ def shell(session: StoredSession, command: list[str]) -> int:
 
 
 def improve(
-    session: StoredSession, minutes: float = DEFAULT_ROUND_MINUTES, rubric: Path | None = None, say: Say = print
+    session: StoredSession, minutes: float | None = None, rubric: Path | None = None, say: Say = print
 ) -> GradeRecord:
+    """Grade now, give the improvement point, replay the scenario within the round (`minutes`: the level's round
+    by default)."""
     record, layout = session.record, session.layout
+    minutes = minutes if minutes is not None else round_minutes(session)
     if session.state != "running":
         raise MlsandboxError(f"session {session.name!r} is {session.state}; the round needs it running")
     if record.round is not None:
@@ -235,7 +278,10 @@ def improve(
     if record.room is not None:
         compose = record.backend == "docker"
         grafana = compose and "grafana" in sandbox.urls()
-        write_improvement(session.config, layout.candidate, str(grade.improvement["text"]), minutes, compose, grafana)
+        point = str(grade.improvement["text"])
+        write_improvement(
+            session.config, layout.candidate, point, minutes, compose, grafana, template=brief_template(layout)
+        )
     return grade
 
 

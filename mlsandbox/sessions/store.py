@@ -12,6 +12,9 @@ means (`resolve`, `pick`, `every_target`: the command line, the console and the 
                        before the improvement round
       scorecards/      the interviewers' scorecards: the scorecard the session is scored on, one file per change
                        (see scorecard.py)
+      level/           the level the session is played at, as it was when it started: its file (whose rubric
+                       overlay every grade of the session uses) and the brief it gave (the room's is rendered
+                       from it)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from load.truth import atomic_write
 from mlsandbox.config import RoomSettings, StackConfig
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
+from mlsandbox.levels.level import Level, kept_level
 from mlsandbox.say import Say
 from mlsandbox.stack.backends import open_sandbox
 from mlsandbox.stack.sandbox import Sandbox
@@ -117,6 +121,16 @@ class SessionLayout:
     def scorecards(self) -> Path:
         return self.root / "scorecards"
 
+    @property
+    def level(self) -> Path:
+        """The session's copy of its level file (level/level.yaml): a later edit of levels/ changes no grade of it."""
+        return self.root / "level" / "level.yaml"
+
+    @property
+    def brief_template(self) -> Path:
+        """The level's brief, unrendered (level/CANDIDATE.md): the room's brief is rendered from it."""
+        return self.root / "level" / "CANDIDATE.md"
+
 
 class GradeRecord(BaseModel):
     """One grade of the session, as `session list` and `session compare` show it."""
@@ -132,9 +146,13 @@ class GradeRecord(BaseModel):
     report: str
     graded_at: float = Field(default_factory=time.time)
     as_of: float | None = None  # the moment the grade saw the session at (a re-grade sees it at the same one)
+    # The level's plus checks: points won and what they were worth, beside the score (None: the rubric had none).
+    plus_points: float | None = None
+    plus_max: float | None = None
 
     @classmethod
     def from_report(cls, label: str, data: dict, report_dir: Path) -> "GradeRecord":
+        plus = data.get("plus") or {}
         return cls(
             label=label,
             score=data["score"],
@@ -146,6 +164,8 @@ class GradeRecord(BaseModel):
             improvement=data["improvement"],
             report=str(report_dir),
             as_of=data["session"].get("as_of"),
+            plus_points=plus.get("points") if plus.get("checks") else None,
+            plus_max=plus.get("max_points") if plus.get("checks") else None,
         )
 
 
@@ -179,6 +199,9 @@ class SessionRecord(BaseModel):
     # The candidate's room (their link, its token, where its door listens); None: a session without one.
     room: RoomSettings | None = None
     link: str | None = None
+    # The level played (levels/NAME.yaml; the session keeps its copy in level/); None: a course, or a session
+    # recorded before levels (the mid-level exercise).
+    level: str | None = None
 
     def save(self, layout: SessionLayout) -> None:
         atomic_write(layout.record, self.model_dump_json(indent=2))
@@ -202,6 +225,12 @@ class StoredSession:
         if self.record.ended_at is not None:
             return "ended"
         return "running" if stack_running(self.layout.run) else "interrupted"
+
+    def level(self) -> Level | None:
+        """The level the session is played at, from its own copy; None: no level (a course, an older record)."""
+        if self.record.level is None or not self.layout.level.is_file():
+            return None
+        return kept_level(self.layout.level, self.record.level)
 
     @property
     def config(self) -> StackConfig:

@@ -64,6 +64,7 @@ def write_summary(session: StoredSession) -> Path:
     play = r.play
     seed = play.seed if play and play.seed is not None else "the scenario's own"
     lines += [
+        f"- level: {r.level or 'none recorded'}",
         f"- scenario: {play.scenario if play else 'none'}"
         + (f" (seed {seed}, speed {play.speed:g}{', surprise' if play.surprise else ''})" if play else ""),
         f"- backend: {r.backend}; workspace copied from {r.source}",
@@ -82,6 +83,9 @@ def write_summary(session: StoredSession) -> Path:
             cells = [f"{g.items.get(key, 0):g}/{g.max_items.get(key, 0):g}" for g in r.grades]
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
         lines.append("| **score %** | " + " | ".join(f"**{g.score:g}**" for g in r.grades) + " |")
+        if any(g.plus_max for g in r.grades):
+            cells = [f"{g.plus_points:g}/{g.plus_max:g}" if g.plus_max else "-" for g in r.grades]
+            lines.append("| plus (beside the score) | " + " | ".join(cells) + " |")
         lines += [
             "",
             "Reports: "
@@ -172,6 +176,7 @@ def list_rows(sessions: list[StoredSession]) -> list[dict]:
         rows.append(
             {
                 "name": r.name,
+                "level": r.level or "-",
                 "scenario": r.play.scenario if r.play else "-",
                 "backend": r.backend,
                 "started": _clock(r.started_at),
@@ -186,29 +191,61 @@ def list_rows(sessions: list[StoredSession]) -> list[dict]:
 def list_table(rows: list[dict]) -> str:
     if not rows:
         return "no session yet (`mlsandbox session start NAME` starts one)"
-    out = [f"{'name':<20} {'scenario':<16} {'started':<20} {'minutes':>8} {'score':>7}  state"]
+    out = [f"{'name':<20} {'level':<16} {'scenario':<16} {'started':<20} {'minutes':>8} {'score':>7}  state"]
     for row in rows:
         score = f"{row['score']:g}" if row["score"] is not None else "-"
         out.append(
-            f"{row['name'][:20]:<20} {row['scenario'][:16]:<16} {row['started']:<20} {row['minutes']:>8} "
-            f"{score:>7}  {row['state']}"
+            f"{row['name'][:20]:<20} {row['level'][:16]:<16} {row['scenario'][:16]:<16} {row['started']:<20} "
+            f"{row['minutes']:>8} {score:>7}  {row['state']}"
         )
     return "\n".join(out)
 
 
+def levels_differ(levels: dict[str, str | None]) -> bool:
+    return len({level or "mid" for level in levels.values()}) > 1
+
+
+def compare_note(levels: dict[str, str | None]) -> str | None:
+    """What `session compare` says when the sessions were played at different levels (None when they were not)."""
+    if not levels_differ(levels):
+        return None
+    played = ", ".join(f"{name} {level or 'mid'}" for name, level in levels.items())
+    return (
+        f"these sessions were played at different levels ({played}): each level weighs the items differently, so "
+        "points per item are compared as percentages of each session's own maximum"
+    )
+
+
+def _percent(points: float, top: float) -> str:
+    return f"{100 * points / top:.0f}%" if top else "-"
+
+
 def compare_rows(
-    graded: dict[str, GradeRecord], scored: dict[str, tuple[Scorecard, dict[str, Card]]] | None = None
+    graded: dict[str, GradeRecord],
+    scored: dict[str, tuple[Scorecard, dict[str, Card]]] | None = None,
+    levels: dict[str, str | None] | None = None,
 ) -> list[list[str]]:
-    """Rows of [what, out of, session A, session B, ...]: points per rubric item, the score, the interviewers'
-    ratings and recommendations next to them (`scored`: see scorecard_rows), and each incident's detection
-    latency in seconds ("missed": not detected; "": not played in that session)."""
+    """Rows of [what, out of, session A, session B, ...]: the level of each (when `levels` is given), points per
+    rubric item (as a percentage of each session's maximum for that item when the levels differ: "-" where a
+    level leaves the item out), the score, the plus beside it, the interviewers' ratings and recommendations next
+    to them (`scored`: see scorecard_rows), and each incident's detection latency in seconds ("missed": not
+    detected; "": not played in that session)."""
     names = list(graded)
     keys = list(dict.fromkeys(k for g in graded.values() for k in g.items))
     rows = [["item", "out of", *names]]
+    if levels is not None:
+        rows.append(["level", "", *(levels.get(n) or "-" for n in names)])
+    as_percent = levels is not None and levels_differ(levels)
     for k in keys:
+        if as_percent:
+            rows.append([k, "%", *(_percent(graded[n].items.get(k, 0), graded[n].max_items.get(k, 0)) for n in names)])
+            continue
         top = max(g.max_items.get(k, 0) for g in graded.values())
         rows.append([k, f"{top:g}", *(f"{graded[n].items.get(k, 0):g}" for n in names)])
     rows.append(["score %", "100", *(f"{graded[n].score:g}" for n in names)])
+    if any(g.plus_max for g in graded.values()):
+        cells = [f"{graded[n].plus_points:g}/{graded[n].plus_max:g}" if graded[n].plus_max else "" for n in names]
+        rows.append(["plus (beside the score)", "", *cells])
     if scored:
         rows += scorecard_rows({n: scored[n] for n in names})
     incidents = list(dict.fromkeys(i for g in graded.values() for i in g.detections))

@@ -92,7 +92,7 @@ function drawGrade(g) {
   if (!g.items) { body.textContent = g.error || "the first grade is on its way ..."; return; }
   const items = g.items.map((i) => {
     const checks = i.checks.map((c) => el("li", { class: c.applicable === false ? "na" : c.points >= c.max_points ? "good" : "bad" },
-      `${c.name}: `, c.applicable === false ? "not applicable" : `${num(c.points)}/${num(c.max_points)}`,
+      `${c.name}${c.plus ? " (plus, not counted)" : ""}: `, c.applicable === false ? "not applicable" : `${num(c.points)}/${num(c.max_points)}`,
       el("span", { class: "muted", text: ` · ${c.summary}` })));
     return el("tr", { "data-item": i.key, "data-points": i.points },
       el("td", { text: i.title }), el("td", { class: "points", text: `${num(i.points)}/${num(i.max_points)}` }),
@@ -101,7 +101,9 @@ function drawGrade(g) {
   const roles = Object.entries(g.roles || {}).map(([role, found]) =>
     el("li", {}, el("b", { text: role }), `: ${found.join("; ")}`));
   body.replaceChildren(
-    el("p", {}, el("b", { class: "score", text: `${g.score}%` }), ` (${num(g.points)} of ${num(g.max_points)} applicable points)`),
+    el("p", {}, el("b", { class: "score", text: `${g.score}%` }), ` (${num(g.points)} of ${num(g.max_points)} applicable points)`,
+      g.level ? ` at the ${g.level} level` : "",
+      g.plus && g.plus.checks.length ? el("span", { id: "plus", text: ` · plus, beside the score: ${num(g.plus.points)} of ${num(g.plus.max_points)}` }) : ""),
     el("table", { class: "grade" }, ...items),
     el("details", {}, el("summary", { text: `What the grader took for each role (${roles.length})` }),
       roles.length ? el("ul", {}, ...roles) : el("p", { class: "muted", text: "nothing found yet" })),
