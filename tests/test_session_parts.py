@@ -186,7 +186,9 @@ def test_the_rooms_brief_speaks_of_the_room_and_its_links_not_of_the_machine():
         "/dashboards/",
     ):
         assert right in brief, right
-    headed = render(StackConfig(), round_={"point": "Alert on accuracy.", "how_long": "15 minutes", "deadline": "14:05"})
+    headed = render(
+        StackConfig(), round_={"point": "Alert on accuracy.", "how_long": "15 minutes", "deadline": "14:05"}
+    )
     assert headed.index("improvement round: until 14:05") < headed.index("## Your task")
     assert "> Alert on accuracy." in headed
     assert "You have 15 minutes, until **14:05**" in headed

@@ -19,7 +19,6 @@ from mlsandbox.stack.native_config import RULE_SUFFIXES
 from mlsandbox.stack.processes import start, stop, wait_healthy
 
 
-
 def _duration(seconds: float) -> str:
     return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
 

@@ -12,8 +12,8 @@ from grading.prometheus import PrometheusClient, PrometheusUnreachable
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.say import Say
 from mlsandbox.sessions.archive import ArchivedPrometheus, rule_files_from_api
-from mlsandbox.stack.native_config import copy_rules
 from mlsandbox.sessions.store import GradeRecord, StoredSession
+from mlsandbox.stack.native_config import copy_rules
 from mlsandbox.stack.prometheus import rules_answer
 from mlsandbox.stack.sandbox import GradingInputs, Sandbox
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from load.truth import TruthError, read_timeline
-
 from mlsandbox.sessions.history import History
 from mlsandbox.sessions.store import GradeRecord, StoredSession
 
