@@ -33,7 +33,11 @@ TEMPLATES = jinja2.Environment(
 BRIEF = "CANDIDATE.md"
 IMPROVEMENT = "IMPROVEMENT.md"
 # The shipped brief's sections a room replaces, by their heading.
-ROOM_SECTIONS = {"Running it": "running.md.j2", "Where things are": "where.md.j2", "What's available": "available.md.j2"}
+ROOM_SECTIONS = {
+    "Running it": "running.md.j2",
+    "Where things are": "where.md.j2",
+    "What's available": "available.md.j2",
+}
 MODEL_CARD = REPO_ROOT / "docs" / "model_card.md"
 
 
@@ -95,16 +99,15 @@ def write_improvement(
     deadline = time.strftime("%H:%M", time.localtime(time.time() + minutes * 60))
     how_long = f"{minutes:g} minute" + ("" if minutes == 1 else "s")
     round_ = {"point": point, "how_long": how_long, "deadline": deadline}
-    (workspace / IMPROVEMENT).write_text(
-        f"# The improvement round\n\nUntil {deadline} ({how_long}).\n\n{point}\n"
-    )
+    (workspace / IMPROVEMENT).write_text(f"# The improvement round\n\nUntil {deadline} ({how_long}).\n\n{point}\n")
     write_brief(cfg, workspace, round_, compose, grafana)
     return round_
 
 
-def write_docs(cfg: StackConfig, workspace: Path) -> None:
+def write_docs(cfg: StackConfig, workspace: Path, mlflow_url: str | None = None, model: bool = True) -> None:
     """docs/: the model card, the API, the feature spec, and what MLflow holds of the model (its training run
-    and reference data set)."""
+    and reference data set; `mlflow_url`: how this process reaches MLflow, by default the settings' address;
+    `model` off: not those two)."""
     from model_service.spec import default_spec
 
     docs = workspace / "docs"
@@ -118,7 +121,8 @@ def write_docs(cfg: StackConfig, workspace: Path) -> None:
     (docs / "model_card.md").write_text(card)
     (docs / "api.md").write_text(_api_section())
     (docs / "features.json").write_text(json.dumps(_features(default_spec()), indent=2) + "\n")
-    _model_docs(cfg.mlflow_url, docs)
+    if model:
+        _model_docs(mlflow_url or cfg.mlflow_url, docs)
 
 
 def _api_section() -> str:
@@ -158,7 +162,10 @@ def _model_docs(mlflow_url: str, docs: Path) -> None:
     version = client.get_model_version_by_alias(MODEL_NAME, MODEL_ALIAS)
     run = client.get_run(version.run_id)
     local = mlflow.artifacts.download_artifacts(
-        run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(docs / ".download"), tracking_uri=mlflow_url
+        run_id=version.run_id,
+        artifact_path=REFERENCE_ARTIFACT,
+        dst_path=str(docs / ".download"),
+        tracking_uri=mlflow_url,
     )
     shutil.move(local, docs / "reference.csv")
     shutil.rmtree(docs / ".download", ignore_errors=True)

@@ -30,7 +30,8 @@ from mlsandbox.layout import REPO_ROOT, Ports, RunLayout
 from mlsandbox.say import Say
 from mlsandbox.stack.backends import open_sandbox
 from mlsandbox.stack.sandbox import Sandbox
-from mlsandbox.stack.state import SandboxState, ScenarioPlay, running as stack_running
+from mlsandbox.stack.state import SandboxState, ScenarioPlay
+from mlsandbox.stack.state import running as stack_running
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The room of `mlsandbox up`: the home run directory's sandbox.
@@ -154,7 +155,7 @@ class RoundRecord(BaseModel):
 
 class SessionRecord(BaseModel):
     name: str
-    backend: Literal["native", "docker"]
+    backend: Literal["native", "docker", "kubernetes"]
     # An interview, or a trainee's onboarding course (course.py: its progress in course.json beside this).
     kind: Literal["interview", "course"] = "interview"
     # Prometheus's scrape interval when not the machine's (a course's plays last under a minute).
