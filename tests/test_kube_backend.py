@@ -348,3 +348,18 @@ def test_the_session_records_and_states_take_the_kubernetes_backend(tmp_path):
     assert again.kubernetes.settings.context == "c" and again.running()
     assert json.loads(state.model_dump_json())["kubernetes"]["namespace"] == "mlsandbox-a"
     assert Path(tmp_path).exists()
+
+
+def test_a_deployment_is_ready_once_its_current_template_runs_and_no_old_pod_is_left():
+    from types import SimpleNamespace as N
+
+    from mlsandbox.stack.kubernetes.cluster import _ready
+
+    def deployment(generation=2, observed=2, replicas=1, ready=1, updated=1):
+        status = N(observed_generation=observed, replicas=replicas, ready_replicas=ready, updated_replicas=updated)
+        return N(metadata=N(generation=generation), spec=N(replicas=1), status=status)
+
+    assert _ready(deployment()) == 1
+    assert _ready(deployment(observed=1)) == 0  # restarted: not yet seen by the controller
+    assert _ready(deployment(replicas=2)) == 0  # the old pod still stopping
+    assert _ready(deployment(updated=0)) == 0  # the ready pod is the old template's

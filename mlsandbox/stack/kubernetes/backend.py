@@ -197,7 +197,6 @@ class KubernetesSandbox(Sandbox):
         if component not in DEPLOYMENTS:
             raise MlsandboxError(f"no component {component!r} (there are: {', '.join([*DEPLOYMENTS, 'player'])})")
         self.cluster.restart(self.namespace, component)
-        time.sleep(2)  # the new pod's first status
         self.cluster.wait_ready(self.namespace, [component], self.kube.ready_timeout_seconds, self.say)
 
     # --- what runs ------------------------------------------------------------------------------------

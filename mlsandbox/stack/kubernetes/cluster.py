@@ -139,10 +139,11 @@ class Cluster:
     # --- what runs --------------------------------------------------------------------------------------------
 
     def deployments(self, namespace: str) -> dict[str, tuple[int, int]]:
-        """Each Deployment's (ready replicas, wanted replicas)."""
+        """Each Deployment's (ready replicas of its current template, wanted replicas): a pod of the template before
+        a restart does not count, nor one still stopping."""
         with self._errors(f"reading the Deployments of {namespace}"):
             items = self.apps.list_namespaced_deployment(namespace).items
-        return {d.metadata.name: (d.status.ready_replicas or 0, d.spec.replicas or 0) for d in items}
+        return {d.metadata.name: (_ready(d), d.spec.replicas or 0) for d in items}
 
     def job_state(self, namespace: str, name: str) -> str | None:
         """A Job's state: running, done or failed; None when there is no such Job."""
@@ -321,6 +322,15 @@ class Cluster:
         except Exception as exc:  # the connection to the API server itself
             return 502, {"Content-Type": "text/plain"}, f"API server unreachable: {exc}".encode()
         return response.status, dict(response.headers), response.data
+
+
+def _ready(deployment) -> int:
+    status = deployment.status
+    if (status.observed_generation or 0) < (deployment.metadata.generation or 0):
+        return 0  # the controller has not seen the latest change yet
+    if (status.replicas or 0) > (deployment.spec.replicas or 0):
+        return 0  # an old pod still stopping
+    return min(status.ready_replicas or 0, status.updated_replicas or 0)
 
 
 class _Translated:
