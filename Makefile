@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 ARGS ?=
 
 .PHONY: help up down status reload test test-fast test-stack test-docker lint format system-deps test-system-deps docker-deps docker-local \
-        docker-local-down venv clean
+        docker-local-down venv checkov clean
 
 help: ## This list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,10 +32,10 @@ reload: venv ## Check the candidate's alert rules and load them into Prometheus
 WORKERS ?= 4
 XDIST  := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
-test: test-system-deps venv lint ## Every test (what CI runs): lint, then unit, stack and Docker tests, in parallel
+test: test-system-deps venv checkov lint ## Every test (what CI runs): lint, then unit, stack and Docker tests, in parallel
 	$(BIN)/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
-test-fast: venv ## The unit tests only (no process started; under a minute)
+test-fast: venv checkov ## The unit tests only (no process started; under a minute)
 	$(BIN)/python -m pytest -m "not stack and not docker" -n 2 -q $(PYTEST_ARGS)
 
 test-stack: test-system-deps venv ## The native stack tests (real processes, no Docker)
@@ -84,6 +84,21 @@ $(STAMP):
 	@touch $@
 	@echo "$(VENV) ready"
 
+# checkov (the Kubernetes manifests' policy check in the tests) pins packages below the project's own: it gets a
+# virtualenv of its own, pinned by constraints-checkov.txt.
+CHECKOV       := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed-$(shell cat constraints-checkov.txt | cksum | cut -d' ' -f1)
+
+checkov: $(CHECKOV_STAMP) ## checkov in a virtualenv of its own (its pins conflict with the project's)
+
+$(CHECKOV_STAMP):
+	@echo "creating $(CHECKOV) for checkov (about a minute the first time) ..."
+	@test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	@$(CHECKOV)/bin/python -m pip install --quiet --upgrade pip
+	@$(CHECKOV)/bin/python -m pip install --quiet -c constraints-checkov.txt checkov
+	@rm -f $(CHECKOV)/.installed-*
+	@touch $@
+
 clean: ## Stop everything and delete .venv and run/
 	@if [ -x $(BIN)/mlsandbox ]; then $(BIN)/mlsandbox down --volumes; fi
-	rm -rf $(VENV) run
+	rm -rf $(VENV) $(CHECKOV) run

@@ -6,12 +6,14 @@
 #                                          Docker engine, docker-compose and debootstrap (for the local base image)
 #   scripts/ensure-system-deps.sh --test   all of the above (the tests run both paths), Debian's chromium and
 #                                          chromedriver (a test drives the interviewer's console in a real browser),
-#                                          and poppler-utils (the debrief's PDF pages are rendered and looked at)
+#                                          poppler-utils (the debrief's PDF pages are rendered and looked at),
+#                                          and podman with catatonit (a session's Kubernetes pods run under
+#                                          `podman kube play`; catatonit is the init of a pod's infra container)
 set -euo pipefail
 
-native=1; docker=0; browser=0
+native=1; docker=0; browser=0; pods=0
 case "${1:-}" in
-  --test) docker=1; browser=1 ;;
+  --test) docker=1; browser=1; pods=1 ;;
   --docker) native=0; docker=1 ;;
   "") ;;
   *) echo "usage: $0 [--test|--docker]" >&2; exit 2 ;;
@@ -29,6 +31,11 @@ if [ $docker = 1 ]; then
   command -v docker >/dev/null || packages+=(docker.io)
   command -v docker-compose >/dev/null || packages+=(docker-compose)
   command -v debootstrap >/dev/null || packages+=(debootstrap)
+fi
+
+if [ $pods = 1 ]; then
+  command -v podman >/dev/null || packages+=(podman)
+  command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || packages+=(catatonit)
 fi
 
 if [ $browser = 1 ]; then

@@ -49,8 +49,12 @@ TRAFFIC_PORTS = Ports.block(port(15400))  # test_traffic_stack
 # (a worker that takes the Docker path is busy for its whole length), from their measured length on this
 # project's 2-core machine; the unit tests fill the gaps.
 SHARED_PLAY = {"test_grader": "main-play", "test_corpus": "main-play"}  # modules reading the session's main play
+# Modules that need what another's module just left: the Kubernetes pods under podman run on the images the Docker
+# test has just built, in its worker and after it (the groups keep their modules' order), so that no other engine
+# uses the machine's image store meanwhile.
+AFTER = {"test_kube_podman": "test_docker_stack"}
 GROUP_SECONDS = {
-    "test_docker_stack": 600,
+    "test_docker_stack": 600 + 190,
     "main-play": 420,
     "test_course": 330,
     "test_sessions": 280,
@@ -67,7 +71,7 @@ GROUP_SECONDS = {
 def group(nodeid: str) -> str:
     """The work unit a test belongs to: its module, or the play its module shares."""
     module = Path(nodeid.split("::")[0]).stem
-    return SHARED_PLAY.get(module, module)
+    return SHARED_PLAY.get(module) or AFTER.get(module) or module
 
 
 def pytest_collection_modifyitems(config, items):

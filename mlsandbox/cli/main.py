@@ -20,6 +20,7 @@ from . import grade, levels, sandbox
 from .course import course_app
 from .dashboards import dashboards_app
 from .incident import incident_app
+from .kube import kube_app
 from .scenario import scenario_app
 from .session import session_app
 
@@ -32,6 +33,7 @@ app.add_typer(session_app, name="session")
 levels.register(app)
 app.add_typer(course_app, name="course")
 app.add_typer(incident_app, name="incident")
+app.add_typer(kube_app, name="kube")
 
 # Errors of the packages below the sandbox, as one line and an exit status: what the grader cannot grade (a rubric,
 # Prometheus unreachable, no timeline) exits 2; a scenario file or truth that cannot be read exits 1.

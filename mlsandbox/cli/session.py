@@ -8,9 +8,11 @@ from typing import Optional
 
 import typer
 
+from mlsandbox.config import KubeSettings
 from mlsandbox.errors import InvalidInput, MlsandboxError
 from mlsandbox.levels.level import DEFAULT_LEVEL, load_level
 from mlsandbox.sessions import debrief, scorecard, store
+from mlsandbox.sessions.idle import DEFAULT_IDLE_MINUTES, activity, idle_seconds
 from mlsandbox.sessions.lifecycle import delete, end, improve, kept_paths, shell, start
 from mlsandbox.sessions.summary import as_csv, as_text, compare_note, compare_rows, list_rows, list_table
 from mlsandbox.stack.state import HEADLESS, ScenarioPlay
@@ -58,6 +60,12 @@ def session_start(
     no_load: bool = typer.Option(False, "--no-load", help="Play nothing yet (`mlsandbox scenario play --session`)."),
     docker: bool = typer.Option(False, "--docker", help="A compose project of its own instead of native processes."),
     local_images: bool = typer.Option(False, "--local-images", help="With --docker: images built here."),
+    kubernetes: bool = typer.Option(
+        False,
+        "--kubernetes",
+        help="A namespace of its own on a cluster (the kubeconfig's current context; MLSANDBOX_KUBE_* settings).",
+    ),
+    context: Optional[str] = typer.Option(None, "--context", help="With --kubernetes: this kubeconfig context."),
     ports: Optional[int] = typer.Option(None, "--ports", help="First of its block of ports (default: a free one)."),
     listen: str = typer.Option(
         "127.0.0.1",
@@ -75,6 +83,11 @@ def session_start(
     """A fresh workspace (the level's starting point) in the candidate's room, a fresh Prometheus, prediction log and
     truth, on ports of its own; MLflow and the trained model are shared. Prints the candidate's link and the URLs
     this session uses."""
+    if kubernetes and docker:
+        raise MlsandboxError("--docker or --kubernetes, not both")
+    if context and not kubernetes:
+        raise MlsandboxError("--context goes with --kubernetes")
+    kube = (KubeSettings(context=context) if context else KubeSettings()) if kubernetes else None
     level = load_level(level_name, levels_dir)  # a bad level is refused before anything starts
     chosen = level.spec.scenario
     play = (
@@ -100,6 +113,7 @@ def session_start(
         listen=listen,
         trust_candidate=trust_candidate,
         level=level,
+        kube=kube,
     )
     if scorecard_file is not None:
         scorecard.SessionScorecards(session.layout).adopt(scorecard_file)
@@ -267,6 +281,39 @@ def session_delete(
         typer.confirm(f"delete session {found.name} ({', '.join(map(str, paths))})?", abort=True)
     for path in delete(found):
         typer.echo(f"deleted {path}")
+
+
+@session_app.command("idle")
+def session_idle(
+    minutes: float = typer.Option(
+        DEFAULT_IDLE_MINUTES, "--minutes", min=0.0, help="Idle after this long without activity or play."
+    ),
+    end_them: bool = typer.Option(False, "--end", help="End (grade and archive) every idle session."),
+    rubric: Optional[Path] = typer.Option(None, "--rubric"),
+) -> None:
+    """Running sessions and how long each has been idle: no activity in the candidate's room (JupyterLab, files
+    saved) and no scenario playing. With --end, the idle ones are ended as `session end` does."""
+    import time
+
+    now, idle = time.time(), []
+    for found in store.running():
+        sandbox = store.session_target(found).sandbox(say)
+        if sandbox is None:
+            continue
+        seconds = idle_seconds(activity(found, sandbox, now), now)
+        verdict = "IDLE" if seconds >= minutes * 60 else "active"
+        typer.echo(f"{found.name:<20} {found.record.backend:<11} idle {seconds / 60:6.1f} min  {verdict}")
+        if seconds >= minutes * 60:
+            idle.append(found)
+    if not idle:
+        typer.echo(f"no session idle for {minutes:g} minutes")
+        return
+    if not end_them:
+        typer.echo(f"{len(idle)} idle; `mlsandbox session idle --minutes {minutes:g} --end` ends them")
+        return
+    for found in idle:
+        grade = end(found, rubric, say)
+        typer.echo(f"ended {found.name}" + (f": final score {grade.score:g}%" if grade else ""))
 
 
 @session_app.command("shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

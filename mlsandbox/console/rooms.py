@@ -17,7 +17,8 @@ from mlsandbox.sessions.store import SessionLayout, Target, every_target
 from mlsandbox.stack.sandbox import Sandbox
 from mlsandbox.stack.state import SandboxState
 
-# Under compose the truth is read through a container of the load service: not on every poll of every page.
+# Under compose (or on a cluster) the truth is read through a container of the load service (a pod of the
+# session): not on every poll of every page.
 DOCKER_TIMELINE_SECONDS = 5.0
 _docker_timelines: dict[str, tuple[float, TimelineRecord | None]] = {}
 
@@ -44,7 +45,7 @@ class Room:
 
     def timeline(self) -> TimelineRecord | None:
         try:
-            if self.running and self.sandbox.backend == "docker":
+            if self.running and self.sandbox.backend != "native":
                 key = str(self.run_dir)
                 cached = _docker_timelines.get(key)
                 if cached is None or time.monotonic() - cached[0] > DOCKER_TIMELINE_SECONDS:

@@ -114,9 +114,10 @@ def write_improvement(
     return round_
 
 
-def write_docs(cfg: StackConfig, workspace: Path) -> None:
+def write_docs(cfg: StackConfig, workspace: Path, mlflow_url: str | None = None, model: bool = True) -> None:
     """docs/: the model card, the API, the feature spec, and what MLflow holds of the model (its training run
-    and reference data set)."""
+    and reference data set; `mlflow_url`: how this process reaches MLflow, by default the settings' address;
+    `model` off: not those two)."""
     from model_service.spec import default_spec
 
     docs = workspace / "docs"
@@ -130,7 +131,8 @@ def write_docs(cfg: StackConfig, workspace: Path) -> None:
     (docs / "model_card.md").write_text(card)
     (docs / "api.md").write_text(_api_section())
     (docs / "features.json").write_text(json.dumps(_features(default_spec()), indent=2) + "\n")
-    _model_docs(cfg.mlflow_url, docs)
+    if model:
+        _model_docs(mlflow_url or cfg.mlflow_url, docs)
 
 
 def _api_section() -> str:

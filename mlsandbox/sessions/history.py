@@ -2,7 +2,7 @@
 git directory in the session's folder, never inside the workspace), committed whenever a file changed.
 
 `python -m mlsandbox.sessions.history WORKSPACE GIT_DIR --every SECONDS` runs for the whole session and commits at most
-once per interval; the session takes a snapshot of its own at start, at the improvement round and at the end.
+once per interval (with `--session NAME`, a session on a cluster, it copies the room's workspace out first); the session takes a snapshot of its own at start, at the improvement round and at the end.
 Nothing is written into the workspace, so the model server's reload never sees a snapshot.
 """
 
@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,14 +155,30 @@ class History:
         return data
 
 
-def watch(history: History, every: float) -> None:
+def watch(history: History, every: float, pull: Callable[[], None] | None = None) -> None:
+    """Snapshot every `every` seconds; `pull` first brings the workspace up to date (a room on a cluster)."""
     history.init()
     while True:
         try:
+            if pull is not None:
+                pull()
             history.snapshot("saved during the session")
-        except HistoryError:
-            pass  # a file half-written while git read it; the next round takes it
+        except MlsandboxError:
+            pass  # a file half-written while git read it, a cluster not answering: the next round takes it
         time.sleep(every)
+
+
+def pull_from(session: str, workspace: Path) -> Callable[[], None]:
+    """The session's room's workspace copied into `workspace` (its sandbox's pull_workspace)."""
+    from mlsandbox.sessions.store import load
+    from mlsandbox.stack.backends import open_sandbox
+
+    def pull() -> None:
+        sandbox = open_sandbox(load(session).config, say=lambda _: None)
+        if sandbox is not None:
+            sandbox.pull_workspace(workspace)
+
+    return pull
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,8 +186,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("git_dir", type=Path)
     parser.add_argument("--every", type=float, default=DEFAULT_INTERVAL_SECONDS)
+    parser.add_argument("--session", help="Copy this session's workspace out of its room first (on a cluster).")
     args = parser.parse_args(argv)
-    watch(History(args.workspace, args.git_dir), args.every)
+    pull = pull_from(args.session, args.workspace) if args.session else None
+    watch(History(args.workspace, args.git_dir), args.every, pull)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from load.scenario import load_scenario
-from mlsandbox.config import RoomSettings
+from mlsandbox.config import KubeSettings, RoomSettings
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.layout import REPO_ROOT, STARTER, Ports
 from mlsandbox.levels.brief import BRIEF, level_brief
 from mlsandbox.levels.level import Level
 from mlsandbox.levels.starting_point import COPY_IGNORED, build
 from mlsandbox.say import Say
-from mlsandbox.sessions.brief import write_brief, write_docs, write_improvement
+from mlsandbox.sessions.brief import IMPROVEMENT, write_brief, write_docs, write_improvement
 from mlsandbox.sessions.grading import grade_from_disk, grade_live
 from mlsandbox.sessions.history import History, HistoryError
 from mlsandbox.sessions.store import (
@@ -47,7 +47,6 @@ from mlsandbox.stack import bubblewrap
 from mlsandbox.stack.backends import new_sandbox, open_sandbox
 from mlsandbox.stack.preflight import check_candidate, check_scenario
 from mlsandbox.stack.processes import port_is_free, spawn, stop
-from mlsandbox.stack.room import room_link
 from mlsandbox.stack.state import ScenarioPlay
 
 # Free blocks of eight ports are looked for from here, ten apart.
@@ -151,10 +150,13 @@ def start(
     listen: str = "127.0.0.1",
     trust_candidate: bool = False,
     level: Level | None = None,
+    kube: KubeSettings | None = None,
 ) -> tuple[StoredSession, dict]:
     """A fresh workspace (`source` copied, else the level's starting point) and stack for the session, and the
-    candidate's room; its URLs (`candidate`: their link)."""
+    candidate's room; its URLs (`candidate`: their link). `kube`: the session as a namespace on that cluster (a
+    container room, as under compose)."""
     check_name(name)
+    contained = docker or kube is not None
     layout = session_layout(name)
     if layout.root.exists():
         raise MlsandboxError(f"session {name!r} already exists in {layout.root.parent}; choose another name")
@@ -162,8 +164,8 @@ def start(
         source = check_candidate(source or STARTER)
     if play is not None:
         check_scenario(play.scenario)
-    room = room_settings(name, docker, listen, trust_candidate)
-    ports = free_ports(docker, ports_base)
+    room = room_settings(name, contained, listen, trust_candidate)
+    ports = free_ports(contained, ports_base)
     layout.root.mkdir(parents=True)
     try:
         origin = prepare_workspace(layout, source, level)
@@ -171,7 +173,7 @@ def start(
         work.init()
         record = SessionRecord(
             name=name,
-            backend="docker" if docker else "native",
+            backend="kubernetes" if kube is not None else "docker" if docker else "native",
             play=play.model_copy(update={"web_ui": False}) if play else None,
             ports=ports,
             source=origin,
@@ -186,7 +188,7 @@ def start(
         write_brief(
             session.config,
             layout.candidate,
-            compose=docker,
+            compose=contained,
             grafana=docker and not local_images,
             template=brief_template(layout),
         )
@@ -197,12 +199,14 @@ def start(
             record.compose_project or "mlsandbox",
             say,
             machine_dir=home_config().run_dir,
+            kube=kube,
         )
         work.snapshot(f"session start: copied from {origin}")
         # Locust's web UI would show the candidate the scenario's failures and request mix: headless here.
         urls = sandbox.up(layout.candidate, record.play)
-        write_docs(session.config, layout.candidate)
-        record.link = room_link(session.config)
+        write_docs(session.config, layout.candidate, sandbox.mlflow_url())
+        sandbox.publish(layout.candidate, ["docs"])
+        record.link = sandbox.candidate_link()
         record.save(layout)
     except BaseException:
         # Nothing was played: the name stays free for a second try; the logs are kept where the error says.
@@ -221,9 +225,11 @@ def start_watcher(session: StoredSession) -> None:
     """Snapshot the workspace while the session runs (its history); a watcher left from before is stopped."""
     if session.record.watcher_pid:
         stop(session.record.watcher_pid)
+    # A room on a cluster keeps the workspace there: the watcher copies it out before each snapshot.
+    pull = ["--session", session.name] if session.record.backend == "kubernetes" else []
     watcher = spawn(
         [sys.executable, "-m", "mlsandbox.sessions.history", str(session.layout.candidate), str(session.layout.history)]
-        + ["--every", str(snapshot_interval())],
+        + ["--every", str(snapshot_interval()), *pull],
         session.config.layout.log("history"),
         cwd=REPO_ROOT,
     )
@@ -276,12 +282,13 @@ def improve(
     )
     record.save(layout)
     if record.room is not None:
-        compose = record.backend == "docker"
-        grafana = compose and "grafana" in sandbox.urls()
+        compose = record.backend != "native"
+        grafana = record.backend == "docker" and "grafana" in sandbox.urls()
         point = str(grade.improvement["text"])
         write_improvement(
             session.config, layout.candidate, point, minutes, compose, grafana, template=brief_template(layout)
         )
+        sandbox.publish(layout.candidate, [BRIEF, IMPROVEMENT])
     return grade
 
 

@@ -181,7 +181,7 @@ class RoundRecord(BaseModel):
 
 class SessionRecord(BaseModel):
     name: str
-    backend: Literal["native", "docker"]
+    backend: Literal["native", "docker", "kubernetes"]
     # An interview, or a trainee's onboarding course (course.py: its progress in course.json beside this).
     kind: Literal["interview", "course"] = "interview"
     # Prometheus's scrape interval when not the machine's (a course's plays last under a minute).

@@ -75,11 +75,13 @@ class MachineServices:
             if mlflow:
                 seed_mlflow_store(self.cfg, self.say)
                 state.mlflow = self._running(state.mlflow, components.mlflow(self.cfg), state)
-            state.console = self._running(state.console, components.console(self.cfg, self.token_file()), state)
+            if not self.cfg.external_console:
+                state.console = self._running(state.console, components.console(self.cfg, self.token_file()), state)
             if mlflow:
                 took = wait_healthy(state.mlflow, self.cfg.health_timeout_seconds)
                 self.say(f"  mlflow healthy in {took:.1f}s at {state.mlflow.url}")
-            wait_healthy(state.console, self.cfg.health_timeout_seconds)
+            if state.console is not None:
+                wait_healthy(state.console, self.cfg.health_timeout_seconds)
             if mlflow and not models_registered(self.mlflow_url):
                 train_model(self.cfg, self.say)
             key = str(user.resolve())

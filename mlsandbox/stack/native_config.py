@@ -38,12 +38,7 @@ def service_addresses(cfg: StackConfig) -> dict[str, str]:
 def render_prometheus(cfg: StackConfig, candidate_dir: Path) -> dict:
     config = yaml.safe_load(PROMETHEUS_SOURCE.read_text())
     mapping = service_addresses(cfg)
-    config["global"]["scrape_interval"] = cfg.scrape_interval
-    config["global"]["evaluation_interval"] = cfg.scrape_interval
-    # A scrape may not take longer than the interval (the tests scrape every second).
-    for job in config["scrape_configs"]:
-        if "scrape_timeout" in job and _seconds(job["scrape_timeout"]) > _seconds(cfg.scrape_interval):
-            job["scrape_timeout"] = cfg.scrape_interval
+    _interval(cfg, config)
     rules = str(cfg.layout.prometheus_rules.resolve())
     config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, rules) for p in config.get("rule_files", [])]
     _paths(cfg, config)
@@ -66,10 +61,29 @@ def _paths(cfg: StackConfig, config: dict) -> None:
             am["path_prefix"] = cfg.alertmanager_path
 
 
+def _interval(cfg: StackConfig, config: dict) -> None:
+    """The configured scrape and evaluation interval; a scrape may not take longer (the tests scrape every second)."""
+    config["global"]["scrape_interval"] = cfg.scrape_interval
+    config["global"]["evaluation_interval"] = cfg.scrape_interval
+    for job in config["scrape_configs"]:
+        if "scrape_timeout" in job and _seconds(job["scrape_timeout"]) > _seconds(cfg.scrape_interval):
+            job["scrape_timeout"] = cfg.scrape_interval
+
+
 def compose_prometheus(cfg: StackConfig) -> dict:
     """prometheus/prometheus.yml for a compose session with a room: the same, with the paths above."""
     config = yaml.safe_load(PROMETHEUS_SOURCE.read_text())
     _paths(cfg, config)
+    return config
+
+
+def cluster_prometheus(cfg: StackConfig, alerts_dir: str) -> dict:
+    """prometheus/prometheus.yml for a session on a cluster: the same service names (a Service each in the
+    session's namespace), the room's paths, the session's interval, and the candidate's rule files in
+    `alerts_dir` (their workspace, mounted read-only)."""
+    config = compose_prometheus(cfg)
+    _interval(cfg, config)
+    config["rule_files"] = [p.replace(COMPOSE_ALERTS_DIR, alerts_dir) for p in config.get("rule_files", [])]
     return config
 
 

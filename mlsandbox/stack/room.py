@@ -345,36 +345,52 @@ def model_server(cfg: StackConfig, candidate_dir: Path) -> ComponentSpec:
     return _write_spec(cfg, spec, cfg.ports.model_server, "/health")
 
 
-# --- the room under compose -------------------------------------------------------------------------------------
-# The workspace container (compose.yaml, profile `room`) mounts the workspace and these files at /opt/room; inside,
-# the session's services are reached by their service names, forwarded to the container's own loopback so that
-# JupyterLab and the brief name them the same way natively and under compose.
+# --- the room as a container (compose, a cluster) ------------------------------------------------------------
+# The workspace container (compose.yaml, profile `room`; a session's `workspace` pod on a cluster) mounts the
+# workspace and these files at /opt/room; inside, the session's services are reached by their service names,
+# forwarded to the container's own loopback so that JupyterLab and the brief name them the same way natively, under
+# compose and on a cluster.
 COMPOSE_SERVICES = {8000: "model-server", 9090: "prometheus", 9093: "alertmanager", 3000: "grafana"}
 COMPOSE_ROOM = "/opt/room"
 COMPOSE_PYTHON = "/opt/venv/bin/python"
+# On a cluster the token is a Secret of its own, mounted apart from the room's files (a ConfigMap).
+CLUSTER_TOKEN = "/opt/room-token/token"
+# ConfigMap files are not executable (and podman's `kube play` ignores their modes): the room's first program
+# copies `reload-rules` into a folder of its PATH in its private /tmp.
+CLUSTER_BIN = "/tmp/home/bin"
+INSTALL_RELOAD = f"""mkdir -p {CLUSTER_BIN} && cp {COMPOSE_ROOM}/reload-rules {CLUSTER_BIN}/reload-rules \\
+  && chmod 755 {CLUSTER_BIN}/reload-rules
+"""
 
 
-def compose_room_files(cfg: StackConfig, folder: Path, owner: int) -> None:
-    """The workspace container's own files, written into `folder` (its ROOM_DIR): JupyterLab's configuration,
-    its token, the forwarder and the first program, and `reload-rules`."""
-    servers = {
-        name: launcher(name, title, open_, port=port, absolute_url=name != "model-server")
-        for name, port, title, open_ in (
-            ("model-server", 8000, "Model server API", "docs"),
-            ("prometheus", 9090, "Prometheus", "classic/graph"),
-            ("alertmanager", 9093, "Alertmanager", ""),
-            ("grafana", 3000, "Grafana", ""),
-        )
+def container_room_files(cfg: StackConfig, allow_root: bool = False, cluster: bool = False) -> dict[str, str]:
+    """The workspace container's own files by name: JupyterLab's configuration, the forwarder and the first
+    program, and `reload-rules` (`bin/reload-rules` under compose, `reload-rules` installed by the first program
+    on a cluster, where Grafana does not run and the token is mounted apart)."""
+    services = {p: s for p, s in COMPOSE_SERVICES.items() if not (cluster and s == "grafana")}
+    titles = {
+        "model-server": ("Model server API", "docs"),
+        "prometheus": ("Prometheus", "classic/graph"),
+        "alertmanager": ("Alertmanager", ""),
+        "grafana": ("Grafana", ""),
     }
+    servers = {
+        name: launcher(name, *titles[name], port=port, absolute_url=name != "model-server")
+        for port, name in services.items()
+    }
+    # Terminals as the container's environment has them: a login shell would take Debian's /etc/profile's PATH
+    # (no Python environment, no reload-rules).
     config = jupyter_config(
-        'c.ServerApp.ip = "0.0.0.0"\nc.ServerApp.port = 8888',
+        'c.ServerApp.ip = "0.0.0.0"\nc.ServerApp.port = 8888\n'
+        'c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash"]}',
         "/workspace",
-        f"{COMPOSE_ROOM}/token",
+        CLUSTER_TOKEN if cluster else f"{COMPOSE_ROOM}/token",
         servers,
-        owner == 0,
+        allow_root,
     )
-    specs = [f"tcp:127.0.0.1:{port}=tcp:{service}:{port}" for port, service in COMPOSE_SERVICES.items()]
-    init = bw.init_script(specs, LAB_SETTINGS, python=COMPOSE_PYTHON, forwarder=f"{COMPOSE_ROOM}/forward.py")
+    specs = [f"tcp:127.0.0.1:{port}=tcp:{service}:{port}" for port, service in services.items()]
+    before = LAB_SETTINGS + (INSTALL_RELOAD if cluster else "")
+    init = bw.init_script(specs, before, python=COMPOSE_PYTHON, forwarder=f"{COMPOSE_ROOM}/forward.py")
     reload = f"""#!{COMPOSE_PYTHON}
 # reload-rules: load the rule files of your alerts/ folder into your session's Prometheus (it refuses, and keeps
 # the last ones, when a file is broken: the answer says why).
@@ -388,14 +404,18 @@ except urllib.error.HTTPError as error:
     print("rules not loaded:", error.read().decode().strip(), file=sys.stderr)
     sys.exit(1)
 """
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {
-        "token": cfg.room.token,
+    return {
         "jupyter_config.py": config,
         "init.sh": init,
-        "bin/reload-rules": reload,
+        "reload-rules" if cluster else "bin/reload-rules": reload,
         "forward.py": bw.FORWARDER.read_text(),
     }
+
+
+def compose_room_files(cfg: StackConfig, folder: Path, owner: int) -> None:
+    """The workspace container's own files, written into `folder` (its ROOM_DIR), with its token."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"token": cfg.room.token, **container_room_files(cfg, allow_root=owner == 0)}
     for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)

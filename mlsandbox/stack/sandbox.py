@@ -1,5 +1,5 @@
-"""The Sandbox interface: the same commands whether a sandbox's components run as native processes or as a compose
-project. It knows no backend: backends.py names them, finds whichever runs in a run directory and makes one."""
+"""The Sandbox interface: the same commands whether a sandbox's components run as native processes, as a compose
+project or as a namespace on a cluster. It knows no backend: backends.py names them, finds whichever runs in a run directory and makes one."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import httpx
+
 from load.truth import TimelineRecord
 from mlsandbox.config import StackConfig
 from mlsandbox.say import Say
+from mlsandbox.stack.prometheus import prometheus_time
+from mlsandbox.stack.room import room_link
 from mlsandbox.stack.state import SandboxState, ScenarioPlay
 
 
@@ -130,3 +134,34 @@ class Sandbox(ABC):
     def candidate_dir(self) -> Path | None:
         state = self.state
         return state.candidate_dir if state else None
+
+    # --- where the candidate's room lives (a cluster keeps it apart; here, the defaults of a room on this machine)
+
+    def candidate_link(self) -> str:
+        """The candidate's link: their room's JupyterLab with its token."""
+        return room_link(self.cfg)
+
+    def mlflow_url(self) -> str:
+        """How this process reaches the sandbox's MLflow."""
+        return self.cfg.mlflow_url
+
+    def publish(self, workspace: Path, paths: list[str]) -> None:
+        """Files the session wrote into the candidate's folder (the brief, docs/) reach their room: here the folder
+        is the room's (a cluster copies them in)."""
+        return None
+
+    def pull_workspace(self, workspace: Path) -> None:
+        """The candidate's folder as their room has it now: here it is the room's (a cluster copies it out)."""
+        return None
+
+    def room_activity(self) -> float | None:
+        """When the candidate last did something in their room (JupyterLab's `last_activity`); None when it cannot
+        be asked (no room, or it does not answer)."""
+        if self.cfg.room is None:
+            return None
+        url = room_link(self.cfg).split("/lab/", 1)[0]
+        try:
+            answer = httpx.get(f"{url}/api/status", params={"token": self.cfg.room.token}, timeout=5)
+            return prometheus_time(answer.json()["last_activity"]) if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from load.truth import atomic_write
+from mlsandbox.config import KubeSettings
 from mlsandbox.errors import Busy
 from mlsandbox.layout import Ports, RunLayout
 from mlsandbox.stack.processes import Component, is_alive
@@ -49,8 +50,19 @@ class DockerState(BaseModel):
     private_engine_root: str | None = None
 
 
+class KubeState(BaseModel):
+    """A session's namespace on a cluster: its name, the cluster's settings it was made with (the context among
+    them), and the room's link."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    settings: KubeSettings
+    link: str
+
+
 class SandboxState(BaseModel):
-    backend: Literal["native", "docker"]
+    backend: Literal["native", "docker", "kubernetes"]
     candidate_dir: Path
     ports: Ports
     play: ScenarioPlay | None = None
@@ -58,14 +70,15 @@ class SandboxState(BaseModel):
     components: list[Component] = []  # native
     machine_dir: Path | None = None  # native: whose MLflow it shares (see stack/machine.py)
     docker: DockerState | None = None
+    kubernetes: KubeState | None = None
 
     def save(self, layout: RunLayout) -> None:
         atomic_write(layout.state, self.model_dump_json(indent=2))
 
     def running(self) -> bool:
-        """Whether the sandbox still runs: natively, any of its processes alive; a compose project outlives the
-        command that started it, and its state file goes with `down`."""
-        return self.backend == "docker" or any(is_alive(c.pid) for c in self.components)
+        """Whether the sandbox still runs: natively, any of its processes alive; a compose project or a namespace
+        outlives the command that started it, and its state file goes with `down`."""
+        return self.backend != "native" or any(is_alive(c.pid) for c in self.components)
 
     @classmethod
     def load(cls, layout: RunLayout) -> "SandboxState | None":

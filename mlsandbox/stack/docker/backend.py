@@ -391,7 +391,8 @@ class DockerBackend(Sandbox):
     def shell(self, command: list[str]) -> int:
         """In the workspace container: `exec` while it runs (its forwarders serve the loopback), else a fresh one."""
         project = self.compose_project()
-        command = command or ["/bin/bash", "-l"]
+        # Not a login shell: Debian's /etc/profile would drop the room's PATH (its Python, reload-rules).
+        command = command or ["/bin/bash"]
         terminal = [] if sys.stdin.isatty() else ["-T"]
         if project.service_states().get("workspace") in ("healthy", "running", "starting"):
             return project.compose("exec", *terminal, "workspace", *command, check=False).returncode
