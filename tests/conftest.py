@@ -42,13 +42,15 @@ TEST_PORTS = Ports.block(port(15000))  # test_native_stack (and its second home 
 INTERRUPTED_PORTS = Ports.block(port(15200))  # test_interrupted_up
 REFERENCE_PORTS = Ports.block(port(15300))  # test_reference_stack
 TRAFFIC_PORTS = Ports.block(port(15400))  # test_traffic_stack
+# The levels' plays use blocks of their own from 32500 (junior) and 32600 (senior): tests/plays.py.
 
 # --- parallel workers (`make test`: pytest-xdist, --dist loadscope) ----------------------------------------------
 # Tests that start processes share a stack per module (a module-scoped fixture), or the session's main play: a
 # module (or the modules sharing a play) runs whole in one worker, on ports of its own. Groups start longest first
 # (a worker that takes the Docker path is busy for its whole length), from their measured length on this
 # project's 2-core machine; the unit tests fill the gaps.
-SHARED_PLAY = {"test_grader": "main-play", "test_corpus": "main-play"}  # modules reading the session's main play
+# Modules reading the session's main play.
+SHARED_PLAY = {"test_grader": "main-play", "test_corpus": "main-play", "test_levels_main_play": "main-play"}
 # Modules that need what another's module just left: the Kubernetes pods under podman run on the images the Docker
 # test has just built, in its worker and after it (the groups keep their modules' order), so that no other engine
 # uses the machine's image store meanwhile.
@@ -61,6 +63,8 @@ GROUP_SECONDS = {
     "test_incident": 240,
     "test_hardening": 200,
     "test_corpus_surprise": 180,
+    "test_level_senior_play": 230,
+    "test_level_junior_play": 210,
     "test_reference_stack": 150,
     "test_traffic_stack": 110,
     "test_native_stack": 80,

@@ -4,7 +4,10 @@
 - the main play (seed 7): the reference, the bare starter, the mutants of tests/candidates.py and the corpus,
   with the extra grades that need a live Prometheus (other dashboards, the server stopped, mid-session);
 - the surprise play (`--surprise`, another seed), through the `mlsandbox calibrate` command itself;
-- the repeat play (seed 7 again), to check that a grade does not move with timing noise.
+- the repeat play (seed 7 again), to check that a grade does not move with timing noise;
+- a level's play (levels/): its compressed scenario, to the reference, the level's untouched starting point and
+  the corpus's junior solution, graded with the level's rubric (the mid level's is the main play's rubric, and
+  the dashboard-design level, which plays smoke too, grades the main play again).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ CORPUS = REPO / "tests" / "corpus"
 # Off every other test's ports; shared services at BASE+0-3, rooms from BASE+10, two ports each. A block per play, so
 # that the main, surprise and repeat plays can run in parallel workers.
 MAIN_BASE_PORT, SURPRISE_BASE_PORT, REPEAT_BASE_PORT = port(31000), port(31100), port(31200)
+# The levels' plays, a block each (their modules run in parallel workers).
+LEVEL_BASE_PORTS = {"junior": port(32500), "senior": port(32600)}
+LEVEL_SEEDS = {"junior": 7, "senior": 11}  # the senior level plays a surprise: seed 11 draws tenure and 503s
+JUNIOR_SOLUTION = "junior-checklist"  # the corpus's junior-level solution, written from the junior brief
 SCRAPE = "1s"  # smoke's phases last 8-25 s
 SURPRISE_SEED = 11
 
@@ -63,9 +70,18 @@ def build_candidates(base: Path, with_mutants: bool) -> dict[str, Path]:
         folders["mutant-a"] = candidates.unreachable_threshold_and_ms_latency(base / "mutant-a")
         folders["mutant-b"] = candidates.no_drift_and_always_firing(base / "mutant-b")
         folders["renamed"] = candidates.renamed(base / "renamed")
+        folders["dashboard-design-start"] = starting_point("dashboard-design", base / "dashboard-design-start")
     for path in corpus():
         folders[path.name] = shutil.copytree(path, base / path.name, ignore=shutil.ignore_patterns("__pycache__"))
     return folders
+
+
+def starting_point(level: str, dest: Path) -> Path:
+    """A level's starting point, untouched (what a candidate at that level begins with)."""
+    from mlsandbox.levels.level import load_level
+    from mlsandbox.levels.starting_point import build
+
+    return build(load_level(level), dest)
 
 
 def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None, base_port: int = MAIN_BASE_PORT) -> Play:
@@ -182,9 +198,66 @@ def main_play_extras(cal, play):
         PrometheusClient(room.prometheus_url), base / "mid-session", load_rubric(), room.candidate_dir, now=until
     )
     play.extra["mid-session"] = to_dict(mid)
+    _grade_at_level(cal, play, "dashboard-design", ["reference", "dashboard-design-start", "starter", JUNIOR_SOLUTION])
     server = next(c for c in room.components if c.name == "model-server")
     stop(server.pid)  # the candidate's server dies after the session
     play.extra["server-down"] = _grade_cli(cal, room, room.candidate_dir, base / "report-server-down")
+
+
+def _grade_at_level(cal, play: Play, level: str, names: list[str]) -> None:
+    """Some rooms of a play graded again at a level (its rubric overlay on the shipped rubric): extra[level:NAME]."""
+    from grading.api import run_grading
+    from mlsandbox.levels.level import load_level
+
+    rubric = load_level(level).rubric()
+    graded = {}
+    for room in (r for r in cal.stacks if r.name in names):
+        out = play.out.parent / f"level-{level}" / room.name
+        run_grading(
+            room.run_dir, room.prometheus_url, candidate=room.candidate_dir, out=out, rubric=rubric, say=lambda _: None
+        )
+        graded[room.name] = read_report(out)
+    play.extra[f"level:{level}"] = graded
+
+
+def level_play(base: Path, level: str) -> Play:
+    """The level's compressed scenario (with the level's surprise, on LEVEL_SEEDS' seed) played once to the
+    reference, the level's untouched starting point and the corpus's junior solution; each graded with the level's
+    rubric, as `mlsandbox calibrate --level` grades."""
+    import time
+
+    from mlsandbox.levels.level import load_level
+    from mlsandbox.stack.fanout import Fanout
+    from mlsandbox.stack.state import ScenarioPlay
+
+    spec = load_level(level)
+    folders = {
+        "reference": candidates.copy_reference(base / "candidates" / "reference"),
+        "starting-point": starting_point(level, base / "candidates" / "starting-point"),
+        JUNIOR_SOLUTION: shutil.copytree(
+            CORPUS / JUNIOR_SOLUTION,
+            base / "candidates" / JUNIOR_SOLUTION,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        ),
+    }
+    play = Play(base / "calibration", folders)
+    rubric = spec.rubric()
+    cal = Fanout(
+        list(folders.values()), play.out, LEVEL_BASE_PORTS[level], SCRAPE, say=lambda _: None, names=list(folders)
+    )
+    scenario = spec.spec.scenario
+    t0 = time.monotonic()
+    with cal:
+        play.timings["up"] = time.monotonic() - t0
+        cal.play(ScenarioPlay(scenario=scenario.compressed, seed=LEVEL_SEEDS[level], surprise=scenario.surprise))
+        play.timings["played"] = time.monotonic() - t0
+        cal.wait_after_play(rubric.tolerances.resolve_grace_seconds)
+        cal.save_metrics()
+        cal.grade(rubric)
+        play.timings["graded"] = time.monotonic() - t0
+        for name in folders:
+            play.reports[name] = read_report(play.out / name / "report")
+    return play
 
 
 def points(report: dict) -> dict[str, float]:
