@@ -47,7 +47,7 @@ INPUT_ROLES = frozenset({Role.DRIFT, Role.DATA_QUALITY})  # siblings: one signal
 FLAT_SHARE = 0.2  # the curve is "at its normal level" within this share of its range ...
 SIGNAL_FLAT_SHARE = 0.35  # ... and the signal must then be within this share of its own range
 STAY_PUT_FRACTION = 0.8
-MOVE_SHARE = 0.3  # a move at an incident is at least this share of the signal's range (scaled by the curve's) ...
+MOVE_SHARE = 0.3  # a move at an incident is at least this share of the signal's range (at a release, scaled) ...
 NOISE_MULTIPLE = 3.0  # ... and this many times its baseline noise
 AFTER_INCIDENT_SECONDS = 15  # windows and scrapes lag: a move may show up this long after the incident
 LOG_SPAN = 100.0  # positive values spread over more than this factor are judged on a log scale too
@@ -471,9 +471,9 @@ class Judge:
             sign = np.sign(v.rho) * np.sign(x_move)
             move = float(np.nanmax(sign * (sw - s_pre)))
             v.moves[inc.label] = move
-            # The part of its range asked for is in proportion to the curve's own move here: after a concept drift,
-            # a worse model released moves a faithful accuracy a third as far, and that is all it should.
-            share = MOVE_SHARE * min(1.0, abs(x_move) / x_range) if x_range else MOVE_SHARE
+            # A worse model released moves a faithful accuracy by how much worse it is, a third as far as a concept
+            # drift may have: at a release the share of its range asked for is in proportion to the curve's move.
+            share = MOVE_SHARE * min(1.0, abs(x_move) / x_range) if inc.kind == "model_release" else MOVE_SHARE
             ok = move > 0 and move >= share * s_range and move > NOISE_MULTIPLE * noise
             results.append((inc, ok, move))
         if not results:

@@ -25,8 +25,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlsandbox.layout import machine_cache as cache_dir
 from mlsandbox.stack.docker.backend import engine_root
-from mlsandbox.stack.docker.engine import PrivateEngine, answers, cache_dir, image_store
+from mlsandbox.stack.docker.engine import PrivateEngine, answers, image_store
 from mlsandbox.stack.state import held
 
 # The images the compose test builds (compose.local-images.yaml), by the name the session's pods give them.

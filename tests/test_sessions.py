@@ -41,6 +41,8 @@ SNAPSHOT_SECONDS = 2
 ROUND_MINUTES = 1.0
 PROD_ROUND_MINUTES = 0.25  # the production-sized solution's round: its 80-s scenario in 15 s
 GRACE_SECONDS = 32  # the rubric's resolve grace (30 s) and a scrape
+# What a page in Chromium may take to show what it is waited for: the console answers late while four plays run.
+BROWSER_SECONDS = 120
 
 
 class Day:
@@ -290,7 +292,7 @@ def _kill_and_restart_the_room(d: Day, name: str) -> dict:
     seen = {
         "room stopped": wait_for(
             lambda: any(c["name"] == "workspace" and c["state"] == "stopped" for c in _status(d, name)) and True,
-            30,
+            BROWSER_SECONDS,
             0.5,
             "the room to stop",
         )
@@ -350,16 +352,15 @@ def _in_the_room(d: Day, name: str) -> dict:
         seen["reloaded"] = wait_for(
             lambda: "churn" in _body(f"{server}/metrics"), 60, 1, "the server to reload on the save"
         )
-        browser.get(f"{door}/prometheus/classic/targets")
-        seen["targets"] = wait_for(
-            lambda: (
-                "model-server (1/1 up)" in browser.find_element("tag name", "body").text
-                and browser.find_element("tag name", "body").text
-            ),
-            60,
-            1,
-            "the proxied Prometheus to show the model server up",
-        )
+
+        def targets_page() -> str | bool:
+            # The classic targets page is drawn once per load: loaded again until the server, just reloaded on the
+            # save, has been scraped up.
+            browser.get(f"{door}/prometheus/classic/targets")
+            body = browser.find_element("tag name", "body").text
+            return "model-server (1/1 up)" in body and body
+
+        seen["targets"] = wait_for(targets_page, 90, 2, "the proxied Prometheus to show the model server up")
         browser.get(f"{door}/dashboards/")
         seen["dashboards"] = wait_for(
             lambda: browser.execute_script(
@@ -411,11 +412,11 @@ def _score(d: Day, name: str) -> dict:
     page = f"http://127.0.0.1:{HOME_PORTS.console}/room/{name}?token={token}"
     with chromium(1400, 2000) as browser:
         browser.get(page)
-        wait_for(lambda: browser.find_elements("id", "interviewer"), 30, 0.5, "the scorecard form")
+        wait_for(lambda: browser.find_elements("id", "interviewer"), BROWSER_SECONDS, 0.5, "the scorecard form")
         browser.execute_script("localStorage.clear()")
         browser.find_element("id", "interviewer").send_keys("ana")
         browser.find_element("id", "interviewer-open").click()
-        wait_for(lambda: browser.find_elements("id", "scorecard-form"), 30, 0.5, "ana's card")
+        wait_for(lambda: browser.find_elements("id", "scorecard-form"), BROWSER_SECONDS, 0.5, "ana's card")
         seen["locked"] = browser.execute_script(
             "return {waiting: document.getElementById('scorecard-waiting').dataset.waiting,"
             " cards: document.querySelectorAll('[data-card]').length}"
@@ -427,7 +428,12 @@ def _score(d: Day, name: str) -> dict:
         )
         browser.find_element("css selector", 'input[name="recommendation"][value="strong_yes"]').click()
         browser.find_element("id", "scorecard-save").click()
-        wait_for(lambda: browser.find_elements("id", "scorecard-all"), 30, 0.5, "every card, once ana's is complete")
+        wait_for(
+            lambda: browser.find_elements("id", "scorecard-all"),
+            BROWSER_SECONDS,
+            0.5,
+            "every card, once ana's is complete",
+        )
         seen["unlocked"] = browser.execute_script(
             "return {ratings: [...document.querySelectorAll('td[data-rating]')].map(e => [e.dataset.card,"
             " e.closest('tr').dataset.competency, e.dataset.rating]),"
@@ -443,7 +449,7 @@ def _score(d: Day, name: str) -> dict:
             lambda: browser.execute_script(
                 "const h = document.querySelector('#file-body .markdown h1'); return h && h.innerText"
             ),
-            30,
+            BROWSER_SECONDS,
             0.5,
             "NOTES.md rendered",
         )
@@ -457,7 +463,7 @@ def _score(d: Day, name: str) -> dict:
                 " return at && f.innerText.includes(at.slice(0, 8)) && {at: at, text: f.innerText,"
                 " files: [...document.querySelectorAll('#tree-body .entry')].map(e => e.dataset.path)}"
             ),
-            30,
+            BROWSER_SECONDS,
             0.5,
             "the workspace at the first snapshot",
         )

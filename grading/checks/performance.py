@@ -184,6 +184,10 @@ def _falls(ctx: Context, v: Verdict, timings: list[Timing]) -> CheckResult:
     sign = -1.0 if v.rho >= 0 else 1.0  # an accuracy-like signal falls, an error-like one rises
     s_pre, s_ext, s_rel = relative_move(times, v.series.values, concept.start, end, sign)
     if not np.isfinite(s_rel) or not np.isfinite(t_rel) or t_rel <= 0:
+        down = ctx.session.unobserved(concept.start, end)
+        if down > 0:  # the server or Prometheus was down in it (grading.gaps): not the candidate's doing
+            why = f"the model server or Prometheus was down for {down:.0f} s of the concept drift"
+            return ctx.not_applicable(ITEM, "falls_in_concept_drift", why)
         return ctx.result(ITEM, "falls_in_concept_drift", 0, f"{v.name} has no values around the concept drift", [])
     needed = max(ctx.tol.performance_drop_relative, 0.5 * t_rel)
     fraction = min(1.0, s_rel / needed) if s_rel > 0 else 0.0

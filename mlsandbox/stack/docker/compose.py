@@ -168,7 +168,12 @@ class ComposeProject:
         services: exited with 0). Returns the seconds from `up` until then."""
         t0 = time.monotonic()
         services = sorted(self.expected_services() - without)
-        self.compose("up", "--detach", "--no-build", *(services if without else []), capture=True)
+        try:
+            self.compose("up", "--detach", "--no-build", *(services if without else []), capture=True)
+        except MlsandboxError as error:
+            # compose names the container that failed, not why: the last lines of what failed or exited say it.
+            failed = sorted(name for name, state in self.service_states().items() if state in ("failed", "exited"))
+            raise MlsandboxError(f"{error}\n{self.logs_tail(failed, 40)}") from None
         self.wait_healthy(timeout - (time.monotonic() - t0), set(services))
         return time.monotonic() - t0
 
