@@ -56,8 +56,13 @@ def test_ctrl_c_or_a_sigterm_during_up_leaves_no_process_no_port_and_no_state(tm
         up.send_signal(stop_signal)
         out, err = up.communicate(timeout=300)
     finally:
-        if up.poll() is None:
-            up.kill()
+        if up.poll() is None:  # the test failed before `up` ended: stop it, and what it started, all the same
+            up.terminate()
+            try:
+                up.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                up.kill()
+            s.cli("down", check=False)
     assert up.returncode != 0
     assert "stopping what was started" in out + err
     time.sleep(0.5)
