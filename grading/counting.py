@@ -1,6 +1,6 @@
 """The counting roles: counters (and histograms' or summaries' _count, which are counters too) that grew by as
-many as the ledger says: predictions served, requests answered, errors, labels posted; a score histogram;
-predictions by class; a latency histogram in seconds."""
+many as the ledger says: predictions served, requests answered, errors; a score histogram; predictions by
+class; a latency histogram in seconds."""
 
 from __future__ import annotations
 
@@ -129,13 +129,6 @@ def answered(ctx: Context) -> dict[str, int]:
     }
 
 
-def labels(ctx: Context) -> dict[str, int]:
-    """Labels come back late: those posted until the counters are read (after the end, too)."""
-    s = ctx.session
-    n = s.total("labels_posted", int(s.start), int(ctx.eval_at) + 1)
-    return {"labels posted to /feedback": n} if n else {}
-
-
 def errors(ctx: Context) -> dict[str, int]:
     s = ctx.session
     out = {
@@ -162,9 +155,6 @@ def find(ctx: Context) -> tuple[dict[Role, list[CountFinding]], list[LatencyTria
         ),
         Role.SCORE_HISTOGRAM: _score_histograms(ctx, c),
         Role.CLASS_COUNTER: _class_counters(ctx, c, counting),
-        # All its series together, not one group: a /feedback group of a request counter counts labels too, but
-        # the family counts requests.
-        Role.LABEL_COUNTER: c.tracking(Role.LABEL_COUNTER, labels(ctx), counting, group_filter=lambda g: not g.label),
     }
     out[Role.LATENCY_HISTOGRAM], trials = latency_histograms(ctx, c, out[Role.SCORE_HISTOGRAM])
     return out, trials

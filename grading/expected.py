@@ -2,10 +2,8 @@
 
 For each shape role the grader builds curves on the session's time grid from what really happened: the
 accuracy of the labels as they arrived (performance), each touched feature's distance from its baseline
-distribution (drift), its share of nulls and out-of-range values (data quality), the client's latency, error
-share and request rate from the ledger, and two rivals of performance and drift: what the model output (the share
-of predictions flagged as churn, the scores' mean and distance from the baseline) and what the labels said (the
-share of positive labels among those that arrived). A candidate picks their own window (the last 200 labels, the
+distribution (drift), its share of nulls and out-of-range values (data quality), and the client's latency,
+error share and request rate from the ledger. A candidate picks their own window (the last 200 labels, the
 last minute, all time), so each curve comes in several windows ("variants"); a signal is judged against the
 variant that fits it best.
 """
@@ -26,7 +24,7 @@ from .roles import Role
 COUNT_WINDOWS = (30, 60, 100, 200, 300, 500, 1000)  # the last N labels or predictions
 TIME_WINDOWS = (10, 30, 60, 120, 300)  # the last T seconds
 LEDGER_WINDOWS = (5, 10, 15, 20, 30, 60, 120)
-SCORE = "score"  # the model's output: its distribution is a role of its own (Role.OUTPUTS)
+SCORE = "score"  # the model's output, judged like a feature for prediction drift
 # After a gap (the server or Prometheus down), the candidate's windows refill: judged again this much later.
 SETTLE_SECONDS = 15
 
@@ -95,7 +93,6 @@ def build(session: Play, tail_seconds: float) -> Expected:
     times = grid(session, tail_seconds)
     out = Expected(times)
     _performance(session, out)
-    _labels(session, out)
     _inputs(session, out)
     _ledger(session, out)
     _leave_out_gaps(session, out)
@@ -126,38 +123,12 @@ def _performance(session: Play, out: Expected) -> None:
         return
     ts = np.array([lp.label_ts for lp in labelled])
     correct = np.array([float(lp.predicted_label == lp.true_label) for lp in labelled])
-    # Precision and recall too: they are performance, and they move with an input's drift (more customers flagged)
-    # as well as in concept drift; without curves of their own a precision would follow the drift better.
-    flagged = np.array([float(lp.predicted_label) for lp in labelled])
-    churned = np.array([float(lp.true_label) for lp in labelled])
     c, k = _cum(correct), _cum(np.ones_like(correct))
-    tp, pp, ap = _cum(flagged * churned), _cum(flagged), _cum(churned)
+    unit = {"n": "labels"}
     for name, w in _window_variants():
         lo, hi = _windows(ts, out.grid, **w)
-        unit = " labels" if "n" in w else ""
-        out.add(Curve(Role.PERFORMANCE, None, f"accuracy over {name}{unit}", _mean_in(c, k, lo, hi)))
-        out.add(Curve(Role.PERFORMANCE, None, f"precision over {name}{unit}", _mean_in(tp, pp, lo, hi)))
-        out.add(Curve(Role.PERFORMANCE, None, f"recall over {name}{unit}", _mean_in(tp, ap, lo, hi)))
-
-
-def accuracy_curve(expected: Expected, labels: int) -> Curve | None:
-    """The grader's accuracy over its window of the last `labels` labels (the rubric's accuracy_window_labels)."""
-    name = f"accuracy over the last {labels} labels"
-    return next((c for c in expected.curves.get((Role.PERFORMANCE, None), []) if c.variant == name), None)
-
-
-def _labels(session: Play, out: Expected) -> None:
-    """The share of positive labels among those that arrived: what the world did, whatever the model said."""
-    labelled = session.labelled()
-    if len(labelled) < 20:
-        return
-    ts = np.array([lp.label_ts for lp in labelled])
-    positive = np.array([float(lp.true_label) for lp in labelled])
-    c, k = _cum(positive), _cum(np.ones_like(positive))
-    for name, w in _window_variants():
-        lo, hi = _windows(ts, out.grid, **w)
-        unit = " labels" if "n" in w else ""
-        out.add(Curve(Role.LABELS, None, f"share of positive labels over {name}{unit}", _mean_in(c, k, lo, hi)))
+        label = f"accuracy over {name} {unit.get(next(iter(w), ''), '') if 'n' in w else ''}".strip()
+        out.add(Curve(Role.PERFORMANCE, None, " ".join(label.split()), _mean_in(c, k, lo, hi)))
 
 
 def touched_features(session: Play) -> set[str]:
@@ -166,7 +137,7 @@ def touched_features(session: Play) -> set[str]:
 
 def _inputs(session: Play, out: Expected) -> None:
     """Drift (distance from the baseline's distribution) and data quality (nulls, out-of-range values) of each
-    feature an incident touched; the model's outputs (its scores' distribution, the share it flags)."""
+    feature an incident touched, and drift of the model's scores."""
     spec = default_spec()
     touched = touched_features(session)
     predictions = session.predictions(session.start, out.grid[-1])
@@ -178,75 +149,27 @@ def _inputs(session: Play, out: Expected) -> None:
     if in_base.sum() < 10:
         in_base = np.arange(len(ts)) < max(10, len(ts) // 5)
     columns = {f: np.array([p.features.get(f) for p in predictions], dtype=object) for f in touched}
-    _outputs(ts, predictions, in_base, out)
-    distances: dict[str, list[np.ndarray]] = {}
+    columns[SCORE] = np.array([p.score for p in predictions], dtype=object)
     for f, raw in columns.items():
         present = np.array([v is not None for v in raw])
-        if f in spec.numeric:
+        if f == SCORE or f in spec.numeric:
             x = np.array([float(v) if v is not None else np.nan for v in raw])
-            found = _numeric_drift(f, ts, x, in_base, out)
-            lo, hi = spec.numeric[f].expected.min, spec.numeric[f].expected.max
-            outside = np.where(present, (x < lo) | (x > hi), False).astype(float)
-            _share(Role.DATA_QUALITY, f, "share of values outside the typical range", ts, outside, out)
+            _numeric_drift(f, ts, x, in_base, out)
+            if f in spec.numeric:
+                lo, hi = spec.numeric[f].expected.min, spec.numeric[f].expected.max
+                outside = np.where(present, (x < lo) | (x > hi), False).astype(float)
+                _share(Role.DATA_QUALITY, f, "share of values outside the typical range", ts, outside, out)
         elif f in spec.categorical:
-            found = _categorical_drift(f, ts, raw, present, in_base, out)
-        else:
-            found = {}
-        for name, d in found.items():
-            distances.setdefault(name, []).append(d)
-        _share(Role.DATA_QUALITY, f, "share of nulls", ts, (~present).astype(float), out)
-    _all_inputs(distances, out)
+            _categorical_drift(f, ts, raw, present, in_base, out)
+        if f != SCORE:
+            _share(Role.DATA_QUALITY, f, "share of nulls", ts, (~present).astype(float), out)
 
 
-def _all_inputs(distances: dict[str, list[np.ndarray]], out: Expected) -> None:
-    """Input drift over all the touched inputs at once, about no feature in particular (a share of drifted columns,
-    the largest drift score of any feature): how many are at least halfway to their own peak distance, and the
-    largest distance as a share of its peak. The model's outputs react to all of its inputs too: without these a
-    signal about all inputs would follow the output distribution better than any one input."""
-    for name, ds in distances.items():
-        if len(ds) < 2:
-            continue
-        scaled = []
-        for d in ds:
-            peak = np.nanmax(d) if np.isfinite(d).any() else 0.0
-            scaled.append(d / peak if peak > 0 else np.zeros_like(d))
-        stacked = np.stack(scaled, axis=1)
-        known = np.isfinite(stacked).all(axis=1)
-        filled = np.where(np.isfinite(stacked), stacked, 0.0)
-        drifted = np.where(known, (filled >= 0.5).sum(axis=1), np.nan)
-        largest = np.where(known, filled.max(axis=1), np.nan)
-        out.add(
-            Curve(Role.DRIFT, None, f"number of inputs at least halfway to their peak distance over {name}", drifted)
-        )
-        out.add(Curve(Role.DRIFT, None, f"largest input distance (a share of its peak) over {name}", largest))
-
-
-def _outputs(ts, predictions, in_base, out: Expected) -> None:
-    """The model's output distribution: the share of predictions flagged as churn, and the scores' mean and distance
-    from the baseline's."""
-    flagged = np.array([float(p.predicted_label) for p in predictions])
-    c, k = _cum(flagged), _cum(np.ones_like(flagged))
-    for name, w in _window_variants():
-        lo, hi = _windows(ts, out.grid, **w)
-        unit = " predictions" if "n" in w else ""
-        out.add(
-            Curve(
-                Role.OUTPUTS, None, f"share of predictions flagged as churn over {name}{unit}", _mean_in(c, k, lo, hi)
-            )
-        )
-    scores = np.array([float(p.score) for p in predictions])
-    _numeric_drift(SCORE, ts, scores, in_base, out, Role.OUTPUTS)
-
-
-def _numeric_drift(f: str, ts, x, in_base, out: Expected, role: Role = Role.DRIFT) -> dict[str, np.ndarray]:
-    """A numeric column's mean (in baseline spreads) and distance from its baseline distribution; `role`: DRIFT for
-    an input, OUTPUTS for the model's scores (which then name no feature). Returns the distances by window."""
+def _numeric_drift(f: str, ts, x, in_base, out: Expected) -> None:
     valid = np.isfinite(x)
     base = x[in_base & valid]
     if len(base) < 5:
-        return {}
-    feature = f if role == Role.DRIFT else None
-    found = {}
+        return
     mu, sigma = float(np.mean(base)), float(np.std(base)) or 1.0
     z = np.where(valid, (x - mu) / sigma, 0.0)
     cz, cz2, ck = _cum(z), _cum(z * z), _cum(valid.astype(float))
@@ -258,22 +181,18 @@ def _numeric_drift(f: str, ts, x, in_base, out: Expected, role: Role = Role.DRIF
         with np.errstate(divide="ignore", invalid="ignore"):
             distance = np.abs(mean) + np.abs(np.log(np.clip(spread, 1e-6, None)))
         unit = " predictions" if "n" in w else ""
-        out.add(Curve(role, feature, f"mean of {f} over {name}{unit}, in baseline spreads", mean))
-        out.add(Curve(role, feature, f"distance of {f} from the baseline over {name}{unit}", np.clip(distance, 0, 50)))
-        found[f"{name}{unit}"] = np.clip(distance, 0, 50)
-    return found
+        out.add(Curve(Role.DRIFT, f, f"mean of {f} over {name}{unit}, in baseline spreads", mean))
+        out.add(Curve(Role.DRIFT, f, f"distance of {f} from the baseline over {name}{unit}", np.clip(distance, 0, 50)))
 
 
-def _categorical_drift(f: str, ts, raw, present, in_base, out: Expected) -> dict[str, np.ndarray]:
-    """A categorical column's distance (total variation) from its baseline mix; returns it by window."""
+def _categorical_drift(f: str, ts, raw, present, in_base, out: Expected) -> None:
     levels = sorted({v for v in raw if v is not None})
     if not levels:
-        return {}
+        return
     onehot = np.array([[float(v == lv) for lv in levels] for v in raw])
     base = onehot[in_base & present]
     if len(base) < 5:
-        return {}
-    found = {}
+        return
     p0 = base.mean(axis=0)
     cums = [_cum(onehot[:, j]) for j in range(len(levels))]
     ck = _cum(present.astype(float))
@@ -283,8 +202,6 @@ def _categorical_drift(f: str, ts, raw, present, in_base, out: Expected) -> dict
         tv = 0.5 * np.abs(shares - p0).sum(axis=1)
         unit = " predictions" if "n" in w else ""
         out.add(Curve(Role.DRIFT, f, f"distance of {f}'s mix from the baseline over {name}{unit}", tv))
-        found[f"{name}{unit}"] = tv
-    return found
 
 
 def _share(role: Role, f: str, what: str, ts, flags, out: Expected) -> None:

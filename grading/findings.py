@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from . import counting
 from .context import Context
 from .counting import CountFinding, LatencyTrial
-from .judge import INPUT_ROLES, Judge, Verdict
-from .roles import COUNTED_CAN_BE, COUNTING_AS_SHAPE, SHAPE_ROLES, Role
+from .judge import Judge, Verdict
+from .roles import COUNTED_CAN_BE, COUNTING_AS_SHAPE, Role
 
 
 @dataclass
@@ -19,25 +19,9 @@ class Findings:
     verdicts: list[Verdict]  # every series judged for a shape role, passed or not
 
     def taken(self, role: Role, feature: str | None = None) -> list[Verdict]:
-        """The series that fill a shape role (about `feature`, when given), best fit first. A series that passes the
-        tests of several roles fills the one that explains it best (drift and data quality, siblings, both): a
-        precision that moved while an input drifted is listed as performance, not as drift."""
-        out = [
-            v
-            for v in self.verdicts
-            if v.role == role and v.passed and (feature is None or v.feature == feature) and self._fills(v)
-        ]
+        """The series that fill a shape role (about `feature`, when given), best fit first."""
+        out = [v for v in self.verdicts if v.role == role and v.passed and (feature is None or v.feature == feature)]
         return sorted(out, key=lambda v: -abs(v.rho))
-
-    def _fills(self, v: Verdict) -> bool:
-        """No other role it passes explains it better: one whose partial correlations beat this one's (primary),
-        or, when both or neither do, one whose curve it follows better."""
-        for w in self.verdicts:
-            if w.series is not v.series or w is v or not w.passed or {w.role, v.role} <= INPUT_ROLES:
-                continue
-            if (w.primary, w.fit) > (v.primary, v.fit):
-                return False
-        return True
 
     def tried(self, role: Role) -> list[Verdict]:
         """Series tested for a role that did not fill it, closest first."""
@@ -66,15 +50,10 @@ class Findings:
         for role, found in self.counting.items():
             if found:
                 out[role.value] = [f.describe() for f in found[:3]]
-        for role in SHAPE_ROLES:
+        for role in (Role.PERFORMANCE, Role.DRIFT, Role.DATA_QUALITY, Role.LATENCY, Role.ERRORS, Role.TRAFFIC):
             taken = self.taken(role)
             if taken:
                 out[role.value] = [v.summary() for v in taken[:3]]
-        if Role.LABELS.value in out:
-            out[Role.LABELS.value] = [
-                f"{s} (a property of the labels, not of the model: it counts for no item)"
-                for s in out[Role.LABELS.value]
-            ]
         return out
 
 
@@ -89,12 +68,6 @@ def limits(ctx: Context, counted: dict[Role, list[CountFinding]]):
 
     def can_be(family: str) -> frozenset[Role]:
         roles = by_family[family]
-        # A histogram of scores counts the predictions too, but whatever is read from it is about what the model
-        # output (a bucket's share of the scores moves with an input's drift, and is still no input drift).
-        if Role.SCORE_HISTOGRAM in roles:
-            return COUNTED_CAN_BE[Role.SCORE_HISTOGRAM]
-        if Role.CLASS_COUNTER in roles:  # ... and so does a count of predictions by predicted class
-            return COUNTED_CAN_BE[Role.CLASS_COUNTER]
         out = frozenset().union(*(COUNTED_CAN_BE.get(r, frozenset()) for r in roles))
         # A histogram whose buckets are not scores measures some duration, in whatever unit it chose.
         if ctx.families[family].type in ("histogram", "summary") and Role.SCORE_HISTOGRAM not in roles:

@@ -15,11 +15,7 @@ four tests, all of which it must pass to fill the role:
 3. stays put: where the role's curve stays at its normal level (other incidents included), so does the signal.
 4. explained best by this role: no other role it passes the first three tests for follows its changes better.
    An input mean that moved while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
-   of out-of-range values may well be both. What the model outputs (the share it flags, its scores) and what the
-   labels say (the share of positive labels) are rivals of performance and drift whatever their other tests: a
-   series that follows one of them better than it follows accuracy, or an input's distance, is no performance or
-   drift signal (an observed churn rate rises as accuracy falls in concept drift, but it is a property of the
-   world; a predicted-churn rate rises with an input's drift, but it is what the model says).
+   of out-of-range values may well be both.
 
 A series that names a feature (a label value, or a metric name with the feature's name in it) is only about that
 feature's drift or data quality. With labels but no incident that moves accuracy, a performance signal is judged
@@ -34,9 +30,9 @@ from typing import Callable
 import numpy as np
 from scipy.stats import rankdata
 
-from .expected import SCORE, Curve, Expected, accuracy_curve, unobserved
+from .expected import SCORE, Curve, Expected, unobserved
 from .play import Incident, Play
-from .roles import MOVES_AT, RIVALS_OF, SEES, Role
+from .roles import SEES, Role
 from .rubric import Tolerances
 from .signals import Series, Signal
 
@@ -88,9 +84,6 @@ class Verdict:
     primary: bool = True  # the role that explains it best
     tests: list[Test] = field(default_factory=list)
     moves: dict[str, float] = field(default_factory=dict)  # incident label -> the signal's move there
-    fit: float = 0.0  # how well it follows the role's curve, levels and changes together (Fit.score)
-    refused: str | None = None  # why the output or label distribution takes it from this role, if it does
-    refused_by: Role | None = None  # ... and which of the two
 
     @property
     def passed(self) -> bool:
@@ -159,38 +152,10 @@ def log_scale(values: np.ndarray) -> np.ndarray | None:
     value); None for any other series."""
     finite = values[np.isfinite(values)]
     positive = finite[finite > 0]
-    if len(finite) < 3 or (finite < 0).any() or not len(positive):
+    if len(finite) < 3 or (finite < 0).any() or not len(positive) or positive.max() / positive.min() < LOG_SPAN:
         return None
-    # Compared as logarithms: a p-value can be as small as a subnormal float (5e-324), and the ratio of the largest
-    # to it would overflow.
-    smallest = max(float(positive.min()), float(np.finfo(float).tiny))
-    if np.log10(float(positive.max())) - np.log10(smallest) < np.log10(LOG_SPAN):
-        return None
-    floor = max(smallest / 10, float(np.finfo(float).tiny))
+    floor = positive.min() / 10
     return np.log10(np.where(np.isfinite(values), np.maximum(values, floor), np.nan))
-
-
-# Why a rival of the output or label distribution takes a signal from performance or drift, in the report's words.
-WORLD_WORDS = {
-    Role.LABELS: ("the share of positive labels", "a property of the labels, not of the model"),
-    Role.OUTPUTS: ("the model's output distribution", "a property of the model's outputs, not of"),
-}
-OWN_WORDS = {Role.PERFORMANCE: ("accuracy", "its performance"), Role.DRIFT: ("an input's distance", "its inputs")}
-
-
-def world_explains(role: Role, world: Fit, fit: Fit, mine: float, theirs: float) -> str:
-    """E.g. 'follows the share of positive labels better than accuracy: a property of the labels, not of the model
-    (of its changes, share of positive labels over the last 300 labels explains 0.93 that accuracy over the last 300
-    labels does not, and that one 0.33 ...)'."""
-    rival, why = WORLD_WORDS[world.curve.role]
-    own, of = OWN_WORDS.get(role, (role.title, role.title))
-    if world.curve.role == Role.OUTPUTS:
-        why = f"{why} {of}"
-    return (
-        f"follows {rival} better than {own}: {why} (of its changes, {world.curve.variant} explains {theirs:.2f} "
-        f"that {fit.curve.variant} does not, and that one {mine:.2f}; levels {world.score:.2f} against "
-        f"{fit.score:.2f})"
-    )
 
 
 class Judge:
@@ -315,21 +280,14 @@ class Judge:
         # A rival must be a role the series could fill on its own evidence: one whose curve it follows, that it
         # moves with and stays put with. A curve it merely resembles in places (an error rate that rose while
         # the scores drifted) explains nothing the signal's own role does not.
-        resembles = frozenset(near)  # what else could explain its moves
-        alone = {
-            role: self._verdict(role, signal, series, fit, values, log, None, resembles=resembles)
-            for role, fit in near.items()
-        }
+        alone = {role: self._verdict(role, signal, series, fit, values, log, None) for role, fit in near.items()}
         viable = {role for role, v in alone.items() if all(t.passed for t in v.tests if t.name != EXPLAINED)}
         verdicts: list[Verdict] = []
         for role, fit in near.items():
             rivals = [fits[r] for r in viable if r != role and not ({r, role} <= INPUT_ROLES)]
             rival = max(rivals, key=lambda f: abs(f.change), default=None)
-            world = self._world_rival(role, fit, fits, values)
             verdicts.append(
-                alone[role]
-                if rival is None and world is None
-                else self._verdict(role, signal, series, fit, values, log, rival, world, resembles)
+                alone[role] if rival is None else self._verdict(role, signal, series, fit, values, log, rival)
             )
         if not self.accuracy_moves and series.feature is None and (allowed is None or Role.PERFORMANCE in allowed):
             level = self._accuracy_level(signal, series)
@@ -337,35 +295,8 @@ class Judge:
                 verdicts = [v for v in verdicts if v.role != Role.PERFORMANCE] + [level]
         return verdicts
 
-    def _world_rival(
-        self, role: Role, fit: Fit, fits: dict[Role, Fit], values: np.ndarray
-    ) -> tuple[Fit, float, float] | None:
-        """The output or label distribution, when it explains the series better than `role`'s own curve: of the
-        series' changes, it explains more that the role's curve does not than the other way round (partial
-        correlations, as between any two roles); when the two curves cannot be told apart by their changes, the one
-        whose levels it follows better. With (its fit, the role's partial, its partial)."""
-        best = None
-        for r in RIVALS_OF.get(role, ()):
-            if r not in fits:
-                continue
-            mine, theirs = self._partial(values, fit, fits[r])
-            tied = mine >= 0.999 and theirs >= 0.999
-            if (theirs - mine > self.tol.role_margin) or (tied and fits[r].score > fit.score):
-                if best is None or theirs - mine > best[2] - best[1]:
-                    best = (fits[r], mine, theirs)
-        return best
-
     def _verdict(
-        self,
-        role: Role,
-        signal: Signal,
-        series: Series,
-        fit: Fit,
-        values: np.ndarray,
-        log: bool,
-        rival: Fit | None,
-        world: tuple[Fit, float, float] | None = None,
-        resembles: frozenset[Role] = frozenset(),
+        self, role: Role, signal: Signal, series: Series, fit: Fit, values: np.ndarray, log: bool, rival: Fit | None
     ) -> Verdict:
         curve, lag = fit.curve, fit.lag
         if rival is None:
@@ -373,18 +304,7 @@ class Judge:
         else:
             mine, theirs = self._partial(values, fit, rival)
         better = theirs - mine
-        v = Verdict(
-            role,
-            signal,
-            series,
-            curve,
-            lag,
-            fit.level,
-            values,
-            log,
-            primary=better <= 0 and world is None,
-            fit=fit.score,
-        )
+        v = Verdict(role, signal, series, curve, lag, fit.level, values, log, primary=better <= 0)
         x = _shifted(curve.values, int(round(lag / self.step)))
         same_sense = np.sign(fit.level) == np.sign(fit.change)
         v.tests.append(
@@ -397,21 +317,19 @@ class Judge:
                 f"{f', {lag:g} s behind' if lag else ''}{', on a log scale' if log else ''}",
             )
         )
-        v.tests.append(self._moves(v, values, x, resembles - {role}))
+        v.tests.append(self._moves(v, values, x))
         v.tests.append(self._stays_put(values, x))
         rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
-        partial = (
-            "no other role explains its changes"
-            if rival is None
-            else f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
-            f"one {theirs:.2f} that this role does not (partial correlations)"
+        v.tests.append(
+            Test(
+                EXPLAINED,
+                better <= self.tol.role_margin,
+                "no other role explains its changes"
+                if rival is None
+                else f"of its changes, this role explains {mine:.2f} that {rival_name} does not, and that "
+                f"one {theirs:.2f} that this role does not (partial correlations)",
+            )
         )
-        if world is not None:
-            v.refused = world_explains(role, world[0], fit, world[1], world[2])
-            v.refused_by = world[0].curve.role
-            v.tests.append(Test(EXPLAINED, False, f"{v.refused}; {partial}"))
-        else:
-            v.tests.append(Test(EXPLAINED, better <= self.tol.role_margin, partial))
         return v
 
     def _reference(self, values: np.ndarray) -> float:
@@ -421,14 +339,10 @@ class Judge:
         finite = values[np.isfinite(values)]
         return float(np.median(finite[: max(3, len(finite) // 5)])) if len(finite) else np.nan
 
-    @staticmethod
-    def _sees(role: Role, incident: Incident) -> bool:
-        return role in SEES.get(incident.kind, frozenset()) | MOVES_AT.get(incident.kind, frozenset())
-
     def _must_move(self, role: Role, feature: str | None) -> list[Incident]:
         out = []
         for inc in self.incidents:
-            if role not in SEES.get(inc.kind, frozenset()) | MOVES_AT.get(inc.kind, frozenset()):
+            if role not in SEES.get(inc.kind, frozenset()):
                 continue
             if role in INPUT_ROLES and feature is not None and inc.features and feature not in inc.features:
                 continue
@@ -440,25 +354,14 @@ class Judge:
         after = values[(self.settled | self.after_base) & np.isfinite(values)]
         return float(np.max(np.abs(after - ref))) if len(after) else 0.0
 
-    def _moves(self, v: Verdict, s: np.ndarray, x: np.ndarray, others: frozenset[Role] = frozenset()) -> Test:
+    def _moves(self, v: Verdict, s: np.ndarray, x: np.ndarray) -> Test:
         s_ref, x_ref = self._reference(s), self._reference(x)
         s_range, x_range = self._range(s, s_ref), self._range(x, x_ref)
         noise = _robust_noise(s[self.settled])
         results = []
         about = v.about if v.about != SCORE else None
         for inc in self._must_move(v.role, about):
-            # A move shows by the end of the incident (and a little after: windows and scrapes lag), but, for a
-            # series that resembles another role too, before an incident that this role cannot see and the other can
-            # begins: a drift held through a concept drift is not shown by accuracy falling in it.
-            until = inc.end + v.lag + AFTER_INCIDENT_SECONDS
-            unseen = [
-                i.start
-                for i in self.incidents
-                if i.start > inc.start and not self._sees(v.role, i) and any(self._sees(r, i) for r in others)
-            ]
-            if unseen:
-                until = min(until, min(unseen) + v.lag)
-            window = (self.times >= inc.start) & (self.times <= until)
+            window = (self.times >= inc.start) & (self.times <= inc.end + v.lag + AFTER_INCIDENT_SECONDS)
             before = (self.times >= inc.start - 10) & (self.times < inc.start)
             x_pre = np.nanmedian(x[before]) if np.isfinite(x[before]).any() else x_ref
             s_pre = np.nanmedian(s[before]) if np.isfinite(s[before]).any() else s_ref
@@ -503,7 +406,11 @@ class Judge:
 
     def _accuracy_level(self, signal: Signal, series: Series) -> Verdict | None:
         """No incident moved accuracy: a performance signal stays near the accuracy (or error rate) of the labels."""
-        curves = [c for c in [accuracy_curve(self.expected, self.tol.accuracy_window_labels)] if c is not None]
+        curves = [
+            c
+            for c in self.expected.curves.get((Role.PERFORMANCE, None), [])
+            if c.variant.endswith(f"the last {self.tol.accuracy_window_labels} labels")
+        ]
         if not curves:
             return None
         x, s = curves[0].values, series.values

@@ -165,31 +165,3 @@ def test_an_input_mean_named_accuracy_is_not_taken_for_performance(main_play):
     alerts = {a["alert"]: a for a in r["alerts"]}
     assert "performance" not in alerts["ModelAccuracyLow"]["watches"]
     assert alerts["ModelAccuracyLow"]["watches"][0] == "drift"
-
-
-def test_an_observed_churn_rate_is_a_property_of_the_labels_and_earns_no_performance(main_play):
-    r = main_play.report("trap-observed-churn-rate")
-    assert points(r)["performance"] == 0
-    said = check(r, "performance", "tracks_accuracy")["summary"]
-    assert "churn_observed_rate follows the share of positive labels better than accuracy" in said, said
-    assert "a property of the labels, not of the model" in said
-    alerts = {a["alert"]: a for a in r["alerts"]}
-    assert alerts["ChurnObservedRateHigh"]["watches"] == ["labels"]
-    assert not any(d["alert"] == "ChurnObservedRateHigh" for d in r["detections"])
-
-
-def test_a_predicted_churn_rate_is_the_output_distribution_and_earns_no_drift(main_play):
-    r = main_play.report("trap-predicted-rate-as-drift")
-    assert points(r)["drift"] == 0
-    said = check(r, "drift", "moves_after_drift")["summary"]
-    assert "a property of the model's outputs, not of its inputs" in said, said
-    assert any("model_flagged_share_recent" in s for s in r["roles"]["outputs"])
-
-
-def test_an_items_evidence_lists_only_signals_that_fill_its_role(main_play):
-    for name, r in main_play.reports.items():
-        performance = {s.split(" follows ")[0] for s in r["roles"].get("performance", [])}
-        moved = [
-            e["what"] for e in check(r, "drift", "moves_after_drift")["evidence"] if e["note"].startswith("largest")
-        ]
-        assert not performance & set(moved), (name, performance & set(moved))

@@ -1,9 +1,5 @@
 """Item 4, data drift: a drift signal that moved when the drifted feature did, per feature with the drifted one
-standing out, and flat in the baseline.
-
-Responsiveness counts (grading/responsiveness.py, against the grader's distance of the feature over its last 200
-predictions): moves_after_drift is half for how soon the signal shows half of its move, half for coming back once
-the drift is over."""
+standing out, and flat in the baseline."""
 
 from __future__ import annotations
 
@@ -11,19 +7,16 @@ import statistics
 
 import numpy as np
 
-from .. import responsiveness
 from ..context import CheckResult, Context, Evidence
-from ..expected import SCORE, Curve, touched_features
+from ..expected import SCORE, touched_features
 from ..findings import Findings
 from ..judge import AFTER_INCIDENT_SECONDS, Verdict
 from ..play import Incident
 from ..roles import Role
 from ..signals import Series
-from .performance import most_responsive, timing_evidence
 
 ITEM = "drift"
 DRIFTS = ("covariate_drift", "category_mix")
-TRUTH_WINDOW = "the last 200 predictions"  # the grader's own window for a feature's distance
 
 
 def move_at(times: np.ndarray, series: Series, inc: Incident, base: tuple[float, float] | None) -> tuple[float, float]:
@@ -58,18 +51,14 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
         if drift.label in v.moves or v.feature == feature:
             movers.append((move, wobble, v))
     if not movers:
-        tried = [v for v in found.tried(Role.DRIFT) if v.feature in (feature, None)]
-        # Those the output distribution takes first: the usual stand-in for input drift.
-        refused = sorted((v for v in tried if v.refused), key=lambda v: v.refused_by != Role.OUTPUTS)[:2]
-        tried = refused + [v for v in tried if not v.refused][: 3 - len(refused)]
+        tried = [v for v in found.tried(Role.DRIFT) if v.feature in (feature, None)][:3]
         evidence = [Evidence(v.name, "failed", f"{t.name}: {t.detail}") for v in tried for t in v.tests if not t.passed]
-        why = f"; {refused[0].name} {refused[0].refused}" if refused else ""
         return [
             ctx.result(
                 ITEM,
                 "moves_after_drift",
                 0,
-                f"no signal moved when {feature} drifted{why}",
+                f"no signal moved when {feature} drifted",
                 evidence or [Evidence("each gauge and expression against each feature's drift", "none")],
             ),
             ctx.result(ITEM, "right_feature", 0, "no drift signal", []),
@@ -78,37 +67,17 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
     # Prefer a signal about the drifted feature itself, then the one that follows drift best.
     movers.sort(key=lambda m: (m[2].feature != feature, -abs(m[2].rho)))
     move, wobble, best = movers[0]
-    truth = feature_distance(ctx, feature)
-    timings = []
-    if truth is not None:
-        # Of the movers about the drifted feature (else any), the one that shows the drift soonest and comes back.
-        own = [m[2] for m in movers if m[2].feature == feature] or [m[2] for m in movers]
-        best, timings = most_responsive(ctx, own, truth, [drift], (drift.kind,))
-        move, wobble = next((m, w) for m, w, v in movers if v is best)
-    onset, back = responsiveness.credit(timings, "onset"), responsiveness.credit(timings, "return")
-    late = [t for t in timings if t.judged and t.credit < 0.999]
-    said = f"; {responsiveness.summary(late, truth.variant)}" if late and truth else ""
     moved = ctx.result(
         ITEM,
         "moves_after_drift",
-        (onset + back) / 2,
-        f"{best.summary()}; it moved when {feature} drifted{said}",
+        1,
+        f"{best.summary()}; it moved when {feature} drifted",
         [
             Evidence(v.name, round(m, 4), f"largest departure from its baseline level while {feature} drifted")
             for m, _, v in movers[:3]
-        ]
-        + timing_evidence(best, timings),
+        ],
     )
     return [moved, _right_feature(ctx, feature, drift, found), _flat(ctx, best, move, wobble)]
-
-
-def feature_distance(ctx: Context, feature: str) -> Curve | None:
-    """The grader's distance of `feature` from its baseline over its own window of recent predictions."""
-    names = (
-        f"distance of {feature} from the baseline over {TRUTH_WINDOW}",
-        f"distance of {feature}'s mix from the baseline over {TRUTH_WINDOW}",
-    )
-    return next((c for c in ctx.expected.curves.get((Role.DRIFT, feature), []) if c.variant in names), None)
 
 
 def _right_feature(ctx: Context, feature: str, drift: Incident, found: Findings) -> CheckResult:

@@ -1,28 +1,17 @@
 """Item 2, performance from ground truth: a signal that fills the performance role (it follows the accuracy the
 grader computes from the labels, moves at concept drift, stays put elsewhere), and how far it falls across
-concept drift compared with the labels' own accuracy.
-
-Responsiveness counts (grading/responsiveness.py, against the grader's accuracy over its window of recent labels, at
-every incident during which that accuracy moves): half of tracks_accuracy is for coming back after it (an accuracy
-over all labels so far never does), and falls_in_concept_drift is scaled by how soon the signal shows half of each
-fall."""
+concept drift compared with the labels' own accuracy."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import responsiveness
 from ..context import CheckResult, Context, Evidence
-from ..expected import Curve, accuracy_curve
 from ..findings import Findings
 from ..judge import AFTER_INCIDENT_SECONDS, Verdict
-from ..responsiveness import Timing
 from ..roles import Role
 
 ITEM = "performance"
-MOVES_ACCURACY = ("concept_drift", "model_release")  # and any incident that starts a fall of accuracy
-BACK_SHARE = 0.5  # of tracks_accuracy: for coming back after the incident
-RESPONSIVE_CANDIDATES = 40  # the signals of the role tried for the points they earn (distinct series)
 
 
 def verdict_evidence(v: Verdict) -> list[Evidence]:
@@ -36,14 +25,7 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
         evidence = [e for v in tried for e in verdict_evidence(v) if e.seen == "failed"] or [
             Evidence("each gauge and expression against the labels' accuracy", "none came near")
         ]
-        refused = min(
-            (v for v in found.tried(Role.PERFORMANCE) if v.refused),
-            key=lambda v: v.refused_by != Role.LABELS,  # the labels' share first: the usual stand-in for accuracy
-            default=None,
-        )
         note = f"; closest: {tried[0].name} ({tried[0].signal.where})" if tried else ""
-        if refused is not None:
-            note = f"; {refused.name} {refused.refused}"
         return [
             ctx.result(
                 ITEM,
@@ -54,108 +36,9 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
             ),
             ctx.result(ITEM, "falls_in_concept_drift", 0, "no performance signal to judge", []),
         ]
-    truth = windowed_accuracy(ctx)
-    # Of the signals that fill the role, the one that earns the most: a candidate with an accuracy over the last
-    # minute and another over the last 20 s is judged on the latter. Timed at every incident during which the
-    # labels' accuracy moves (on the interview the upstream bug lowers it before concept drift does).
-    best = None
-    for v in _distinct(taken)[:RESPONSIVE_CANDIDATES]:
-        timings = []
-        if truth is not None:
-            timings = responsiveness.of_signal(
-                ctx.session,
-                ctx.expected.grid,
-                v.values,
-                truth.values,
-                ctx.session.incidents(),
-                v.rho,
-                responsiveness.settled_baseline(ctx.session, ctx.expected.grid),
-                responsiveness.label_delay(ctx.session),
-                MOVES_ACCURACY,
-            )
-        back = responsiveness.credit(timings, "return")
-        said = _timing_words(v, timings, truth)
-        tracks = ctx.result(
-            ITEM,
-            "tracks_accuracy",
-            1 - BACK_SHARE + BACK_SHARE * back,
-            v.summary() + (f"; {said}" if said else ""),
-            verdict_evidence(v) + timing_evidence(v, timings),
-        )
-        falls = _falls(ctx, v, timings)
-        if best is None or tracks.points + falls.points > sum(c.points for c in best) + 1e-9:
-            best = [tracks, falls]
-    return best
-
-
-def _distinct(taken: list[Verdict]) -> list[Verdict]:
-    """One verdict per distinct series of values (a gauge, the alert that reads it and its panel are one)."""
-    seen, out = set(), []
-    for v in taken:
-        key = np.round(np.nan_to_num(v.values, nan=-1.0), 6).tobytes()
-        if key not in seen:
-            seen.add(key)
-            out.append(v)
-    return out
-
-
-def most_responsive(
-    ctx: Context, taken: list[Verdict], truth: Curve, incidents, own_kinds: tuple[str, ...]
-) -> tuple[Verdict, list[Timing]]:
-    """Of the signals that fill the role (the best fitting few), the one that shows the incidents soonest and comes
-    back: a candidate with an accuracy over the last minute and another over the last 20 s is judged on the latter."""
-    best = None
-    for v in _distinct(taken)[:RESPONSIVE_CANDIDATES]:
-        normal = responsiveness.settled_baseline(ctx.session, ctx.expected.grid)
-        found = responsiveness.of_signal(
-            ctx.session,
-            ctx.expected.grid,
-            v.values,
-            truth.values,
-            incidents,
-            v.rho,
-            normal,
-            responsiveness.label_delay(ctx.session) if truth.role == Role.PERFORMANCE else 0.0,
-            own_kinds,
-        )
-        score = responsiveness.credit(found, "onset") + responsiveness.credit(found, "return")
-        if best is None or score > best[0] + 1e-9:
-            best = (score, v, found)
-    return best[1], best[2]
-
-
-def windowed_accuracy(ctx: Context) -> Curve | None:
-    """The grader's accuracy over its window of recent labels (the rubric's accuracy_window_labels)."""
-    return accuracy_curve(ctx.expected, ctx.tol.accuracy_window_labels)
-
-
-def timing_evidence(v: Verdict, timings: list[Timing]) -> list[Evidence]:
-    return [
-        Evidence(
-            v.name,
-            "never" if t.signal_seconds is None else f"{t.signal_seconds:.0f} s",
-            f"{t.kind} at {t.incident}: the grader's curve {t.truth_seconds:.0f} s; a delay up to "
-            f"{t.allowed:.0f} s counts in full, one of {t.span:.0f} s "
-            f"({'the phase' if t.kind == 'onset' else 'the rest of the session'}) earns nothing; credit {t.credit:.2f}",
-        )
-        for t in timings
-        if t.judged
-    ]
-
-
-def _timing_words(v: Verdict, timings: list[Timing], truth: Curve | None) -> str:
-    """What the report says of the signal's timing, when it costs something."""
-    late = [t for t in timings if t.judged and t.credit < 0.999]
-    if not late or truth is None:
-        return ""
-    cumulative = "all so far" in (v.curve.variant if v.curve else "")
-    start = "it is cumulative since start: it " if cumulative else "it "
-    allowed = min(t.allowed for t in late)
-    return (
-        start
-        + responsiveness.summary(late, f"the grader's accuracy over the last {truth.variant.split('the last ')[-1]}")
-        + f"; a window of recent labels shows it within {responsiveness.duration(allowed)}"
-    )
+    v = taken[0]
+    tracks = ctx.result(ITEM, "tracks_accuracy", 1, v.summary(), verdict_evidence(v))
+    return [tracks, _falls(ctx, v)]
 
 
 def relative_move(
@@ -171,13 +54,20 @@ def relative_move(
     return pre, extreme, sign * (extreme - pre) / max(abs(pre), 1e-9)
 
 
-def _falls(ctx: Context, v: Verdict, timings: list[Timing]) -> CheckResult:
+def _falls(ctx: Context, v: Verdict) -> CheckResult:
     concept = next((i for i in ctx.session.incidents() if i.kind == "concept_drift"), None)
     if concept is None:
         return ctx.result(ITEM, "falls_in_concept_drift", 0, "no concept drift was played", [])
     times = ctx.expected.grid
     end = concept.end + v.lag + AFTER_INCIDENT_SECONDS
-    truth = windowed_accuracy(ctx)
+    truth = next(
+        (
+            c
+            for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
+            if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")
+        ),
+        None,
+    )
     if truth is None:
         return ctx.result(ITEM, "falls_in_concept_drift", 0, "too few labels to judge", [])
     t_pre, t_low, t_rel = relative_move(times, truth.values, concept.start, end, -1)
@@ -190,19 +80,14 @@ def _falls(ctx: Context, v: Verdict, timings: list[Timing]) -> CheckResult:
             return ctx.not_applicable(ITEM, "falls_in_concept_drift", why)
         return ctx.result(ITEM, "falls_in_concept_drift", 0, f"{v.name} has no values around the concept drift", [])
     needed = max(ctx.tol.performance_drop_relative, 0.5 * t_rel)
-    fraction = min(1.0, s_rel / needed) if s_rel > 0 else 0.0
-    # In time: how soon it showed each incident that moved accuracy (the concept drift, and what came before it).
-    onset = [t for t in timings if t.kind == "onset" and t.judged]
-    in_time = responsiveness.credit(onset, "onset")
+    fraction = s_rel / needed if s_rel > 0 else 0.0
     way = "fell" if sign < 0 else "rose"
-    what = "the grader's accuracy"
-    late = f"; {responsiveness.summary([t for t in onset if t.credit < 0.999], what)}" if in_time < 0.999 else ""
     return ctx.result(
         ITEM,
         "falls_in_concept_drift",
-        fraction * in_time,
+        fraction,
         f"{v.name} {way} from {s_pre:.3g} to {s_ext:.3g} across the concept drift ({s_rel:+.0%} of its level; "
-        f"the labels' accuracy fell {t_rel:.0%}){late}",
+        f"the labels' accuracy fell {t_rel:.0%})",
         [
             Evidence(
                 v.name,
@@ -210,6 +95,5 @@ def _falls(ctx: Context, v: Verdict, timings: list[Timing]) -> CheckResult:
                 f"{way} by {s_rel:.0%} of its level; {needed:.0%} earns full marks",
             ),
             Evidence(truth.variant, {"before": round(t_pre, 4), "lowest": round(t_low, 4)}, "the grader's"),
-            *timing_evidence(v, onset),
         ],
     )

@@ -58,18 +58,6 @@ def slug(label: str) -> str:
     return label.replace(" ", "-")
 
 
-def _main_play(session: StoredSession):
-    """After the improvement round: the main play, over which the round's alerting is judged by replaying the rules
-    (grading/round.py); None without a round or when the main play's truth was not kept."""
-    from grading.round import MainPlay
-
-    round_ = session.record.round
-    main = session.layout.plays / "main"
-    if round_ is None or not main.exists():
-        return None
-    return MainPlay(main, round_.minutes, round_.play.speed)
-
-
 def grade_live(
     session: StoredSession, sandbox: Sandbox, label: str, rubric: Path | None, say: Say, keep: bool = True
 ) -> GradeRecord:
@@ -102,7 +90,6 @@ def grade_report(
         server_address=inputs.server_address,
         metrics_body=body,
         rule_groups=groups,
-        round_of=_main_play(session),
     )
     return data, out
 
@@ -144,7 +131,6 @@ def regrade(
             metrics_body=body,
             now=as_of,
             rule_groups=groups,
-            round_of=_main_play(session),
         )
     return GradeRecord.from_report(label, data, out)
 

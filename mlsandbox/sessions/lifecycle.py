@@ -266,7 +266,6 @@ def improve(
     if record.play is None:
         raise MlsandboxError(f"session {session.name!r} plays no scenario (started with --no-load); nothing to replay")
     sandbox = open_sandbox(session.config, say)
-    _wait_for_resolve_grace(sandbox, rubric, say)
     grade = grade_live(session, sandbox, "before the round", rubric, say, keep=False)
     record.grades.append(grade)
     snapshot = history(layout).snapshot("the improvement round starts") or history(layout).head()
@@ -290,20 +289,6 @@ def improve(
         )
         sandbox.publish(layout.candidate, [BRIEF, IMPROVEMENT])
     return grade
-
-
-def _wait_for_resolve_grace(sandbox, rubric: Path | None, say: Say) -> None:
-    """A main play that has just ended is graded once the rubric's resolve grace has passed (alerts resolving after
-    recovery are judged then, not "not yet")."""
-    from grading.rubric import rubric_or_fail
-
-    timeline = sandbox.timeline()
-    if timeline is None or timeline.status == "running" or not timeline.phases or timeline.phases[-1].end is None:
-        return
-    until = timeline.phases[-1].end + rubric_or_fail(rubric).tolerances.resolve_grace_seconds
-    if until > time.time():
-        say(f"waiting {until - time.time():.0f} s for the main play's alerts to resolve (the rubric's grace) ...")
-        time.sleep(until - time.time())
 
 
 # --- end --------------------------------------------------------------------------------------------------
