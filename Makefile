@@ -29,7 +29,7 @@ reload: venv ## Check the candidate's alert rules and load them into Prometheus
 
 # Tests run in parallel workers: a stack test's module (or the grader's shared play) stays in one worker, on ports
 # of its own (tests/conftest.py); plays mostly wait, so more workers than cores. WORKERS=0 runs them one by one.
-WORKERS ?= 3
+WORKERS ?= 4
 XDIST  := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 test: test-system-deps venv checkov lint ## Every test (what CI runs): lint, then unit, stack and Docker tests, in parallel
