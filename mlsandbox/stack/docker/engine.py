@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlsandbox.errors import MlsandboxError, StartError
-from mlsandbox.layout import machine_cache
+from mlsandbox.layout import REPO_ROOT, machine_cache
 from mlsandbox.stack import processes
 from mlsandbox.stack.state import held
 
 # A unix socket path longer than this is refused by the kernel (108 bytes, minus containerd's own suffixes).
 MAX_SOCKET_PATH = 90
+# compose labels each container with the folder it was started from.
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 
 
 def image_store() -> Path:
@@ -135,6 +137,37 @@ class PrivateEngine:
         except StartError:
             processes.stop(proc.pid)
             raise
+        self._stop_foreign_containers()
+
+    def _stop_foreign_containers(self) -> None:
+        """The store is the machine's: an engine stopped without `down` (a killed run) leaves containers whose
+        restart policy starts them again with this engine, with mounts from another checkout (perhaps deleted)
+        and holding their ports. Those of compose projects started from another folder are stopped (not removed:
+        their volumes and logs stay, and `up` from that folder starts them again)."""
+        env = {**os.environ, "DOCKER_HOST": self.host}
+        listed = subprocess.run(
+            [docker_cli(), "ps", "--quiet"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        ids = listed.stdout.split()
+        if not ids:
+            return
+        inspected = subprocess.run(
+            [docker_cli(), "inspect", *ids], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        try:
+            containers = json.loads(inspected.stdout or "[]")
+        except ValueError:
+            return
+        here = str(REPO_ROOT)
+        foreign = [
+            c["Id"]
+            for c in containers
+            if (folder := (c.get("Config", {}).get("Labels") or {}).get(WORKING_DIR_LABEL)) and folder != here
+        ]
+        if foreign:
+            subprocess.run(
+                [docker_cli(), "stop", "--time", "5", *foreign], env=env, capture_output=True, timeout=300, check=False
+            )
 
     def _store_lock(self):
         # Waited for: two checkouts starting engines at once take turns at the owner file.
