@@ -37,6 +37,7 @@ def test_ctrl_c_or_a_sigterm_during_up_leaves_no_process_no_port_and_no_state(tm
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_default,
     )
     try:
         # Interrupted once Prometheus has been started and MLflow is starting beside it (the three components that
@@ -73,6 +74,12 @@ def test_ctrl_c_or_a_sigterm_during_up_leaves_no_process_no_port_and_no_state(tm
     assert "not running" in again.stdout
 
 
+def _ctrl_c_default() -> None:
+    # As from a terminal: a test run started in the background of a shell without job control inherits SIGINT
+    # ignored, and so would the command under test.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 HELD_BLOCK = """
 import os, signal, sys, time
 from mlsandbox.stack.processes import interrupts_held
@@ -91,5 +98,7 @@ print("not raised", done)
 
 def test_ctrl_c_inside_a_held_block_is_raised_once_the_block_is_over():
     # In a process of its own: a test worker's own signal handling is not what is checked here.
-    result = subprocess.run([sys.executable, "-c", HELD_BLOCK], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", HELD_BLOCK], capture_output=True, text=True, timeout=60, preexec_fn=_ctrl_c_default
+    )
     assert result.stdout.strip() == "raised after ['recorded'] True", (result.stdout, result.stderr)

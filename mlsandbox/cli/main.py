@@ -40,11 +40,21 @@ app.add_typer(kube_app, name="kube")
 LOWER_ERRORS: dict[type[Exception], int] = {GradingFailed: 2, ScenarioError: 1, TruthError: 1}
 
 
+def _as_ctrl_c(signum, frame) -> None:
+    """SIGTERM handled as Ctrl-C is: by SIGINT's handler of the moment (held inside `interrupts_held`), or as a
+    KeyboardInterrupt where SIGINT is ignored (a background job of a shell without job control)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def main() -> None:
     """The command line, and its one error handler: whatever the sandbox refuses is one line on stderr and an
     exit status, never a traceback. A SIGTERM (a timeout, `kill`) is taken as Ctrl-C, so that a command stops
     what it started for itself (calibrate's rooms, a failed start's components) instead of leaving it running."""
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         app()
     except MlsandboxError as exc:
