@@ -206,6 +206,13 @@ def lived(tmp_path_factory):
 
         drift = base / "drift.yaml"
         drift.write_text(DRIFT)
+        # The machine's image store may hold this project from an earlier run killed before `session end` (stopped,
+        # with its volumes): it is no session of this checkout's, and a fresh session starts fresh.
+        label = "label=com.docker.compose.project=mlsandbox-dsess"
+        if stale := project.docker("ps", "--all", "--quiet", "--filter", label).stdout.split():
+            project.docker("rm", "--force", *stale)
+        if volumes := project.docker("volume", "ls", "--quiet", "--filter", label).stdout.split():
+            project.docker("volume", "rm", *volumes)
         seen["session start"] = session_cli(
             "session",
             "start",
