@@ -225,6 +225,10 @@ def lived(tmp_path_factory):
             "--ports",
             str(SESSION_PORTS),
         )
+        started = seen["session start"]
+        assert started.returncode == 0, (
+            f"session start: {started.returncode}\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}"
+        )
         seen["session play"] = session_cli("scenario", "play", str(drift), "--session", "dsess")
         # The candidate's room: a container that mounts the workspace and its own files only.
         shell = lambda *command: session_cli("session", "shell", "--session", "dsess", "--", *command)  # noqa: E731
