@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlsandbox.layout import machine_cache as cache_dir
+from mlsandbox.layout import machine_cache
 from mlsandbox.stack.docker.backend import engine_root
 from mlsandbox.stack.docker.engine import PrivateEngine, answers, image_store
 from mlsandbox.stack.state import held
@@ -39,7 +39,7 @@ IMAGES = {
 
 
 def store() -> Path:
-    return cache_dir() / "podman"
+    return machine_cache() / "podman"
 
 
 def environment() -> dict[str, str]:
@@ -109,7 +109,7 @@ def podman(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> su
 @contextmanager
 def locked_store(wait_seconds: float = 1800):
     """The store to ourselves (another checkout's test waits its turn)."""
-    with held(cache_dir() / "podman.lock", "another test run plays in podman's store", wait_seconds=wait_seconds):
+    with held(machine_cache() / "podman.lock", "another test run plays in podman's store", wait_seconds=wait_seconds):
         yield
 
 
@@ -140,7 +140,7 @@ def in_podman(ids: dict[str, str]) -> bool:
 
 def tarball(ids: dict[str, str]) -> Path:
     digest = hashlib.sha256(" ".join(ids[k] for k in sorted(ids)).encode()).hexdigest()[:16]
-    return cache_dir() / f"kube-images-{digest}.tar"
+    return machine_cache() / f"kube-images-{digest}.tar"
 
 
 def save_from_docker(path: Path, say=print) -> None:
@@ -165,7 +165,7 @@ def save_from_docker(path: Path, say=print) -> None:
         partial.unlink(missing_ok=True)
         if started:
             private.stop()
-    for old in cache_dir().glob("kube-images-*.tar"):
+    for old in machine_cache().glob("kube-images-*.tar"):
         if old != path:
             old.unlink()
 
