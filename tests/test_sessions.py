@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 HOME_PORTS = Ports.block(port(16000))  # the home run directory's (the shared MLflow's) ports
 REF_PORTS, STARTER_PORTS, THIRD_PORTS = port(16100), port(16200), port(16300)
 SNAPSHOT_SECONDS = 2
-ROUND_MINUTES = 1.0
+ROUND_MINUTES = 1.5  # long enough that the round's incidents come after the browser's save on a loaded machine
 GRACE_SECONDS = 32  # the rubric's resolve grace (30 s) and a scrape
 # What a page in Chromium may take to show what it is waited for: the console answers late while four plays run.
 BROWSER_SECONDS = 120
@@ -173,9 +173,11 @@ def day(tmp_path_factory):
             shutil.copytree(
                 REPO_ROOT / "reference_solution" / folder, workspace / folder, dirs_exist_ok=True, ignore=ignore
             )
+        # The rules are in place: loaded at once, so that they watch the round from its start whatever the browser
+        # below takes on a loaded machine; they fire once the server exposes what they read.
+        seen["reload-rules"] = d.shell("starter", "reload-rules")
         # The last file is saved through the candidate's room, in a browser: the server reloads on it.
         seen["room in a browser"] = _in_the_room(d, "starter")
-        seen["reload-rules"] = d.shell("starter", "reload-rules")
         # The committee's page for ref, ended a minute ago, while the starter's round plays.
         t0 = time.monotonic()
         seen["debrief"] = _debrief(d, "ref")

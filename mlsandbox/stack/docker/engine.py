@@ -119,6 +119,7 @@ class PrivateEngine:
             folder.mkdir(parents=True, exist_ok=True)
         with self._store_lock():
             self._refuse_when_owned()
+            release_dead_engines()
             proc = self._spawn(dockerd)
             self._owner.write_text(json.dumps({"pid": proc.pid, "root": str(self.root.resolve())}))
         try:
@@ -213,6 +214,33 @@ class PrivateEngine:
                     self._owner.unlink()
             except (OSError, ValueError):
                 pass
+
+
+def release_dead_engines(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
+    """The network namespaces a private engine killed without `down` leaves mounted under its exec root.
+
+    Each holds its container's end of a veth pair still plugged into the bridge of a network kept in the machine's
+    image store, with that container's address. The next engine on the store reuses the bridge and hands the same
+    addresses to new containers: a packet to one of them may reach the dead one, which answers "connection refused"
+    (a compose session's trainer never reached its MLflow). Unmounted, a namespace goes, and its veth pair with it.
+    Only mounts of this layout (`ROOT/exec/netns/ID` beside `ROOT/dockerd.pid`) whose dockerd no longer lives."""
+    released = []
+    for line in mountinfo.read_text().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        mount_point, fs_type = Path(fields[4].replace("\\040", " ")), fields[separator + 1]
+        if fs_type != "nsfs" or mount_point.parent.name != "netns" or mount_point.parent.parent.name != "exec":
+            continue
+        root = mount_point.parents[2]
+        try:
+            pid = int((root / "dockerd.pid").read_text().strip())
+        except (OSError, ValueError):
+            pid = 0
+        if pid and processes.is_alive(pid):
+            continue
+        if subprocess.run(["umount", str(mount_point)], capture_output=True, check=False).returncode == 0:
+            released.append(str(mount_point))
+    return released
 
 
 @dataclass(frozen=True)
