@@ -124,6 +124,10 @@ class Tolerances(_Strict):
     latency_fault_share: tuple[float, float]
     detection_grace_seconds: float = Field(ge=0)
     resolve_grace_seconds: float = Field(ge=0)
+    # A /predict answer this slow, as the client saw it, is slow whatever the scenario injected; when this share of
+    # the answers in a latency alert's last minute were, the alert is right to fire (a loaded machine).
+    slow_answer_seconds: float = Field(0.25, gt=0)
+    slow_answer_share: float = Field(0.05, gt=0, le=1)
     max_series_per_family: int = Field(ge=1)
     # The severities Alertmanager routes (alertmanager/alertmanager.yml): an alert routed by severity has one.
     routed_severities: list[str] = Field(["critical", "warning"], min_length=1)

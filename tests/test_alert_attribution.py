@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from test_judge import T0, session
 
-from grading.checks.alerting import AlertRule, Firing, _saw_real_outage, detections
+from grading.checks.alerting import AlertRule, Firing, _saw_real_outage, _saw_real_slowness, detections
 from grading.roles import Role
 from grading.rubric import load_rubric
 from grading.signals import RuleInfo
@@ -58,3 +58,38 @@ def test_a_down_alert_that_fired_because_the_server_was_down_is_no_false_alarm()
     assert not _saw_real_outage(down_alert, firing, down=[])  # up all along: a false alarm
     assert not _saw_real_outage(down_alert, firing, down=[T0 - 60])  # long before its `for`
     assert not _saw_real_outage(rule("Slow", [Role.LATENCY]), firing, down=[T0 - 1])  # only availability alerts
+
+
+def _answers_with_latency(slow: dict[int, float]) -> SimpleNamespace:
+    """The synthetic play, its clients answered in 5 ms a second but at the seconds in `slow` (from T0)."""
+    from load.truth import LedgerRow
+
+    play = session()
+    for k in range(0, 120):
+        latency = slow.get(k, 0.005)
+        play.ledger.append(
+            LedgerRow(
+                second=int(T0) + k,
+                phase="",
+                requests=20,
+                ok=20,
+                client_errors=0,
+                server_errors=0,
+                failures=0,
+                labels_posted=0,
+                latency_mean_seconds=latency,
+                latency_max_seconds=latency,
+                means={},
+            )
+        )
+    return SimpleNamespace(session=play, tol=load_rubric().tolerances)
+
+
+def test_a_latency_alert_firing_while_the_clients_were_really_answered_slowly_is_right():
+    slow_alert = rule("Slow", [Role.LATENCY])
+    loaded = _answers_with_latency({k: 0.9 for k in range(100, 106)})  # a loaded machine, after the recovery
+    assert _saw_real_slowness(loaded, slow_alert, T0 + 110)
+    assert not _saw_real_slowness(loaded, rule("AccuracyLow", [Role.PERFORMANCE]), T0 + 110)  # latency alerts only
+    assert not _saw_real_slowness(_answers_with_latency({}), slow_alert, T0 + 110)  # fast answers: no excuse
+    # The injected fault (T0+60..70) is the incident: its slow answers excuse nothing afterwards.
+    assert not _saw_real_slowness(_answers_with_latency({k: 0.3 for k in range(60, 70)}), slow_alert, T0 + 100)

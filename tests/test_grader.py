@@ -137,7 +137,9 @@ def test_mid_session_the_checks_whose_incidents_have_not_played_are_not_applicab
 def test_alerts_on_recorded_series_are_alerts_on_what_the_rules_read(main_play):
     r = main_play.report("recording-rules")
     alerts = {a["alert"]: a for a in r["alerts"]}
-    assert alerts["ModelAccuracyLow"]["watches"][0] == "performance"
+    # What the recorded series follows; its accuracy also moves while an input drifts (the drift holds through the
+    # concept drift), so which of the two it follows more closely is the play's, not the rule's.
+    assert "performance" in alerts["ModelAccuracyLow"]["watches"], alerts["ModelAccuracyLow"]
     assert "churn:accuracy" in alerts["ModelAccuracyLow"]["how"]
     assert check(r, "alerting", "alert_on_critical_metric")["passed"]
     caught = {d["incident"]: d["alert"] for d in r["detections"]}

@@ -348,7 +348,10 @@ def _false_alarms(ctx: Context, live: list[AlertRule], outcome: AlertOutcome) ->
         {
             f.key
             for f in outcome.firings
-            if f.start < base[1] and f.end >= base[0] and not _saw_real_outage(rules.get(f.alert), f, down)
+            if f.start < base[1]
+            and f.end >= base[0]
+            and not _saw_real_outage(rules.get(f.alert), f, down)
+            and not _saw_real_slowness(ctx, rules.get(f.alert), f.start)
         }
     )
     return ctx.result(
@@ -377,6 +380,24 @@ def _saw_real_outage(rule: AlertRule | None, f: Firing, down: list[float]) -> bo
     return any(since <= t <= f.end for t in down)
 
 
+def _saw_real_slowness(ctx: Context, rule: AlertRule | None, at: float) -> bool:
+    """A latency alert that fires because the clients really were answered slowly (a loaded machine, outside any
+    injected fault) is right: in the minute before `at` (and the rule's `for`), at least `slow_answer_share` of
+    the answers took `slow_answer_seconds` or longer, as the load generator measured them."""
+    if rule is None or Role.LATENCY not in rule.roles:
+        return False
+    # The injected latency (and the queue it leaves for a few seconds) is the incident, not the machine.
+    injected = [(i.start, i.end + 5) for i in ctx.session.incidents() if i.kind == "latency"]
+    rows = [
+        r
+        for r in ctx.session.rows(at - 60 - rule.info.duration, at + STEP)
+        if not any(lo <= r.second < hi for lo, hi in injected)
+    ]
+    answers = sum(r.requests for r in rows)
+    slow = sum(r.requests for r in rows if (r.latency_mean_seconds or 0.0) >= ctx.tol.slow_answer_seconds)
+    return answers > 0 and slow / answers >= ctx.tol.slow_answer_share
+
+
 def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until: float) -> CheckResult:
     if not any(d.firing for d in outcome.detections):
         return ctx.result(ITEM, "resolved_after_recovery", 0, "no alert caught an incident: nothing to resolve", [])
@@ -385,25 +406,41 @@ def _resolved(ctx: Context, live: list[AlertRule], outcome: AlertOutcome, until:
     # An availability alert still firing because the server really is down at the end is right.
     rules = {r.name: r for r in live}
     down = ctx.session.server_gone_at_end is not None
-    still = sorted(
-        {
-            f.key
-            for f in started
-            if f.end >= until - 2 * STEP
-            and not (down and rules.get(f.alert) is not None and Role.AVAILABILITY in rules[f.alert].roles)
-        }
-    )
+    left = [
+        f
+        for f in started
+        if f.end >= until - 2 * STEP
+        and not (down and rules.get(f.alert) is not None and Role.AVAILABILITY in rules[f.alert].roles)
+    ]
+    # A latency alert still firing because the answers really are slow is right too.
+    slow = sorted({f.key for f in left if _saw_real_slowness(ctx, rules.get(f.alert), until)})
+    still = sorted({f.key for f in left} - set(slow))
     return ctx.result(
         ITEM,
         "resolved_after_recovery",
         0 if still else 1,
-        "every alert resolved after recovery" if not still else f"still firing: {', '.join(still)}",
+        f"still firing: {', '.join(still)}"
+        if still
+        else "every alert resolved after recovery"
+        + (f" (still firing, rightly, while the answers were slow: {', '.join(slow)})" if slow else ""),
         [
             Evidence(
                 'ALERTS{alertstate="firing"}',
                 still or "none firing",
                 f"at {until - ctx.session.end:.0f} s after the scenario ended",
-            )
+            ),
+            *(
+                [
+                    Evidence(
+                        "answers the clients waited for, outside any injected latency",
+                        slow,
+                        f"at least {ctx.tol.slow_answer_share:.0%} of them took "
+                        f"{ctx.tol.slow_answer_seconds:g} s or longer in the minute before",
+                    )
+                ]
+                if slow
+                else []
+            ),
         ],
     )
 
