@@ -280,6 +280,7 @@ def _faults(cal, seen: dict) -> None:
     """Kill (SIGKILL, whole process groups) and restart components of the `gaps` and `killed` rooms mid-play."""
     import signal
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from load.truth import read_timeline
     from mlsandbox.stack import components
@@ -311,15 +312,26 @@ def _faults(cal, seen: dict) -> None:
         seen[room.name].append((f"{spec.name} back", time.time() - t0))
 
     gaps, killed = rooms["gaps"], rooms["killed"]
-    at(SERVER_KILLED_AT)
-    kill(gaps, "model-server")
-    restart(gaps, components.model_server(gaps.cfg, gaps.candidate_dir))
-    at(KILLED_FOR_GOOD_AT)
-    kill(killed, "model-server")
-    at(PROMETHEUS_KILLED_AT)
-    kill(gaps, "prometheus")
-    time.sleep(PROMETHEUS_DOWN_FOR)
-    restart(gaps, components.prometheus(gaps.cfg, prometheus_config(gaps.cfg, gaps.candidate_dir)))
+
+    def server_restarted() -> None:
+        at(SERVER_KILLED_AT)
+        kill(gaps, "model-server")
+        restart(gaps, components.model_server(gaps.cfg, gaps.candidate_dir))
+
+    def server_killed_for_good() -> None:
+        at(KILLED_FOR_GOOD_AT)
+        kill(killed, "model-server")
+
+    def prometheus_restarted() -> None:
+        at(PROMETHEUS_KILLED_AT)
+        kill(gaps, "prometheus")
+        time.sleep(PROMETHEUS_DOWN_FOR)
+        restart(gaps, components.prometheus(gaps.cfg, prometheus_config(gaps.cfg, gaps.candidate_dir)))
+
+    # Each fault on its own clock: a restart slowed by a loaded machine delays no other fault.
+    with ThreadPoolExecutor(3) as pool:
+        for done in [pool.submit(f) for f in (server_restarted, server_killed_for_good, prometheus_restarted)]:
+            done.result()
 
 
 def hardening_play(base: Path) -> Play:

@@ -3,6 +3,8 @@ that truth moves and stays put where it stays put; a signal another role explain
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -220,3 +222,16 @@ def test_a_faithful_accuracy_moves_enough_at_a_smaller_second_incident():
     )
     assert verdict.passed, [(x.name, x.detail) for x in verdict.tests]
     assert verdict.moves["model_release"] < 0.3 * verdict.moves["concept_drift"] + 0.05
+
+
+def test_no_signal_is_held_against_the_accuracy_when_the_server_was_down_while_it_moved():
+    from grading.checks.performance import _accuracy_move_unseen
+    from grading.gaps import Gap
+
+    down_through_the_drift = session()
+    down_through_the_drift.gaps = [Gap("model server", T0 + 8, T0 + 64)]  # a restart that took 56 s
+    why = _accuracy_move_unseen(SimpleNamespace(session=down_through_the_drift))
+    assert "down for" in why
+    briefly_down = session()
+    briefly_down.gaps = [Gap("model server", T0 + 8, T0 + 14)]  # back long before the concept drift (T0+45)
+    assert _accuracy_move_unseen(SimpleNamespace(session=briefly_down)) == ""

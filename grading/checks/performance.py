@@ -20,6 +20,11 @@ def verdict_evidence(v: Verdict) -> list[Evidence]:
 
 def check(ctx: Context, found: Findings) -> list[CheckResult]:
     taken = found.taken(Role.PERFORMANCE)
+    if not taken and (why := _accuracy_move_unseen(ctx)):
+        return [
+            ctx.not_applicable(ITEM, "tracks_accuracy", why),
+            ctx.not_applicable(ITEM, "falls_in_concept_drift", why),
+        ]
     if not taken:
         tried = found.tried(Role.PERFORMANCE)[:3]
         evidence = [e for v in tried for e in verdict_evidence(v) if e.seen == "failed"] or [
@@ -39,6 +44,21 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
     v = taken[0]
     tracks = ctx.result(ITEM, "tracks_accuracy", 1, v.summary(), verdict_evidence(v))
     return [tracks, _falls(ctx, v)]
+
+
+def _accuracy_move_unseen(ctx: Context) -> str:
+    """Why no signal can be held against the accuracy ('' when one can): the model server or Prometheus was down
+    (grading.gaps) for most of the concept drift, the one time the accuracy moves, so no signal was seen to follow
+    it. Not the candidate's doing: judged on a play in which it was seen."""
+    # Every one played, its onset seen or not (an onset the server missed is no incident of `incidents()`).
+    concept = next((i for i in ctx.session.all_incidents() if i.kind == "concept_drift"), None)
+    if concept is None:
+        return ""
+    span = concept.end + AFTER_INCIDENT_SECONDS - concept.start
+    down = ctx.session.unobserved(concept.start, concept.start + span)
+    if down <= 0.5 * span:
+        return ""
+    return f"the model server or Prometheus was down for {down:.0f} s of the {span:.0f} s in which the accuracy moved"
 
 
 def relative_move(
