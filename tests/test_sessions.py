@@ -165,18 +165,20 @@ def day(tmp_path_factory):
         seen["starter log before the round"] = (d.layout("starter").run.log("model-server")).read_text()
         seen["end ref"] = d.cli("session", "end", "--session", "ref", timeout=600)
 
-        # The improvement round: the candidate adds the reference's monitoring while the incidents replay.
+        # The improvement round: the candidate adds the reference's monitoring while the incidents replay, and
+        # loads its rules at once, so that they watch the round from its start whatever the browser below takes
+        # on a loaded machine.
         seen["improve"] = d.cli("session", "improve", "--minutes", str(ROUND_MINUTES))
         workspace = d.layout("starter").candidate
         for folder in ("app", "alerts", "dashboards"):
-            ignore = shutil.ignore_patterns("monitoring.py", "__pycache__")
+            ignore = shutil.ignore_patterns("__pycache__")
             shutil.copytree(
                 REPO_ROOT / "reference_solution" / folder, workspace / folder, dirs_exist_ok=True, ignore=ignore
             )
-        # The rules are in place: loaded at once, so that they watch the round from its start whatever the browser
-        # below takes on a loaded machine; they fire once the server exposes what they read.
         seen["reload-rules"] = d.shell("starter", "reload-rules")
-        # The last file is saved through the candidate's room, in a browser: the server reloads on it.
+        starter_server = d.url(STARTER_PORTS, "model_server")
+        wait_for(lambda: "churn" in _body(f"{starter_server}/metrics"), 120, 1, "the server to reload on the copy")
+        # Then a file is saved again through the candidate's room, in a browser: the server reloads on it.
         seen["room in a browser"] = _in_the_room(d, "starter")
         # The committee's page for ref, ended a minute ago, while the starter's round plays.
         t0 = time.monotonic()
@@ -294,8 +296,8 @@ def _body(url: str) -> str:
 
 
 def _in_the_room(d: Day, name: str) -> dict:
-    """The candidate's link in Chromium: JupyterLab on the workspace; the last file of the reference's monitoring
-    saved through it (the server reloads); the proxied Prometheus's targets; the live dashboards."""
+    """The candidate's link in Chromium: JupyterLab on the workspace; a file of the reference's monitoring saved
+    again through it (the server reloads); the proxied Prometheus's targets; the live dashboards."""
     from browser import chromium
 
     link, seen = d.record(name).link, {}
@@ -314,7 +316,9 @@ def _in_the_room(d: Day, name: str) -> dict:
         ROOM_SHOTS.mkdir(parents=True, exist_ok=True)
         time.sleep(2)
         browser.save_screenshot(str(ROOM_SHOTS / "room.png"))
-        code = (REPO_ROOT / "reference_solution" / "app" / "monitoring.py").read_text()
+        code = (REPO_ROOT / "reference_solution" / "app" / "monitoring.py").read_text() + "\n# saved in the room\n"
+        log = d.layout(name).run.log("model-server")
+        reloads = log.read_text().count("Reloading")
         seen["saved"] = browser.execute_async_script(
             """const [path, text, done] = arguments;
             const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
@@ -326,7 +330,10 @@ def _in_the_room(d: Day, name: str) -> dict:
             code,
         )
         seen["reloaded"] = wait_for(
-            lambda: "churn" in _body(f"{server}/metrics"), 60, 1, "the server to reload on the save"
+            lambda: log.read_text().count("Reloading") > reloads and "churn" in _body(f"{server}/metrics"),
+            60,
+            1,
+            "the server to reload on the save",
         )
 
         def targets_page() -> str | bool:
