@@ -162,7 +162,7 @@ def day(tmp_path_factory):
         timings["then waiting for ref's play"] = time.monotonic() - t0
         d.wait_played("starter", extra=0)
         seen["starter graded live"] = json.loads(d.cli("grade", "--session", "starter", "--json").stdout)
-        seen["starter log before the round"] = (d.layout("starter").run.log("model-server")).read_text()
+        seen["starter log before the round"] = _server_log(d.layout("starter")).read_text()
         seen["end ref"] = d.cli("session", "end", "--session", "ref", timeout=600)
 
         # The improvement round: the candidate adds the reference's monitoring while the incidents replay, and
@@ -287,6 +287,13 @@ def _status(d: Day, name: str) -> list[dict]:
     return json.loads(d.cli("status", "--session", name, "--json").stdout)
 
 
+def _server_log(layout: SessionLayout):
+    """The candidate's model server's own output: in its sandbox's log (the one named after the server is the
+    door's that forwards to it), else the server's."""
+    sandboxed = layout.run.log("model-server-sandbox")
+    return sandboxed if sandboxed.exists() else layout.run.log("model-server")
+
+
 def _body(url: str) -> str:
     """What `url` answers, or "" while it does not answer (a server reloading under a loaded machine)."""
     try:
@@ -317,7 +324,7 @@ def _in_the_room(d: Day, name: str) -> dict:
         time.sleep(2)
         browser.save_screenshot(str(ROOM_SHOTS / "room.png"))
         code = (REPO_ROOT / "reference_solution" / "app" / "monitoring.py").read_text() + "\n# saved in the room\n"
-        log = d.layout(name).run.log("model-server")
+        log = _server_log(d.layout(name))
         reloads = log.read_text().count("Reloading")
         seen["saved"] = browser.execute_async_script(
             """const [path, text, done] = arguments;
