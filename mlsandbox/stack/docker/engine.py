@@ -19,6 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from mlsandbox.errors import MlsandboxError, StartError
 from mlsandbox.layout import REPO_ROOT, machine_cache
 from mlsandbox.stack import processes
@@ -216,7 +218,7 @@ class PrivateEngine:
                 pass
 
 
-def release_dead_engines(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
+def release_dead_engines() -> list[str]:
     """The network namespaces a private engine killed without `down` leaves mounted under its exec root.
 
     Each holds its container's end of a veth pair still plugged into the bridge of a network kept in the machine's
@@ -225,11 +227,9 @@ def release_dead_engines(mountinfo: Path = Path("/proc/self/mountinfo")) -> list
     (a compose session's trainer never reached its MLflow). Unmounted, a namespace goes, and its veth pair with it.
     Only mounts of this layout (`ROOT/exec/netns/ID` beside `ROOT/dockerd.pid`) whose dockerd no longer lives."""
     released = []
-    for line in mountinfo.read_text().splitlines():
-        fields = line.split()
-        separator = fields.index("-")
-        mount_point, fs_type = Path(fields[4].replace("\\040", " ")), fields[separator + 1]
-        if fs_type != "nsfs" or mount_point.parent.name != "netns" or mount_point.parent.parent.name != "exec":
+    for mount in psutil.disk_partitions(all=True):
+        mount_point = Path(mount.mountpoint)
+        if mount.fstype != "nsfs" or mount_point.parent.name != "netns" or mount_point.parent.parent.name != "exec":
             continue
         root = mount_point.parents[2]
         try:
