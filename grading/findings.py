@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from . import counting
 from .context import Context
 from .counting import CountFinding, LatencyTrial
-from .judge import Judge, Verdict
-from .roles import COUNTED_CAN_BE, COUNTING_AS_SHAPE, Role
+from .judge import Judge, Limits, Verdict
+from .roles import COUNTED_CAN_BE, COUNTING_AS_SHAPE, OUTPUTS, Role
 
 
 @dataclass
@@ -58,8 +58,8 @@ class Findings:
 
 
 def limits(ctx: Context, counted: dict[Role, list[CountFinding]]):
-    """What a signal can be about, from the counting roles of the scraped metrics it reads: None (anything)
-    when it reads any metric that fills no counting role."""
+    """What a signal can be, from the counting roles of the scraped metrics it reads: None (anything) when it
+    reads any metric that fills no counting role."""
     by_family: dict[str, set[Role]] = {}
     for role, found in counted.items():
         for f in found:
@@ -82,11 +82,14 @@ def limits(ctx: Context, counted: dict[Role, list[CountFinding]]):
             return frozenset({Role.LATENCY})
         return can_be(family)
 
-    def allowed(signal) -> frozenset[Role] | None:
+    def allowed(signal) -> Limits | None:
         families = {owner.get(name) for name in signal.reads}
         if not families or None in families or any(f not in by_family for f in families):
             return None
-        return frozenset().union(*(can_be_series(name) for name in signal.reads))
+        return Limits(
+            frozenset().union(*(can_be_series(name) for name in signal.reads)),
+            scores=any(by_family[f] & OUTPUTS for f in families),
+        )
 
     return allowed
 

@@ -17,8 +17,17 @@ four tests, all of which it must pass to fill the role:
    An input mean that moved while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
    of out-of-range values may well be both.
 
+A performance signal must also follow accuracy better than it follows any of the grader's curves of the model's
+scores. Accuracy is known only from the labels, the scores without them; when a drift of the inputs moves the scores
+while accuracy falls (or a score statistic over a long window catches up with a drift just as accuracy falls), a
+statistic of the scores follows both, and it follows the scores at least as well.
+
 A series that names a feature (a label value, or a metric name with the feature's name in it) is only about that
-feature's drift or data quality. With labels but no incident that moves accuracy, a performance signal is judged
+feature's drift or data quality. A series that names none and is computed only from counted metrics (predictions,
+requests, errors, latencies) is about no input: of the input roles' curves it is held against the model's scores
+only, and only when it reads what the model answered (a score histogram, predictions by class). The rate of churn
+predictions rises when an input drifts, but it would rise just the same for a worse model with unchanged inputs, and
+it says nothing of which input moved. With labels but no incident that moves accuracy, a performance signal is judged
 by its level instead: it stays near the accuracy (or 1 - accuracy) the grader computes.
 """
 
@@ -38,6 +47,7 @@ from .signals import Series, Signal
 
 LAGS_SECONDS = (0, 2, 5)
 EXPLAINED = "explained best by this role"
+NOT_THE_SCORES = "follows accuracy better than the scores"
 CHANGE_FIT = 0.4  # least correlation of changes (on top of the tolerance's level correlation)
 INPUT_ROLES = frozenset({Role.DRIFT, Role.DATA_QUALITY})  # siblings: one signal may well be both
 FLAT_SHARE = 0.2  # the curve is "at its normal level" within this share of its range ...
@@ -158,16 +168,24 @@ def log_scale(values: np.ndarray) -> np.ndarray | None:
     return np.log10(np.where(np.isfinite(values), np.maximum(values, floor), np.nan))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a signal computed only from counted metrics can be, from their counting roles."""
+
+    roles: frozenset[Role]  # the shape roles it can fill
+    scores: bool  # it reads what the model answered (scores, classes): the one input it can be about
+
+
 class Judge:
-    """Judges series against `expected`. `limits(signal)` may say which shape roles a signal can fill at all
-    (from the counting roles of the metrics it reads); None: any."""
+    """Judges series against `expected`. `limits(signal)` may say what a signal can be at all (from the counting
+    roles of the metrics it reads); None: anything."""
 
     def __init__(
         self,
         session: Play,
         expected: Expected,
         tol: Tolerances,
-        limits: Callable[[Signal], frozenset[Role] | None] = lambda _: None,
+        limits: Callable[[Signal], Limits | None] = lambda _: None,
     ):
         self.session, self.expected, self.tol, self.limits = session, expected, tol, limits
         self.times = expected.grid
@@ -228,21 +246,35 @@ class Judge:
         levels = np.where(np.abs(linear) > np.abs(ranked), linear, ranked)
         return levels, change_cols.T @ _centred(changes[cmask])
 
-    def _allowed(self, curve: Curve, series: Series) -> bool:
-        if series.feature is None:
-            return True
-        return curve.role in INPUT_ROLES and curve.feature == series.feature
+    @staticmethod
+    def _allowed(curve: Curve, series: Series, limits: Limits | None) -> bool:
+        if series.feature is not None:
+            return curve.role in INPUT_ROLES and curve.feature == series.feature
+        if limits is not None and curve.role in INPUT_ROLES:
+            return limits.scores and curve.feature == SCORE
+        return True
 
-    def fits(self, series: Series, values: np.ndarray | None = None) -> dict[Role, Fit]:
+    def fits(self, series: Series, values: np.ndarray | None = None, limits: Limits | None = None) -> dict[Role, Fit]:
         """The best fit of each role the series may fill (best by level and change together)."""
         levels, changes = self._correlations(series.values if values is None else values)
         best: dict[Role, Fit] = {}
         for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
-            if not self._allowed(curve, series) or not (np.isfinite(rl) and np.isfinite(rc)):
+            if not self._allowed(curve, series, limits) or not (np.isfinite(rl) and np.isfinite(rc)):
                 continue
             fit = Fit(curve, lag, float(rl), float(rc), k)
             if curve.role not in best or fit.score > best[curve.role].score:
                 best[curve.role] = fit
+        return best
+
+    def score_fit(self, values: np.ndarray) -> Fit | None:
+        """How the series follows the best of the grader's curves of the model's scores (a drift curve)."""
+        levels, changes = self._correlations(values)
+        best = None
+        for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
+            if curve.role == Role.DRIFT and curve.feature == SCORE and np.isfinite(rl) and np.isfinite(rc):
+                fit = Fit(curve, lag, float(rl), float(rc), k)
+                if best is None or fit.score > best.score:
+                    best = fit
         return best
 
     def _partial(self, values: np.ndarray, fit: Fit, rival: Fit) -> tuple[float, float]:
@@ -267,11 +299,12 @@ class Judge:
     def judge(self, signal: Signal, series: Series) -> list[Verdict]:
         """A verdict for each shape role this series comes near enough to be worth testing."""
         values, log = series.values, False
-        allowed = self.limits(signal)
-        fits = self.fits(series)
+        limits = self.limits(signal)
+        allowed = limits.roles if limits is not None else None
+        fits = self.fits(series, limits=limits)
         logged = log_scale(series.values)
         if logged is not None:
-            fits_log = self.fits(series, logged)
+            fits_log = self.fits(series, logged, limits)
             if max((f.score for f in fits_log.values()), default=0) > max((f.score for f in fits.values()), default=0):
                 values, log, fits = logged, True, fits_log
         if allowed is not None:
@@ -319,6 +352,8 @@ class Judge:
         )
         v.tests.append(self._moves(v, values, x))
         v.tests.append(self._stays_put(values, x))
+        if role == Role.PERFORMANCE:
+            v.tests.append(self._not_the_scores(fit, values))
         rival_name = f"{rival.curve.role.title} ({rival.curve.variant})" if rival else ""
         v.tests.append(
             Test(
@@ -331,6 +366,17 @@ class Judge:
             )
         )
         return v
+
+    def _not_the_scores(self, fit: Fit, values: np.ndarray) -> Test:
+        scores = self.score_fit(values)
+        if scores is None or scores.score == 0:
+            return Test(NOT_THE_SCORES, True, "it does not follow the model's scores")
+        return Test(
+            NOT_THE_SCORES,
+            fit.score > scores.score,
+            f"it follows {fit.curve.variant} by {fit.score:.2f} (levels and changes together), "
+            f"{scores.curve.variant} by {scores.score:.2f}",
+        )
 
     def _reference(self, values: np.ndarray) -> float:
         base = values[self.settled & np.isfinite(values)]

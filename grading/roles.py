@@ -88,6 +88,9 @@ COUNTED_CAN_BE: dict[Role, frozenset[Role]] = {
     Role.CLASS_COUNTER: frozenset({Role.TRAFFIC, Role.DRIFT}),
     Role.SCORE_HISTOGRAM: frozenset({Role.TRAFFIC, Role.DRIFT}),
 }
+# The counting roles about what the model answered: a signal read from these alone can be about the scores' drift,
+# never about an input's.
+OUTPUTS = frozenset({Role.SCORE_HISTOGRAM, Role.CLASS_COUNTER})
 # When a family fills several counting roles (a latency histogram's _count also counts the predictions), the
 # category a panel on it covers is that of the first of its roles in this order.
 CATEGORY_ORDER = (

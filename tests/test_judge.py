@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from grading.expected import Curve, Expected
-from grading.judge import Judge
+from grading.expected import SCORE, Curve, Expected
+from grading.judge import NOT_THE_SCORES, Judge, Limits
 from grading.play import Play
 from grading.roles import Role
 from grading.rubric import load_rubric
@@ -82,6 +82,7 @@ ACCURACY = (
 DRIFT = ramp(t, 25, 37, 0, 1.6) * (t < 70) + ramp(t, 70, 80, 1.6, 0) * (t >= 70)
 LATENCY = 0.01 + 0.3 * ((t >= 60) & (t < 70))
 ERRORS = 0.3 * ((t >= 37) & (t < 45))  # requests refused while the upstream bug lasts (no incident of their own)
+SCORES = 0.3 + 0.25 * DRIFT / 1.6  # the mean score rises with monthly_charges, not with the concept drift
 
 
 def rolling_max(values, seconds):
@@ -96,6 +97,8 @@ def expected() -> Expected:
         e.add(Curve(Role.LATENCY, None, f"latency over {w} s", smooth(LATENCY, w)))
         e.add(Curve(Role.LATENCY, None, f"slowest call over {w} s", rolling_max(LATENCY, w)))
         e.add(Curve(Role.ERRORS, None, f"share of failed calls over {w} s", smooth(ERRORS, w)))
+    for w in (1, 10, 20, 30):
+        e.add(Curve(Role.DRIFT, SCORE, f"mean of score over {w} s", smooth(SCORES, w)))
     return e
 
 
@@ -235,3 +238,33 @@ def test_no_signal_is_held_against_the_accuracy_when_the_server_was_down_while_i
     briefly_down = session()
     briefly_down.gaps = [Gap("model server", T0 + 8, T0 + 14)]  # back long before the concept drift (T0+45)
     assert _accuracy_move_unseen(SimpleNamespace(session=briefly_down)) == ""
+
+
+def _counted(reads_scores: bool) -> Judge:
+    """A judge for signals computed only from counted metrics (`reads_scores`: predictions by class among them)."""
+    roles = frozenset({Role.TRAFFIC, Role.DRIFT, Role.ERRORS})
+    return Judge(session(), expected(), load_rubric().tolerances, lambda _: Limits(roles, reads_scores))
+
+
+def test_a_rate_of_churn_predictions_is_about_the_scores_not_the_drifted_input():
+    # The share of customers predicted to churn rises because monthly_charges drifted; it would rise the same for a
+    # worse model with unchanged inputs, and it does not say which input moved.
+    churn_rate = 4 + 3 * smooth(DRIFT, 10) / 1.6
+    v = judged(_counted(reads_scores=True), churn_rate)
+    assert Role.DRIFT in taken(v)
+    assert v[Role.DRIFT].about == SCORE
+
+
+def test_a_ratio_of_requests_is_about_no_input_at_all():
+    share_refused = 0.05 + 0.2 * smooth(DRIFT, 10) / 1.6
+    assert Role.DRIFT not in judged(_counted(reads_scores=False), share_refused)
+
+
+def test_a_statistic_of_the_scores_that_rises_as_accuracy_falls_is_not_performance(judge):
+    # Over a long window, the scores' drift shows up late: just as accuracy falls in the concept drift.
+    late_score_drift = smooth(SCORES, 30)
+    v = judged(judge, late_score_drift)
+    assert Role.PERFORMANCE not in taken(v)
+    assert Role.DRIFT in taken(v) and v[Role.DRIFT].about == SCORE
+    if Role.PERFORMANCE in v:
+        assert not v[Role.PERFORMANCE].test(NOT_THE_SCORES).passed
