@@ -1,6 +1,6 @@
 """The counting roles: counters (and histograms' or summaries' _count, which are counters too) that grew by as
-many as the ledger says: predictions served, requests answered, errors; a score histogram; predictions by
-class; a latency histogram in seconds."""
+many as the ledger says: predictions served, requests answered, errors, labels posted; a score histogram;
+predictions by class; a latency histogram in seconds."""
 
 from __future__ import annotations
 
@@ -129,6 +129,12 @@ def answered(ctx: Context) -> dict[str, int]:
     }
 
 
+def labels(ctx: Context) -> dict[str, int]:
+    # Labels come back after their predictions: those of the last ones arrive after the traffic has ended.
+    n = ctx.session.total("labels_posted", end=int(ctx.eval_at) + 1)
+    return {"labels posted": n} if n else {}
+
+
 def errors(ctx: Context) -> dict[str, int]:
     s = ctx.session
     out = {
@@ -157,6 +163,13 @@ def find(ctx: Context) -> tuple[dict[Role, list[CountFinding]], list[LatencyTria
         Role.CLASS_COUNTER: _class_counters(ctx, c, counting),
     }
     out[Role.LATENCY_HISTOGRAM], trials = latency_histograms(ctx, c, out[Role.SCORE_HISTOGRAM])
+    # A counter of the labels alone: a request counter (or timer) with a /feedback route among others counts requests.
+    requests = {
+        f.family for r in (Role.PREDICTION_COUNTER, Role.REQUEST_COUNTER, Role.LATENCY_HISTOGRAM) for f in out[r]
+    }
+    out[Role.LABEL_COUNTER] = c.tracking(
+        Role.LABEL_COUNTER, labels(ctx), [f for f in counting if f.name not in requests]
+    )
     return out, trials
 
 

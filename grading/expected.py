@@ -41,10 +41,17 @@ class Curve:
 class Expected:
     grid: np.ndarray
     curves: dict[tuple[Role, str | None], list[Curve]] = field(default_factory=dict)
+    # What no role is about, held against performance signals: the share of churners among the labels. It moves with
+    # accuracy in a concept drift, but it is a property of the customers, not of the model.
+    labels: list[Curve] = field(default_factory=list)
 
     def add(self, curve: Curve) -> None:
         if np.isfinite(curve.values).sum() >= 5:
             self.curves.setdefault((curve.role, curve.feature), []).append(curve)
+
+    def add_labels(self, curve: Curve) -> None:
+        if np.isfinite(curve.values).sum() >= 5:
+            self.labels.append(curve)
 
     def features(self, role: Role) -> list[str]:
         return sorted(f for r, f in self.curves if r == role and f is not None)
@@ -112,7 +119,7 @@ def _leave_out_gaps(session: Play, out: Expected) -> None:
     every check compares only where the session could be observed."""
     unseen = unobserved(session, out.grid)
     if unseen.any():
-        for curves in out.curves.values():
+        for curves in (*out.curves.values(), out.labels):
             for curve in curves:
                 curve.values[unseen] = np.nan
 
@@ -123,12 +130,14 @@ def _performance(session: Play, out: Expected) -> None:
         return
     ts = np.array([lp.label_ts for lp in labelled])
     correct = np.array([float(lp.predicted_label == lp.true_label) for lp in labelled])
-    c, k = _cum(correct), _cum(np.ones_like(correct))
-    unit = {"n": "labels"}
+    churned = np.array([float(lp.true_label) for lp in labelled])
+    c, k, p = _cum(correct), _cum(np.ones_like(correct)), _cum(churned)
     for name, w in _window_variants():
         lo, hi = _windows(ts, out.grid, **w)
-        label = f"accuracy over {name} {unit.get(next(iter(w), ''), '') if 'n' in w else ''}".strip()
-        out.add(Curve(Role.PERFORMANCE, None, " ".join(label.split()), _mean_in(c, k, lo, hi)))
+        unit = " labels" if "n" in w else ""
+        out.add(Curve(Role.PERFORMANCE, None, f"accuracy over {name}{unit}", _mean_in(c, k, lo, hi)))
+        churners = _mean_in(p, k, lo, hi)
+        out.add_labels(Curve(Role.PERFORMANCE, None, f"share of churners in the labels over {name}{unit}", churners))
 
 
 def touched_features(session: Play) -> set[str]:

@@ -17,10 +17,13 @@ four tests, all of which it must pass to fill the role:
    An input mean that moved while accuracy fell is a drift signal, not a performance one. Drift and data quality are siblings: a share
    of out-of-range values may well be both.
 
-A performance signal must also follow accuracy better than it follows any of the grader's curves of the model's
-scores. Accuracy is known only from the labels, the scores without them; when a drift of the inputs moves the scores
-while accuracy falls (or a score statistic over a long window catches up with a drift just as accuracy falls), a
-statistic of the scores follows both, and it follows the scores at least as well.
+A performance signal must also follow accuracy better than it follows the model's scores alone or the labels alone
+(the share of churners among them). When a drift of the inputs moves the scores while accuracy falls (or a score
+statistic over a long window catches up with a drift just as accuracy falls), a statistic of the scores follows both;
+in a concept drift the share of churners moves with accuracy, but a model that stayed right would show the same move.
+Each follows its own curve at least as well as accuracy's. The other way round, a series that names no feature and
+fills performance is not taken for an input's drift or data quality: where a concept drift falls inside a drift of
+the inputs, a precision follows the input's distance as well as it follows accuracy.
 
 A series that names a feature (a label value, or a metric name with the feature's name in it) is only about that
 feature's drift or data quality. A series that names none and is computed only from counted metrics (predictions,
@@ -47,7 +50,8 @@ from .signals import Series, Signal
 
 LAGS_SECONDS = (0, 2, 5)
 EXPLAINED = "explained best by this role"
-NOT_THE_SCORES = "follows accuracy better than the scores"
+PERFORMANCE_FIRST = "not a performance signal"
+NOT_THE_SCORES = "follows accuracy better than the scores or the labels alone"
 CHANGE_FIT = 0.4  # least correlation of changes (on top of the tolerance's level correlation)
 INPUT_ROLES = frozenset({Role.DRIFT, Role.DATA_QUALITY})  # siblings: one signal may well be both
 FLAT_SHARE = 0.2  # the curve is "at its normal level" within this share of its range ...
@@ -162,7 +166,7 @@ def log_scale(values: np.ndarray) -> np.ndarray | None:
     value); None for any other series."""
     finite = values[np.isfinite(values)]
     positive = finite[finite > 0]
-    if len(finite) < 3 or (finite < 0).any() or not len(positive) or positive.max() / positive.min() < LOG_SPAN:
+    if len(finite) < 3 or (finite < 0).any() or not len(positive) or positive.max() < LOG_SPAN * positive.min():
         return None
     floor = positive.min() / 10
     return np.log10(np.where(np.isfinite(values), np.maximum(values, floor), np.nan))
@@ -209,7 +213,9 @@ class Judge:
         self.change_steps = max(2, int(round(shortest / 2 / self.step)))
         self.columns: list[tuple[Curve, float]] = []
         stacked = []
-        for curves in expected.curves.values():
+        # The labels' curves are columns too (a performance signal is held against them), but no role's.
+        self.no_role = {id(c) for c in expected.labels}
+        for curves in (*expected.curves.values(), expected.labels):
             for c in curves:
                 for lag in LAGS_SECONDS:
                     self.columns.append((c, lag))
@@ -259,19 +265,22 @@ class Judge:
         levels, changes = self._correlations(series.values if values is None else values)
         best: dict[Role, Fit] = {}
         for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
-            if not self._allowed(curve, series, limits) or not (np.isfinite(rl) and np.isfinite(rc)):
+            if id(curve) in self.no_role or not self._allowed(curve, series, limits):
+                continue
+            if not (np.isfinite(rl) and np.isfinite(rc)):
                 continue
             fit = Fit(curve, lag, float(rl), float(rc), k)
             if curve.role not in best or fit.score > best[curve.role].score:
                 best[curve.role] = fit
         return best
 
-    def score_fit(self, values: np.ndarray) -> Fit | None:
-        """How the series follows the best of the grader's curves of the model's scores (a drift curve)."""
+    def best_of(self, values: np.ndarray, curves: list[Curve]) -> Fit | None:
+        """How the series follows the best of `curves` (and of a few seconds' lag), level and change together."""
+        wanted = {id(c) for c in curves}
         levels, changes = self._correlations(values)
         best = None
         for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
-            if curve.role == Role.DRIFT and curve.feature == SCORE and np.isfinite(rl) and np.isfinite(rc):
+            if id(curve) in wanted and np.isfinite(rl) and np.isfinite(rc):
                 fit = Fit(curve, lag, float(rl), float(rc), k)
                 if best is None or fit.score > best.score:
                     best = fit
@@ -326,6 +335,13 @@ class Judge:
             level = self._accuracy_level(signal, series)
             if level is not None:
                 verdicts = [v for v in verdicts if v.role != Role.PERFORMANCE] + [level]
+        performance = next((v for v in verdicts if v.role == Role.PERFORMANCE and v.passed), None)
+        if performance is not None and series.feature is None:
+            # Smoke's concept drift falls inside its covariate drift: a precision can follow an input's distance as
+            # well as accuracy. A signal that names no feature and fills performance is about the model.
+            for v in verdicts:
+                if v.role in INPUT_ROLES:
+                    v.tests.append(Test(PERFORMANCE_FIRST, False, f"it fills performance: {performance.summary()}"))
         return verdicts
 
     def _verdict(
@@ -368,14 +384,24 @@ class Judge:
         return v
 
     def _not_the_scores(self, fit: Fit, values: np.ndarray) -> Test:
-        scores = self.score_fit(values)
-        if scores is None or scores.score == 0:
-            return Test(NOT_THE_SCORES, True, "it does not follow the model's scores")
+        """Accuracy is known from the labels and the model's answers together: a signal that follows either alone
+        as well (the scores, or the share of churners among the labels) says nothing of how right the model is."""
+        rivals = [
+            f
+            for f in (
+                self.best_of(values, self.expected.curves.get((Role.DRIFT, SCORE), [])),
+                self.best_of(values, self.expected.labels),
+            )
+            if f is not None and f.score > 0
+        ]
+        if not rivals:
+            return Test(NOT_THE_SCORES, True, "it follows neither the model's scores nor the share of churners")
+        rival = max(rivals, key=lambda f: f.score)
         return Test(
             NOT_THE_SCORES,
-            fit.score > scores.score,
+            fit.score > rival.score,
             f"it follows {fit.curve.variant} by {fit.score:.2f} (levels and changes together), "
-            f"{scores.curve.variant} by {scores.score:.2f}",
+            f"{rival.curve.variant} by {rival.score:.2f}",
         )
 
     def _reference(self, values: np.ndarray) -> float:
@@ -422,7 +448,11 @@ class Judge:
             v.moves[inc.label] = move
             # A worse model released moves a faithful accuracy by how much worse it is, a third as far as a concept
             # drift may have: at a release the share of its range asked for is in proportion to the curve's move.
-            share = MOVE_SHARE * min(1.0, abs(x_move) / x_range) if inc.kind == "model_release" else MOVE_SHARE
+            share = (
+                MOVE_SHARE * min(1.0, abs(x_move) / max(x_range, abs(x_move), 1e-12))
+                if inc.kind == "model_release"
+                else MOVE_SHARE
+            )
             ok = move > 0 and move >= share * s_range and move > NOISE_MULTIPLE * noise
             results.append((inc, ok, move))
         if not results:

@@ -13,6 +13,7 @@ class Role(StrEnum):
     REQUEST_COUNTER = "request_counter"
     ERROR_COUNTER = "error_counter"
     LATENCY_HISTOGRAM = "latency_histogram"
+    LABEL_COUNTER = "label_counter"  # labels posted back (by outcome, say): about the labels, never the inputs
     # Judged by shape: a signal that follows what the grader computes from the hidden truth.
     PERFORMANCE = "performance"
     DRIFT = "drift"
@@ -34,6 +35,7 @@ TITLES = {
     Role.REQUEST_COUNTER: "request counter",
     Role.ERROR_COUNTER: "error counter",
     Role.LATENCY_HISTOGRAM: "latency histogram",
+    Role.LABEL_COUNTER: "labels counter",
     Role.PERFORMANCE: "performance (accuracy-like)",
     Role.DRIFT: "data drift",
     Role.DATA_QUALITY: "data quality",
@@ -54,6 +56,7 @@ COUNTING_AS_SHAPE = {
     Role.LATENCY_HISTOGRAM: Role.LATENCY,
     Role.SCORE_HISTOGRAM: Role.DRIFT,
     Role.CLASS_COUNTER: Role.DRIFT,
+    Role.LABEL_COUNTER: Role.TRAFFIC,  # read without a judged condition: the labels' volume
 }
 
 # Which roles can see which kind of incident: an alert is credited for an incident only when what it
@@ -87,6 +90,7 @@ COUNTED_CAN_BE: dict[Role, frozenset[Role]] = {
     Role.PREDICTION_COUNTER: frozenset({Role.TRAFFIC, Role.DRIFT, Role.ERRORS}),
     Role.CLASS_COUNTER: frozenset({Role.TRAFFIC, Role.DRIFT}),
     Role.SCORE_HISTOGRAM: frozenset({Role.TRAFFIC, Role.DRIFT}),
+    Role.LABEL_COUNTER: frozenset({Role.TRAFFIC, Role.PERFORMANCE}),
 }
 # The counting roles about what the model answered: a signal read from these alone can be about the scores' drift,
 # never about an input's.

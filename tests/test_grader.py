@@ -168,3 +168,9 @@ def test_an_input_mean_named_accuracy_is_not_taken_for_performance(main_play):
     alerts = {a["alert"]: a for a in r["alerts"]}
     assert "performance" not in alerts["ModelAccuracyLow"]["watches"]
     assert alerts["ModelAccuracyLow"]["watches"][0] == "drift"
+
+
+def test_a_counter_of_the_labels_is_a_counting_role_of_its_own_and_no_request_counter_fills_it(main_play):
+    roles = main_play.report("reference")["roles"]
+    assert any(s.startswith("churn_labels_received_total grew by") for s in roles["label_counter"]), roles
+    assert not any("http_request" in s for s in roles["label_counter"]), roles

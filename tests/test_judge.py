@@ -3,13 +3,14 @@ that truth moves and stays put where it stays put; a signal another role explain
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from grading.expected import SCORE, Curve, Expected
-from grading.judge import NOT_THE_SCORES, Judge, Limits
+from grading.judge import NOT_THE_SCORES, PERFORMANCE_FIRST, Judge, Limits
 from grading.play import Play
 from grading.roles import Role
 from grading.rubric import load_rubric
@@ -83,6 +84,7 @@ DRIFT = ramp(t, 25, 37, 0, 1.6) * (t < 70) + ramp(t, 70, 80, 1.6, 0) * (t >= 70)
 LATENCY = 0.01 + 0.3 * ((t >= 60) & (t < 70))
 ERRORS = 0.3 * ((t >= 37) & (t < 45))  # requests refused while the upstream bug lasts (no incident of their own)
 SCORES = 0.3 + 0.25 * DRIFT / 1.6  # the mean score rises with monthly_charges, not with the concept drift
+CHURNERS = 0.26 + ramp(t, 45, 60, 0, 0.4) * (t < 62) + ramp(t, 62, 84, 0.4, 0) * (t >= 62)  # among the labels
 
 
 def rolling_max(values, seconds):
@@ -99,6 +101,8 @@ def expected() -> Expected:
         e.add(Curve(Role.ERRORS, None, f"share of failed calls over {w} s", smooth(ERRORS, w)))
     for w in (1, 10, 20, 30):
         e.add(Curve(Role.DRIFT, SCORE, f"mean of score over {w} s", smooth(SCORES, w)))
+    for w in (1, 10, 15, 20):  # the accuracy's windows
+        e.add_labels(Curve(Role.PERFORMANCE, None, f"share of churners in the labels over {w} s", smooth(CHURNERS, w)))
     return e
 
 
@@ -268,3 +272,33 @@ def test_a_statistic_of_the_scores_that_rises_as_accuracy_falls_is_not_performan
     assert Role.DRIFT in taken(v) and v[Role.DRIFT].about == SCORE
     if Role.PERFORMANCE in v:
         assert not v[Role.PERFORMANCE].test(NOT_THE_SCORES).passed
+
+
+def test_a_series_with_a_denormal_value_is_judged_without_a_warning(judge):
+    # Grading once printed numpy's "overflow encountered in scalar divide" into the interviewer's terminal.
+    values = smooth(ACCURACY, 15).copy()
+    values[3] = 1e-320
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        judged(judge, values, noisy=False)
+
+
+def test_the_share_of_churners_among_the_labels_is_not_performance(judge):
+    # In a concept drift more customers churn than the model expects: the share of churners moves with accuracy,
+    # but a model that stayed right would show the same move.
+    v = judged(judge, smooth(CHURNERS, 15))
+    assert Role.PERFORMANCE not in taken(v)
+    if Role.PERFORMANCE in v:
+        assert not v[Role.PERFORMANCE].test(NOT_THE_SCORES).passed
+
+
+def test_a_signal_that_fills_performance_is_not_also_taken_for_an_inputs_drift():
+    # Smoke's concept drift falls inside its covariate drift: over a long window the drifted input's distance rises
+    # and falls just as accuracy falls and recovers, and a precision follows both as well.
+    e = expected()
+    lagging_distance = 2 * (0.83 - smooth(ACCURACY, 15))
+    e.add(Curve(Role.DRIFT, "monthly_charges", "distance of monthly_charges over a long window", lagging_distance))
+    v = judged(Judge(session(), e, load_rubric().tolerances), smooth(ACCURACY, 15))
+    assert Role.PERFORMANCE in taken(v)
+    assert Role.DRIFT not in taken(v)
+    assert [t.name for t in v[Role.DRIFT].tests if not t.passed] == [PERFORMANCE_FIRST]

@@ -203,3 +203,52 @@ def test_the_rooms_brief_speaks_of_the_room_and_its_links_not_of_the_machine():
     assert headed.index("improvement round: until 14:05") < headed.index("## Your task")
     assert "> Alert on accuracy." in headed
     assert "You have 15 minutes, until **14:05**" in headed
+
+
+def test_the_improvement_round_grades_a_just_finished_play_after_the_resolve_grace(monkeypatch):
+    """Graded sooner, `resolved_after_recovery` would be "not yet" on a play that is over."""
+    import time as clock
+    from types import SimpleNamespace
+
+    from grading.rubric import load_rubric
+    from load.truth import PlayedGroundTruth, TimelineRecord
+    from mlsandbox.sessions import lifecycle
+    from model_service.faults import FaultState
+
+    now = clock.time()
+    phase = {
+        "index": 0,
+        "name": "recovery",
+        "start": now - 40,
+        "end": now - 10,
+        "planned_end": now - 10,
+        "rate": 5,
+        "requests_planned": 150,
+        "ground_truth": PlayedGroundTruth(fraction=0.5, delay_seconds=2, wall_delay_seconds=2),
+        "faults": FaultState(),
+    }
+
+    def timeline(status):
+        return TimelineRecord(
+            scenario="smoke",
+            seed=7,
+            speed=1,
+            surprise=False,
+            status=status,
+            planned_phases=["recovery"],
+            phases=[phase],
+        )
+
+    slept, said = [], []
+    monkeypatch.setattr(lifecycle.time, "sleep", slept.append)
+    monkeypatch.setattr(lifecycle, "session_rubric", lambda session, rubric: load_rubric())
+    grace = load_rubric().tolerances.resolve_grace_seconds
+    finished = SimpleNamespace(timeline=lambda: timeline("finished"))
+    lifecycle._wait_for_resolve_grace(None, finished, None, said.append)
+    assert len(slept) == 1 and grace - 10 - 2 < slept[0] <= grace - 10
+    assert "waiting" in said[0]
+    # A play still running is cut by the round, not waited for; one over for longer than the grace is graded now.
+    lifecycle._wait_for_resolve_grace(None, SimpleNamespace(timeline=lambda: timeline("running")), None, said.append)
+    phase.update(end=now - grace - 5, planned_end=now - grace - 5)
+    lifecycle._wait_for_resolve_grace(None, finished, None, said.append)
+    assert len(slept) == 1

@@ -29,7 +29,7 @@ from mlsandbox.levels.level import Level
 from mlsandbox.levels.starting_point import COPY_IGNORED, build
 from mlsandbox.say import Say
 from mlsandbox.sessions.brief import IMPROVEMENT, write_brief, write_docs, write_improvement
-from mlsandbox.sessions.grading import grade_from_disk, grade_live
+from mlsandbox.sessions.grading import grade_from_disk, grade_live, session_rubric
 from mlsandbox.sessions.history import History, HistoryError
 from mlsandbox.sessions.store import (
     GradeRecord,
@@ -266,6 +266,7 @@ def improve(
     if record.play is None:
         raise MlsandboxError(f"session {session.name!r} plays no scenario (started with --no-load); nothing to replay")
     sandbox = open_sandbox(session.config, say)
+    _wait_for_resolve_grace(session, sandbox, rubric, say)
     grade = grade_live(session, sandbox, "before the round", rubric, say, keep=False)
     record.grades.append(grade)
     snapshot = history(layout).snapshot("the improvement round starts") or history(layout).head()
@@ -289,6 +290,19 @@ def improve(
         )
         sandbox.publish(layout.candidate, [BRIEF, IMPROVEMENT])
     return grade
+
+
+def _wait_for_resolve_grace(session: StoredSession, sandbox, rubric: Path | None, say: Say) -> None:
+    """A main play that has just finished is graded once its alerts have had the rubric's grace to resolve:
+    graded sooner, `resolved_after_recovery` would be "not yet" on a play that is over."""
+    timeline = sandbox.timeline()
+    if timeline is None or timeline.status != "finished" or not timeline.phases:
+        return  # still playing: the round cuts it, and the grade says the play was cut
+    grace = session_rubric(session, rubric).tolerances.resolve_grace_seconds
+    wait = timeline.phases[-1].finish + grace - time.time()
+    if wait > 0:
+        say(f"the main play has just ended: waiting {wait:.0f} s for its alerts to resolve before grading it ...")
+        time.sleep(wait)
 
 
 # --- end --------------------------------------------------------------------------------------------------

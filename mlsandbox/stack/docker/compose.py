@@ -241,8 +241,7 @@ class ComposeProject:
         load service), the prediction log (a consistent copy taken inside the model server) and the last /metrics body
         it served."""
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest / "scenario", ignore_errors=True)
-        self.copy_out("load", "/truth/scenario", dest / "scenario")
+        self._copy_truth(dest / "scenario")
         # The prediction log and the last /metrics body, where the server keeps them in its data volume.
         server = ServiceSettings(run_dir=Path(SERVER_RUN_DIR))
         backup = (
@@ -258,6 +257,17 @@ class ComposeProject:
         except MlsandboxError:
             pass
         return dest
+
+    def _copy_truth(self, dest: Path) -> None:
+        """The load service's scenario folder, whole. Once in a clean-clone run the copy left no timeline for the
+        grade that followed, while the same copy a minute before had one: copied again (a sandbox that never
+        played has none, and the grader says so)."""
+        for attempt in range(3):
+            shutil.rmtree(dest, ignore_errors=True)
+            self.copy_out("load", "/truth/scenario", dest)
+            if (dest / "timeline.json").exists():
+                return
+            time.sleep(1 + attempt)
 
     def copy_out(self, service: str, source: str, dest: Path) -> None:
         """`docker cp` out of the service's container, running or stopped; one that was never started (the load
