@@ -51,6 +51,11 @@ from .signals import Series, Signal
 LAGS_SECONDS = (0, 2, 5)
 EXPLAINED = "explained best by this role"
 PERFORMANCE_FIRST = "not a performance signal"
+# How much better (levels and changes together) a performance signal must follow accuracy than the scores or the
+# labels alone. Measured on three smoke plays: accuracy gauges beat the share of churners by 0.08-0.15, precision the
+# scores by 0.04-0.09; a drift statistic of the scores over 500 predictions came within 0.02 either way of accuracy,
+# and observed churn rates fell 0.02-0.15 short of the share of churners.
+RIVAL_MARGIN = 0.03
 NOT_THE_SCORES = "follows accuracy better than the scores or the labels alone"
 CHANGE_FIT = 0.4  # least correlation of changes (on top of the tolerance's level correlation)
 INPUT_ROLES = frozenset({Role.DRIFT, Role.DATA_QUALITY})  # siblings: one signal may well be both
@@ -399,9 +404,9 @@ class Judge:
         rival = max(rivals, key=lambda f: f.score)
         return Test(
             NOT_THE_SCORES,
-            fit.score > rival.score,
+            fit.score >= rival.score + RIVAL_MARGIN,
             f"it follows {fit.curve.variant} by {fit.score:.2f} (levels and changes together), "
-            f"{rival.curve.variant} by {rival.score:.2f}",
+            f"{rival.curve.variant} by {rival.score:.2f} (at least {RIVAL_MARGIN} better needed)",
         )
 
     def _reference(self, values: np.ndarray) -> float:

@@ -84,7 +84,8 @@ DRIFT = ramp(t, 25, 37, 0, 1.6) * (t < 70) + ramp(t, 70, 80, 1.6, 0) * (t >= 70)
 LATENCY = 0.01 + 0.3 * ((t >= 60) & (t < 70))
 ERRORS = 0.3 * ((t >= 37) & (t < 45))  # requests refused while the upstream bug lasts (no incident of their own)
 SCORES = 0.3 + 0.25 * DRIFT / 1.6  # the mean score rises with monthly_charges, not with the concept drift
-CHURNERS = 0.26 + ramp(t, 45, 60, 0, 0.4) * (t < 62) + ramp(t, 62, 84, 0.4, 0) * (t >= 62)  # among the labels
+# Among the labels: the drifted customers churn more, and more again in the concept drift.
+CHURNERS = 0.26 + 0.15 * DRIFT / 1.6 + ramp(t, 45, 60, 0, 0.3) * (t < 62) + ramp(t, 62, 84, 0.3, 0) * (t >= 62)
 
 
 def rolling_max(values, seconds):
