@@ -27,8 +27,10 @@ def ctx():
     )
 
 
-def rule(name: str, roles: list[Role]) -> AlertRule:
-    return AlertRule(RuleInfo("alerting", name, "x > 1", "a.yml", "g", "ok", "", {}, {}, 10.0), {"x"}, set(), roles, "")
+def rule(name: str, roles: list[Role], how: str = "", reads: frozenset[str] = frozenset({"x"})) -> AlertRule:
+    return AlertRule(
+        RuleInfo("alerting", name, "x > 1", "a.yml", "g", "ok", "", {}, {}, 10.0), set(reads), set(), roles, how
+    )
 
 
 def caught(rules, firings) -> dict[str, str | None]:
@@ -92,10 +94,17 @@ def _answers_with_latency(slow: dict[int, float]) -> SimpleNamespace:
 
 
 def test_a_latency_alert_firing_while_the_clients_were_really_answered_slowly_is_right():
-    slow_alert = rule("Slow", [Role.LATENCY])
+    slow_alert = rule("Slow", [Role.LATENCY], "its condition p95 follows latency")
     loaded = _answers_with_latency({k: 0.9 for k in range(100, 106)})  # a loaded machine, after the recovery
     assert _saw_real_slowness(loaded, slow_alert, T0 + 110)
     assert not _saw_real_slowness(loaded, rule("AccuracyLow", [Role.PERFORMANCE]), T0 + 110)  # latency alerts only
+    # Judged as nothing, an alert on a timer's buckets watches latency; one on its count (a traffic drop) does not.
+    on_buckets = rule("P95High", [Role.LATENCY, Role.TRAFFIC], "it reads latency, traffic metrics", {"t_bucket"})
+    assert _saw_real_slowness(loaded, on_buckets, T0 + 110)
+    on_count = rule("TrafficDrop", [Role.ERRORS, Role.LATENCY, Role.TRAFFIC], "it reads ...", {"t_count"})
+    assert not _saw_real_slowness(loaded, on_count, T0 + 110)
+    judged_traffic = rule("TrafficDrop", [Role.TRAFFIC, Role.LATENCY], "its condition rate follows traffic")
+    assert not _saw_real_slowness(loaded, judged_traffic, T0 + 110)
     assert not _saw_real_slowness(_answers_with_latency({}), slow_alert, T0 + 110)  # fast answers: no excuse
     # The injected fault (T0+60..70) is the incident: its slow answers excuse nothing afterwards.
     assert not _saw_real_slowness(_answers_with_latency({k: 0.3 for k in range(60, 70)}), slow_alert, T0 + 100)

@@ -44,6 +44,16 @@ class AlertRule:
     def broken(self) -> bool:
         return self.info.health == "err"
 
+    @property
+    def on_latency(self) -> bool:
+        """It watches latency first: its condition follows latency best, or (its condition judged as nothing) it
+        reads durations (a histogram's buckets or sum), not only the count of a timer as a traffic alert does."""
+        if Role.LATENCY not in self.roles:
+            return False
+        if self.how.startswith("its condition"):
+            return self.roles[0] == Role.LATENCY
+        return any(name.endswith(("_bucket", "_sum")) for name in self.reads)
+
 
 @dataclass(frozen=True)
 class Firing:
@@ -384,7 +394,7 @@ def _saw_real_slowness(ctx: Context, rule: AlertRule | None, at: float) -> bool:
     """A latency alert that fires because the clients really were answered slowly (a loaded machine, outside any
     injected fault) is right: in the minute before `at` (and the rule's `for`), at least `slow_answer_share` of
     the answers took `slow_answer_seconds` or longer, as the load generator measured them."""
-    if rule is None or Role.LATENCY not in rule.roles:
+    if rule is None or not rule.on_latency:
         return False
     # The injected latency (and the queue it leaves for a few seconds) is the incident, not the machine.
     injected = [(i.start, i.end + 5) for i in ctx.session.incidents() if i.kind == "latency"]
