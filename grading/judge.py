@@ -213,6 +213,10 @@ class Judge:
         self.base_mask &= observed
         self.settled &= observed
         self.incidents = session.incidents()
+        # Where no incident is under way (nor has just ended), after the baseline.
+        self.calm = self.after_base.copy()
+        for inc in self.incidents:
+            self.calm &= ~((self.times >= inc.start) & (self.times <= inc.end + AFTER_INCIDENT_SECONDS))
         # Changes are taken over half the shortest phase: fine enough to tell which incident a move follows.
         shortest = min((session.phase_end(p) - p.start for p in session.phases), default=10.0)
         self.change_steps = max(2, int(round(shortest / 2 / self.step)))
@@ -413,6 +417,11 @@ class Judge:
         base = values[self.settled & np.isfinite(values)]
         if len(base) >= 3:
             return float(np.median(base))
+        # A series born during the session (a share of 422s, from a counter created at the first 422): its level
+        # where no incident is under way, not its first values, which are the incident itself.
+        calm = values[self.calm & np.isfinite(values)]
+        if len(calm) >= 3:
+            return float(np.median(calm))
         finite = values[np.isfinite(values)]
         return float(np.median(finite[: max(3, len(finite) // 5)])) if len(finite) else np.nan
 
