@@ -46,15 +46,20 @@ class Expected:
     labels: list[Curve] = field(default_factory=list)
 
     def add(self, curve: Curve) -> None:
-        if np.isfinite(curve.values).sum() >= 5:
+        if _enough(curve):
             self.curves.setdefault((curve.role, curve.feature), []).append(curve)
 
     def add_labels(self, curve: Curve) -> None:
-        if np.isfinite(curve.values).sum() >= 5:
+        if _enough(curve):
             self.labels.append(curve)
 
     def features(self, role: Role) -> list[str]:
         return sorted(f for r, f in self.curves if r == role and f is not None)
+
+
+def _enough(curve: Curve) -> bool:
+    """Five points or more: fewer (a curve born at the session's last seconds) follow nothing worth judging."""
+    return np.isfinite(curve.values).sum() >= 5
 
 
 def grid(session: Play, tail_seconds: float) -> np.ndarray:

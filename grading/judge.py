@@ -37,7 +37,7 @@ by its level instead: it stays near the accuracy (or 1 - accuracy) the grader co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from scipy.stats import rankdata
@@ -271,29 +271,27 @@ class Judge:
 
     def fits(self, series: Series, values: np.ndarray | None = None, limits: Limits | None = None) -> dict[Role, Fit]:
         """The best fit of each role the series may fill (best by level and change together)."""
-        levels, changes = self._correlations(series.values if values is None else values)
         best: dict[Role, Fit] = {}
-        for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
-            if id(curve) in self.no_role or not self._allowed(curve, series, limits):
+        for fit in self._every_fit(series.values if values is None else values):
+            if id(fit.curve) in self.no_role or not self._allowed(fit.curve, series, limits):
                 continue
-            if not (np.isfinite(rl) and np.isfinite(rc)):
-                continue
-            fit = Fit(curve, lag, float(rl), float(rc), k)
-            if curve.role not in best or fit.score > best[curve.role].score:
-                best[curve.role] = fit
+            if fit.curve.role not in best or fit.score > best[fit.curve.role].score:
+                best[fit.curve.role] = fit
         return best
 
     def best_of(self, values: np.ndarray, curves: list[Curve]) -> Fit | None:
         """How the series follows the best of `curves` (and of a few seconds' lag), level and change together."""
         wanted = {id(c) for c in curves}
+        return max(
+            (fit for fit in self._every_fit(values) if id(fit.curve) in wanted), key=lambda fit: fit.score, default=None
+        )
+
+    def _every_fit(self, values: np.ndarray) -> Iterator[Fit]:
+        """How the series follows each column of the matrix (a curve at a lag) where both correlations exist."""
         levels, changes = self._correlations(values)
-        best = None
         for k, ((curve, lag), rl, rc) in enumerate(zip(self.columns, levels, changes)):
-            if id(curve) in wanted and np.isfinite(rl) and np.isfinite(rc):
-                fit = Fit(curve, lag, float(rl), float(rc), k)
-                if best is None or fit.score > best.score:
-                    best = fit
-        return best
+            if np.isfinite(rl) and np.isfinite(rc):
+                yield Fit(curve, lag, float(rl), float(rc), k)
 
     def _partial(self, values: np.ndarray, fit: Fit, rival: Fit) -> tuple[float, float]:
         """How much of the series' changes each of two curves explains that the other does not: the partial
