@@ -12,6 +12,7 @@ from .errors import GradingFailed
 from .grade import Grade, grade
 from .play import PlayError
 from .prometheus import PrometheusClient, PrometheusUnreachable
+from .round import MainPlay
 from .rubric import Rubric, rubric_or_fail
 
 
@@ -29,15 +30,28 @@ def run_grading(
     metrics_body: str | None = None,
     now: float | None = None,
     rule_groups: list[dict] | None = None,
+    round_of: MainPlay | None = None,
 ) -> tuple[Grade, dict, Path]:
     """Grade the session in `run_dir` against the Prometheus at `prometheus_url`; write the report to `out`
-    (default run_dir/report); log it to MLflow when `mlflow_url` is given."""
+    (default run_dir/report); log it to MLflow when `mlflow_url` is given. `round_of`: the play in `run_dir` is an
+    improvement round's, and this is the session's main play: the round's alerting is judged by replaying the rules
+    over it (grading/round.py)."""
     if not isinstance(rubric, Rubric):
         rubric = rubric_or_fail(rubric)
     say("grading: reading the timeline, the ledger and Prometheus ...")
     try:
         with PrometheusClient(prometheus_url, rule_groups=rule_groups) as prom:
-            result = grade(prom, Path(run_dir), rubric, candidate, grafana, server_address, metrics_body, now=now)
+            result = grade(
+                prom,
+                Path(run_dir),
+                rubric,
+                candidate,
+                grafana,
+                server_address,
+                metrics_body,
+                now=now,
+                round_of=round_of,
+            )
     except (PrometheusUnreachable, PlayError) as exc:
         raise GradingFailed(str(exc)) from None
     out = out or Path(run_dir) / "report"

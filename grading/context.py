@@ -12,6 +12,7 @@ from .expected import Expected
 from .families import Exposition, Family
 from .play import Play
 from .prometheus import PrometheusClient
+from .replay import RuleSet
 from .rubric import CheckSpec, Rubric
 from .signals import RuleInfo, SignalSet
 
@@ -65,6 +66,12 @@ class ItemResult:
         return [c for c in self.checks if not c.applicable]
 
 
+@dataclass(frozen=True)
+class Replayed:
+    rules: RuleSet
+    step: float
+
+
 @dataclass
 class Context:
     prom: PrometheusClient
@@ -80,6 +87,8 @@ class Context:
     candidate_dir: Path | None
     server_up: bool
     scrape_url: str | None
+    # The rules to replay over the play instead of reading ALERTS (grading.replay), and the evaluation step.
+    replayed: Replayed | None = None
 
     @property
     def tol(self):

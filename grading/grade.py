@@ -14,14 +14,16 @@ import numpy as np
 from . import dashboards as dashboards_mod
 from . import expected as expected_mod
 from . import gaps as gaps_mod
+from . import round as round_mod
 from .checks import alert_practice, alerting, drift, hygiene, performance, predictions, system, visualization
 from .checks.alerting import AlertOutcome
-from .context import CheckResult, Context, ItemResult
+from .context import CheckResult, Context, ItemResult, Replayed
 from .families import JOB, Exposition, Family, from_metadata, from_series_names, parse_exposition
 from .findings import Findings, find
 from .play import Play
 from .prometheus import PrometheusClient
 from .roles import Role
+from .round import MainPlay, RoundJudgement
 from .rubric import CONDITIONS, Needs, Rubric
 from .signals import SignalSet, loaded_rules
 
@@ -66,6 +68,7 @@ class Grade:
     graded_at: float = field(default_factory=time.time)
     duration_seconds: float = 0.0
     level: str | None = None  # the level the rubric was composed for (levels/), for the report's header
+    round: RoundJudgement | None = None  # an improvement round's alerting, judged again (grading/round.py)
 
     @property
     def points(self) -> float:
@@ -251,11 +254,36 @@ def grade(
     server_address: str | None = None,
     metrics_body: str | None = None,
     now: float | None = None,
+    round_of: MainPlay | None = None,
 ) -> Grade:
     """Grade the session in `run_dir`. `metrics_body`: the /metrics text archived at the end of a session, used
-    instead of scraping the server now (re-grading an archive)."""
+    instead of scraping the server now (re-grading an archive). `round_of`: the play graded is an improvement
+    round's, replayed after `round_of`, the session's main play: its alerting is judged again by replaying the
+    rules over the main play (grading/round.py)."""
     t0 = time.monotonic()
-    session = Play.load(run_dir, now)
+    result = grade_play(prom, Play.load(run_dir, now), rubric, candidate_dir, grafana_url, server_address, metrics_body)
+    if round_of is not None:
+
+        def main_grade(session: Play, replayed: Replayed) -> Grade:
+            return grade_play(prom, session, rubric, candidate_dir, grafana_url, server_address, metrics_body, replayed)
+
+        result = round_mod.judge(prom, result, round_of, rubric, main_grade)
+    result.duration_seconds = round(time.monotonic() - t0, 2)
+    return result
+
+
+def grade_play(
+    prom: PrometheusClient,
+    session: Play,
+    rubric: Rubric,
+    candidate_dir: Path | None = None,
+    grafana_url: str | None = None,
+    server_address: str | None = None,
+    metrics_body: str | None = None,
+    replayed: Replayed | None = None,
+) -> Grade:
+    """Grade one play; `replayed`: alerts judged on these rules replayed over the play, not on ALERTS."""
+    t0 = time.monotonic()
     prom.check()
     notes = []
     session.gaps = gaps_mod.find(prom, session)
@@ -294,7 +322,8 @@ def grade(
     rules = loaded_rules(prom)
     expected = expected_mod.build(session, tail_seconds=10)
     panels = [(b.title, title, q) for b in boards if b.error is None for title, q in b.queries()]
-    signals = SignalSet(prom, expected.grid, families, rules, panels)
+    rewrite = (lambda expr: replayed.rules.inlined(expr, replayed.step)) if replayed else None
+    signals = SignalSet(prom, expected.grid, families, rules, panels, rewrite)
     signals.evaluate()
     ctx = Context(
         prom,
@@ -310,6 +339,7 @@ def grade(
         candidate_dir,
         server_up,
         scrape_url if server_up else None,
+        replayed,
     )
     found = find(ctx)
     items, outcome = [], AlertOutcome()

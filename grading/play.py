@@ -64,10 +64,13 @@ class Play:
     gaps: list = field(default_factory=list)
 
     @classmethod
-    def load(cls, run_dir: Path, now: float | None = None) -> "Play":
+    def load(cls, run_dir: Path, now: float | None = None, truth_dir: Path | None = None) -> "Play":
+        """The play whose truth (timeline, ledger) is in `truth_dir` (default: the run directory's own), its
+        predictions and labels in the run directory's prediction log (an earlier play of a session kept its truth
+        aside when the next one began)."""
         try:
-            timeline = read_timeline(run_dir)
-            ledger = read_ledger(run_dir)
+            timeline = read_timeline(truth_dir or run_dir)
+            ledger = read_ledger(truth_dir or run_dir)
         except TruthError as exc:
             raise PlayError(str(exc)) from None
         if timeline is None or not timeline.phases:

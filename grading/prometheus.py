@@ -79,5 +79,19 @@ class PrometheusClient:
         """The alerts pending or firing now."""
         return self._get("/api/v1/alerts")["alerts"]
 
-    def label_values(self, label: str, match: str) -> list[str]:
-        return self._get(f"/api/v1/label/{label}/values", **{"match[]": match})
+    def label_values(self, label: str, match: str, start: float | None = None, end: float | None = None) -> list[str]:
+        """The values a label takes in the series `match` selects (between `start` and `end`, when given)."""
+        span = {"start": start, "end": end} if start is not None and end is not None else {}
+        return self._get(f"/api/v1/label/{label}/values", **{"match[]": match}, **span)
+
+    def evaluation_interval(self) -> float:
+        """How often Prometheus evaluates its rules (its global evaluation_interval), in seconds; 1 when unknown."""
+        import yaml
+
+        from .replay import seconds
+
+        try:
+            config = yaml.safe_load(self._get("/api/v1/status/config")["yaml"]) or {}
+            return seconds((config.get("global") or {}).get("evaluation_interval") or "1s") or 1.0
+        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+            return 1.0

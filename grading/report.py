@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from . import round as round_mod
 from .grade import Grade
 
 TEMPLATES = jinja2.Environment(
@@ -91,8 +92,11 @@ def to_dict(g: Grade) -> dict:
                     "detection_seconds": d.latency,
                     "judged": d.judged,
                 }
-                for d in g.alerts.detections
+                for d in _judged_detections(g)
             ],
+            # An improvement round's alerting, judged again (grading/round.py): how, why, and per incident what the
+            # main play's alerts caught then and the rules as they are now catch when replayed over it.
+            "round": g.round.as_dict() if g.round is not None else None,
             "items": [
                 {
                     "key": i.key,
@@ -107,6 +111,13 @@ def to_dict(g: Grade) -> dict:
             "improvement": asdict(g.improvement),
         }
     )
+
+
+def _judged_detections(g: Grade):
+    """The detections the alerting checks judged: the replay's over the main play, when the round was judged so."""
+    if g.round is not None and g.round.main_grade is not None and g.round.judgement == round_mod.REPLAY:
+        return g.round.main_grade.alerts.detections
+    return g.alerts.detections
 
 
 def timeline_png(g: Grade) -> bytes:

@@ -10,6 +10,7 @@ scraped metrics underneath, so that an alert on a recorded series is known to wa
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -139,7 +140,11 @@ class SignalSet:
         families: dict[str, Family],
         rules: list[RuleInfo],
         panels: list[tuple[str, str, str]],
+        rewrite: Callable[[str], str] | None = None,
     ):
+        """`rewrite`: how an alert's value side is evaluated (recording rules inlined, when the rules are replayed
+        over data recorded before they existed)."""
+        self.rewrite = rewrite or (lambda expr: expr)
         self.prom, self.times = prom, times
         self.step = float(times[1] - times[0]) if len(times) > 1 else 1.0
         self.records = {r.name: r.query for r in rules if r.kind == "recording"}
@@ -153,7 +158,7 @@ class SignalSet:
                 self._add(r.query, Origin(Source.RECORDING_RULE, f"{r.name} ({_short(r.file)})"))
             else:
                 for side in promql.value_sides(r.query):
-                    self._add(side, Origin(Source.ALERT, f"{r.name} ({_short(r.file)})"))
+                    self._add(self.rewrite(side), Origin(Source.ALERT, f"{r.name} ({_short(r.file)})"))
         for board, title, expr in panels:
             self._add(expr, Origin(Source.PANEL, f"dashboard {board!r} / panel {title!r}"))
 
@@ -191,7 +196,8 @@ class SignalSet:
         return [s for s in self.signals.values() if any(o.source == source for o in s.origins)]
 
     def of_expr(self, expr: str) -> Signal | None:
-        return self.signals.get(promql.normalized(expr))
+        """The signal of an expression; an alert's value side as it was evaluated (see `rewrite`)."""
+        return self.signals.get(promql.normalized(expr)) or self.signals.get(promql.normalized(self.rewrite(expr)))
 
 
 def _short(path: str) -> str:

@@ -162,3 +162,62 @@ def renamed(dest: Path) -> Path:
         path.write_text(text)
     shutil.rmtree(dest / "alerts" / "tests")  # their series names are the reference's
     return dest
+
+
+# --- a production-sized solution and the scenario it is played on --------------------------------------------------
+# Its alert watches a 20-s average of accuracy and holds for 20 s: sized for phases of half a minute and more (as
+# an interview's 10-minute windows and 5-minute `for:` are for its 8-12-minute phases). The scenario's concept drift
+# lasts 30 s; a round of 15 s replays the whole scenario in under six seconds a phase.
+LONG_PHASES_SCENARIO = """
+name: long-phases
+description: >
+  A baseline, 30 s of concept drift with labels and a recovery: phases long enough for 20-s windows and a 20-s for.
+seed: 7
+ground_truth: {fraction: 0.5, delay_seconds: 2}
+phases:
+  - name: baseline
+    duration_seconds: 25
+    rate: 20
+  - name: concept-drift
+    duration_seconds: 30
+    rate: 20
+    ground_truth: {fraction: 0.8, delay_seconds: 2}
+    injections:
+      - kind: concept_drift
+        weights: {tenure_months: 1.1, support_calls_90d: -0.8}
+        levels: {contract_type: {month-to-month: -1.3, one-year: 0.0, two-year: 1.4}}
+  - name: recovery
+    duration_seconds: 25
+    rate: 20
+"""
+
+PRODUCTION_RULES = """
+groups:
+  - name: churn-model-quality
+    rules:
+      - alert: ChurnAccuracyLow
+        expr: avg_over_time(churn_model_accuracy[20s]) < {threshold} and on() churn_performance_window_labels >= 50
+        for: 20s
+        labels:
+          severity: critical
+        annotations:
+          summary: Accuracy on recent labels averaged under {threshold} for the last 20 s
+          description: Sustained, not a blip; the holdout's accuracy is 0.81.
+"""
+
+
+def production_sized(dest: Path, threshold: float = 0.3) -> Path:
+    """The reference's server and dashboards with one production-sized alert on accuracy (a 20-s average, `for:
+    20s`) whose threshold, at first, cannot be reached on this model (accuracy stays above 0.3)."""
+    copy_reference(dest)
+    for path in (dest / "alerts").glob("*.yml"):
+        path.unlink()
+    production_rules(dest, threshold)
+    return dest
+
+
+def production_rules(dest: Path, threshold: float) -> Path:
+    """(Re)write the production-sized rule file with an accuracy threshold."""
+    path = dest / "alerts" / "churn-quality.yml"
+    path.write_text(PRODUCTION_RULES.replace("{threshold}", f"{threshold:g}").lstrip("\n"))
+    return path

@@ -199,9 +199,46 @@ def main_play_extras(cal, play):
     )
     play.extra["mid-session"] = to_dict(mid)
     _grade_at_level(cal, play, "dashboard-design", ["reference", "dashboard-design-start", "starter", JUNIOR_SOLUTION])
+    _replayed(cal, play, REPLAYED)
     server = next(c for c in room.components if c.name == "model-server")
     stop(server.pid)  # the candidate's server dies after the session
     play.extra["server-down"] = _grade_cli(cal, room, room.candidate_dir, base / "report-server-down")
+
+
+# Rooms whose rules are replayed over their own play and compared with what Prometheus recorded: the reference, and
+# rules on recorded series (inlined), OpenTelemetry names, and an alert left firing after recovery.
+REPLAYED = ["reference", "recording-rules", "otel-sdk", "all-time-accuracy"]
+
+
+def _replayed(cal, play: Play, names: list[str]) -> None:
+    """Each room's play graded again with its alerts replayed from its rules (grading/replay.py) instead of read
+    from ALERTS: extra["replayed"][NAME] = (incident, alert, seconds) as recorded and as replayed, and the alerting
+    checks' points of both."""
+    from grading.context import Replayed
+    from grading.grade import grade_play
+    from grading.play import Play as Session
+    from grading.prometheus import PrometheusClient
+    from grading.replay import rule_set
+    from grading.rubric import load_rubric
+
+    out = {}
+    for room in (r for r in cal.stacks if r.name in names):
+        session = Session.load(room.run_dir)
+        session.now = session.end + load_rubric().tolerances.resolve_grace_seconds
+        with PrometheusClient(room.prometheus_url) as prom:
+            step = prom.evaluation_interval()
+            rules = rule_set(prom.rules())  # the rules it was played with: their recorded series read as recorded
+            replayed = Replayed(rules.reading_recorded(rules), step)
+            g = grade_play(prom, session, load_rubric(), room.candidate_dir, replayed=replayed)
+        caught = lambda ds: [(d.incident.label, d.firing and d.firing.key, d.latency) for d in ds]  # noqa: E731
+        alerting = next(i for i in g.items if i.key == "alerting")
+        out[room.name] = {
+            "step": step,
+            "recorded": caught(g.alerts.recorded),
+            "replayed": caught(g.alerts.detections),
+            "replayed points": {c.name: c.points for c in alerting.checks},
+        }
+    play.extra["replayed"] = out
 
 
 def _grade_at_level(cal, play: Play, level: str, names: list[str]) -> None:

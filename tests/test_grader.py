@@ -175,3 +175,21 @@ def test_a_counter_of_the_labels_is_a_counting_role_of_its_own_and_no_request_co
     roles = main_play.report("reference")["roles"]
     assert any(s.startswith("churn_labels_received_total grew by") for s in roles["label_counter"]), roles
     assert not any("http_request" in s for s in roles["label_counter"]), roles
+
+
+def test_rules_replayed_over_a_play_catch_each_incident_as_prometheus_recorded_it(main_play):
+    """The improvement round judges the rules as they are now by replaying them over the main play (grading/replay.py):
+    on the play itself, with the rules it was played with, the replay must agree with Prometheus's own ALERTS."""
+    for name, seen in main_play.extra["replayed"].items():
+        assert len(seen["recorded"]) == len(seen["replayed"]) >= 4, (name, seen)
+        for (incident, then, after), (_, alert, at) in zip(seen["recorded"], seen["replayed"]):
+            assert (then is None) == (alert is None), (name, incident, then, alert)
+            if then is not None:  # Prometheus evaluates at its own phase, the replay on the play's grid
+                assert abs(at - after) <= 2 * seen["step"] + 1, (name, incident, then, after, alert, at)
+        stored = {c["name"]: c["points"] for c in check_list(main_play.report(name), "alerting")}
+        for check_name, got in seen["replayed points"].items():
+            assert got == pytest.approx(stored[check_name], abs=1.0), (name, check_name, got, stored[check_name])
+
+
+def check_list(report: dict, item: str) -> list[dict]:
+    return next(i["checks"] for i in report["items"] if i["key"] == item)

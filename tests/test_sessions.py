@@ -1,6 +1,7 @@
 """A day of interviews on one sandbox, on the real stack: two sessions at once playing `smoke` (the reference
 solution in one, the bare starter in the other), each graded on its own data; the starter's improvement round,
-in which the candidate adds the reference's monitoring and an incident gets detected; the archive, a re-grade
+in which the candidate adds the reference's monitoring and an incident gets detected; a production-sized
+solution's round that only changes an alert rule, judged by replaying the rules over its main play; the archive, a re-grade
 after the next candidate ran, the work history, an interrupted session, and the refusals. Two interviewers score
 the reference's session while it plays (one on the command line, one in the console, in Chromium), and its
 debrief is written after its end, opened in Chromium and printed to PDF.
@@ -18,7 +19,9 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
+import candidates
 import httpx
 import pytest
 from conftest import port
@@ -33,9 +36,10 @@ from mlsandbox.stack.state import SandboxState
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 
 HOME_PORTS = Ports.block(port(16000))  # the home run directory's (the shared MLflow's) ports
-REF_PORTS, STARTER_PORTS, THIRD_PORTS = port(16100), port(16200), port(16300)
+REF_PORTS, STARTER_PORTS, THIRD_PORTS, PROD_PORTS = port(16100), port(16200), port(16300), port(16400)
 SNAPSHOT_SECONDS = 2
 ROUND_MINUTES = 1.5  # long enough that the round's incidents come after the browser's save on a loaded machine
+PROD_ROUND_MINUTES = 0.25  # the production-sized solution's round: its 80-s scenario in 15 s
 GRACE_SECONDS = 32  # the rubric's resolve grace (30 s) and a scrape
 # What a page in Chromium may take to show what it is waited for: the console answers late while four plays run.
 BROWSER_SECONDS = 120
@@ -81,7 +85,7 @@ class Day:
         time.sleep(max(0.0, read_timeline(run).phases[-1].end + extra - time.time()))
 
     def stop_everything(self) -> None:
-        for name in ("ref", "starter", "third"):
+        for name in ("ref", "starter", "prod", "third"):
             if self.layout(name).record.exists() and self.record(name).ended_at is None:
                 self.cli("session", "end", "--session", name, check=False, timeout=600)
         self.cli("down", check=False)
@@ -128,6 +132,22 @@ def day(tmp_path_factory):
         seen["start starter"] = d.cli(
             "session", "start", "starter", "--scenario", "smoke", "--seed", "7", "--ports", str(STARTER_PORTS)
         )
+        # A production-sized solution (a 20-s average of accuracy held for 20 s) on a scenario written here, whose
+        # 30-s concept drift its alert could see, had its threshold been reachable.
+        scenario = d.base / "long-phases.yaml"
+        scenario.write_text(candidates.LONG_PHASES_SCENARIO)
+        prod = candidates.production_sized(d.base / "production-sized")
+        seen["start prod"] = d.cli(
+            "session",
+            "start",
+            "prod",
+            "--candidate",
+            str(prod),
+            "--scenario",
+            str(scenario),
+            "--ports",
+            str(PROD_PORTS),
+        )
         # Right after start, Prometheus has already scraped each server once it was up: the reference's target is
         # up, the bare starter's down (no /metrics yet), as the brief says.
         for name, ports in (("ref", REF_PORTS), ("starter", STARTER_PORTS)):
@@ -157,6 +177,13 @@ def day(tmp_path_factory):
         seen["delete running"] = d.cli("session", "delete", "--session", "starter", "--yes", check=False)
         timings["scoring"] = time.monotonic() - t0
 
+        # Its improvement round, asked for as soon as the main play ends (graded once the resolve grace passed); the
+        # candidate only fixes the alert's threshold.
+        d.wait_played("prod", extra=0)
+        seen["improve prod"] = d.cli("session", "improve", "--session", "prod", "--minutes", str(PROD_ROUND_MINUTES))
+        candidates.production_rules(d.layout("prod").candidate, 0.7)
+        d.cli("reload", "--session", "prod")
+
         t0 = time.monotonic()
         d.wait_played("ref")
         timings["then waiting for ref's play"] = time.monotonic() - t0
@@ -165,10 +192,11 @@ def day(tmp_path_factory):
         seen["starter log before the round"] = _server_log(d.layout("starter")).read_text()
         seen["end ref"] = d.cli("session", "end", "--session", "ref", timeout=600)
 
+        seen["end prod"] = d.cli("session", "end", "--session", "prod", timeout=600)
         # The improvement round: the candidate adds the reference's monitoring while the incidents replay, and
         # loads its rules at once, so that they watch the round from its start whatever the browser below takes
         # on a loaded machine.
-        seen["improve"] = d.cli("session", "improve", "--minutes", str(ROUND_MINUTES))
+        seen["improve"] = d.cli("session", "improve", "--session", "starter", "--minutes", str(ROUND_MINUTES))
         workspace = d.layout("starter").candidate
         for folder in ("app", "alerts", "dashboards"):
             ignore = shutil.ignore_patterns("__pycache__")
@@ -191,7 +219,7 @@ def day(tmp_path_factory):
         # What the scorecards and the debrief cost the day: nothing while the plays still had to be waited for.
         SCORE_SHOTS.mkdir(parents=True, exist_ok=True)
         (SCORE_SHOTS / "timings.json").write_text(json.dumps(timings, indent=2))
-        seen["end starter"] = d.cli("session", "end", timeout=600)
+        seen["end starter"] = d.cli("session", "end", "--session", "starter", timeout=600)
 
         # The next candidate, after both: a workspace from the untouched starter; then the machine "reboots".
         seen["start third"] = d.cli("session", "start", "third", "--no-load", "--ports", str(THIRD_PORTS))
@@ -531,6 +559,40 @@ def test_the_improvement_round_detects_an_incident_the_first_play_missed(day):
     assert "alerts/churn-model.yml" in day.layout("starter").round_diff.read_text()
     # The main play's truth was kept aside, the round's is the session's.
     assert (day.layout("starter").plays / "main" / "scenario" / "timeline.json").exists()
+    # The new alerts read metrics first exposed in the round, and react within the round's compression: judged on
+    # the round's own play.
+    report = json.loads((Path(final.report) / "report.json").read_text())
+    assert report["round"]["judgement"] == "the round's play", report["round"]
+    assert "first exposed during the round" in report["round"]["why"]
+
+
+def _check(report: dict, item: str, name: str) -> dict:
+    return next(c for i in report["items"] if i["key"] == item for c in i["checks"] if c["name"] == name)
+
+
+def test_a_round_that_only_changed_an_alert_rule_is_credited_on_the_main_plays_incidents(day):
+    record = day.record("prod")
+    before = next(g for g in record.grades if g.label == "before the round")
+    final = record.final
+    # Before the round the threshold could not be reached; with the rules as they are at the end of the round,
+    # replayed over the main play, the concept drift is caught, and the alerting item rises.
+    assert before.detections["concept_drift"] is None
+    assert final.detections["concept_drift"] is not None, final.detections
+    assert final.items["alerting"] > before.items["alerting"], (before.items, final.items)
+    report = json.loads((Path(final.report) / "report.json").read_text())
+    assert report["round"]["judgement"] == "replay over the main play", report["round"]
+    [concept] = [i for i in report["round"]["incidents"] if i["incident"] == "concept_drift"]
+    assert concept["before"] is None and concept["after"] == "ChurnAccuracyLow", concept
+    assert _check(report, "alerting", "incidents_detected")["summary"].startswith("replay over the main play: ")
+    # The round's own 15-s replay could not show it (a 20-s average held 20 s): judged on it, the item would fall.
+    assert report["round"]["round_play_points"]["incidents_detected"] == 0, report["round"]
+    # Nor does any other item fall for the compression: its accuracy, fine on the main play, is judged there.
+    assert all(final.items[k] >= before.items[k] for k in before.items), (before.items, final.items)
+    assert _check(report, "performance", "tracks_accuracy")["summary"].startswith("the main play: ")
+    # The main play was graded once the resolve grace had passed, not while its alerts could still resolve.
+    assert "waiting" in day.seen["improve prod"].stdout
+    before_report = json.loads((Path(before.report) / "report.json").read_text())
+    assert _check(before_report, "alerting", "resolved_after_recovery")["applicable"], before_report["not_applicable"]
 
 
 def test_the_archive_holds_what_a_reviewer_needs(day):
@@ -591,7 +653,7 @@ def test_the_next_candidate_starts_from_the_untouched_starter(day):
 
 def test_an_interrupted_session_is_listed_so_and_can_still_be_ended(day):
     states = {row["name"]: row["state"] for row in day.seen["list with interrupted"]}
-    assert states == {"ref": "ended", "starter": "ended", "third": "interrupted"}
+    assert states == {"ref": "ended", "starter": "ended", "prod": "ended", "third": "interrupted"}
     assert day.seen["end interrupted"].returncode == 0, day.seen["end interrupted"].stderr
     assert day.record("third").ended_at is not None
     assert day.layout("third").summary.exists()
@@ -603,7 +665,7 @@ def test_refusals_are_one_line_and_change_nothing(day):
     _one_line_refusal(day.seen["second start"], "already exists")
     _one_line_refusal(day.seen["bad name"], "path separator")
     _one_line_refusal(day.seen["unknown"], "no session 'nobody'")
-    assert sorted(p.name for p in day.sessions.iterdir()) == ["ref", "starter", "third"]
+    assert sorted(p.name for p in day.sessions.iterdir()) == ["prod", "ref", "starter", "third"]
 
 
 def test_compare_puts_sessions_side_by_side_as_csv(day):

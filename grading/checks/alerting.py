@@ -12,12 +12,16 @@ import subprocess
 from dataclasses import dataclass, field
 
 from .. import promql
+from .. import replay as replay_mod
 from ..context import CheckResult, Context, Evidence
 from ..families import JOB
 from ..findings import Findings
 from ..play import Incident
+from ..replay import Firing
 from ..roles import CRITICAL, SEES, Role
 from ..signals import RuleInfo
+
+__all__ = ["AlertOutcome", "AlertRule", "Detection", "Firing", "check", "detections", "firing_intervals"]
 
 ITEM = "alerting"
 STEP = 1.0
@@ -56,19 +60,6 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
-class Firing:
-    alert: str
-    labels: tuple[tuple[str, str], ...]
-    start: float
-    end: float
-
-    @property
-    def key(self) -> str:
-        feature = dict(self.labels).get("feature")
-        return f"{self.alert}/{feature}" if feature else self.alert
-
-
-@dataclass(frozen=True)
 class Detection:
     incident: Incident
     firing: Firing | None
@@ -89,6 +80,8 @@ class AlertOutcome:
     rules: list[AlertRule] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
+    # When the rules were replayed (grading.replay): what the alerts recorded during the play caught.
+    recorded: list[Detection] | None = None
 
 
 def describe_rules(ctx: Context, found: Findings) -> list[AlertRule]:
@@ -199,13 +192,18 @@ def detections(ctx: Context, rules: list[AlertRule], firings: list[Firing]) -> l
 def check(ctx: Context, found: Findings) -> tuple[list[CheckResult], AlertOutcome]:
     rules = describe_rules(ctx, found)
     until = min(ctx.session.now, ctx.session.end + ctx.tol.resolve_grace_seconds)
-    firings = firing_intervals(ctx, until)
+    recorded = firing_intervals(ctx, until)
+    firings = recorded
+    if ctx.replayed is not None:  # the rules as they are now, over what the play recorded
+        firings = replay_mod.replay(ctx.prom, ctx.replayed.rules, ctx.session.start - 60, until, ctx.replayed.step)
     live = [r for r in rules if not r.dead and not r.broken]
     outcome = AlertOutcome(
         rules,
         firings,
         detections(ctx, live, firings) if live else [Detection(i, None) for i in ctx.session.incidents()],
     )
+    if ctx.replayed is not None:
+        outcome.recorded = detections(ctx, live, recorded)
     results = [
         _valid(ctx, rules),
         _critical(ctx, live),

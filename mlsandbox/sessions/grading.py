@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
+
 from grading.errors import GradingFailed
 from grading.prometheus import PrometheusClient, PrometheusUnreachable
 from grading.rubric import Rubric, rubric_or_fail
@@ -54,8 +56,37 @@ def session_rubric(session: StoredSession, rubric: Path | Rubric | None) -> Rubr
     return level.rubric(base) if level is not None else base
 
 
+MAIN_PLAY_RULES = "rules.json"  # in the main play's folder (archive/plays/main/)
+
+
 def slug(label: str) -> str:
     return label.replace(" ", "-")
+
+
+def _main_play(session: StoredSession):
+    """After the improvement round: the main play, over which the round's alerting is judged by replaying the rules
+    (grading/round.py); None without a round or when the main play's truth was not kept."""
+    from grading.round import MainPlay
+
+    round_ = session.record.round
+    main = session.layout.plays / "main"
+    if round_ is None or not main.exists():
+        return None
+    kept = main / MAIN_PLAY_RULES
+    rules = json.loads(kept.read_text())["data"]["groups"] if kept.exists() else None
+    return MainPlay(main, round_.minutes, round_.play.speed, rules)
+
+
+def keep_main_play_rules(session: StoredSession, sandbox: Sandbox) -> None:
+    """The rules Prometheus has loaded as the main play ends, beside its truth: the round's replay reads the
+    recording rules that did not change as Prometheus recorded them."""
+    main = session.layout.plays / "main"
+    main.mkdir(parents=True, exist_ok=True)
+    try:
+        answer = rules_answer(sandbox.grading_inputs().prometheus_url)
+    except (httpx.HTTPError, ValueError):
+        return  # not kept: the replay inlines every recording rule, as for rules it has never seen
+    (main / MAIN_PLAY_RULES).write_text(json.dumps(answer))
 
 
 def grade_live(
@@ -90,6 +121,7 @@ def grade_report(
         server_address=inputs.server_address,
         metrics_body=body,
         rule_groups=groups,
+        round_of=_main_play(session),
     )
     return data, out
 
@@ -131,6 +163,7 @@ def regrade(
             metrics_body=body,
             now=as_of,
             rule_groups=groups,
+            round_of=_main_play(session),
         )
     return GradeRecord.from_report(label, data, out)
 

@@ -29,7 +29,7 @@ from mlsandbox.levels.level import Level
 from mlsandbox.levels.starting_point import COPY_IGNORED, build
 from mlsandbox.say import Say
 from mlsandbox.sessions.brief import IMPROVEMENT, write_brief, write_docs, write_improvement
-from mlsandbox.sessions.grading import grade_from_disk, grade_live, session_rubric
+from mlsandbox.sessions.grading import grade_from_disk, grade_live, keep_main_play_rules, session_rubric
 from mlsandbox.sessions.history import History, HistoryError
 from mlsandbox.sessions.store import (
     GradeRecord,
@@ -273,6 +273,7 @@ def improve(
     sandbox.stop_play()
     # The main play's truth goes aside; the round's play writes a fresh one, and `session end` grades that.
     sandbox.move_truth(layout.plays / "main")
+    keep_main_play_rules(session, sandbox)
     scenario = load_scenario(record.play.scenario)
     speed = max(record.play.speed, scenario.duration_seconds / (minutes * 60))
     play = record.play.model_copy(update={"speed": speed})
