@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
+from datetime import datetime
 
 import httpx
+
+
+def prometheus_time(stamp: str) -> float:
+    """Seconds since the epoch of a timestamp in Prometheus's API (RFC 3339, nanoseconds)."""
+    # Prometheus gives nanoseconds, which fromisoformat (3.11) does not take: cut to microseconds.
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", stamp).replace("Z", "+00:00")).timestamp()
 
 
 class PrometheusUnreachable(RuntimeError):

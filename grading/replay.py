@@ -27,7 +27,7 @@ import promql_parser as pp
 import yaml
 
 from . import promql
-from .prometheus import PrometheusClient
+from .prometheus import PrometheusClient, prometheus_time
 
 MAX_POINTS = 10_000  # Prometheus answers at most 11,000 points a series: longer plays are asked for in pieces
 KEEP = "mlsandbox_keep"  # a temporary label while a regex matcher filters an inlined expression
@@ -62,6 +62,9 @@ class Alert:
     keep_firing_for: float = 0.0
     labels: dict = field(default_factory=dict)
     interval: float = 0.0  # its group's evaluation interval (0: Prometheus's global one)
+    # When its group is evaluated: at times equal to this modulo the interval (Prometheus spreads its groups over
+    # the interval); None: unknown, the replay's own grid.
+    phase: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def rule_set(groups: list[dict]) -> RuleSet:
     alerts: list[Alert] = []
     for g in groups:
         interval = seconds(g.get("interval"))
+        phase = _phase(g.get("lastEvaluation"), interval)
         for r in g.get("rules") or []:
             if "record" in r or r.get("type") == "recording":
                 records[r.get("record") or r["name"]] = Recording(
@@ -120,9 +124,21 @@ def rule_set(groups: list[dict]) -> RuleSet:
                         seconds(r.get("keep_firing_for", r.get("keepFiringFor"))),
                         dict(r.get("labels") or {}),
                         interval,
+                        phase,
                     )
                 )
     return RuleSet(records, alerts)
+
+
+def _phase(last_evaluation: str | None, interval: float) -> float | None:
+    """Where in its interval a group is evaluated, from its last evaluation as Prometheus reported it (a rule file
+    says nothing of it). Its evaluations fall on the same phase for as long as its name, file and interval stay."""
+    if not last_evaluation or not interval or last_evaluation.startswith("0001"):
+        return None
+    try:
+        return prometheus_time(last_evaluation) % interval
+    except ValueError:
+        return None
 
 
 def read_rule_files(texts: list[str]) -> RuleSet:
@@ -312,18 +328,19 @@ def replay(prom: PrometheusClient, rules: RuleSet, start: float, end: float, ste
     out = []
     for alert in rules.alerts:
         every = alert.interval or step
-        times = _grid(start, end, every)
+        first = start if alert.phase is None else start + (alert.phase - start) % every
+        times = _grid(first, end, every)
         expr = rules.inlined(alert.expr, step)
         try:
-            held = _presence(prom, expr, start, end, every)
+            held = _presence(prom, expr, first, end, every)
         except ValueError:
             continue
         for labels, present in held.items():
             full = dict(labels) | {k: str(v) for k, v in alert.labels.items()} | {"alertname": alert.name}
             key = tuple(sorted(full.items()))
-            snapped = {times[k] for p in present if 0 <= (k := int(round((p - start) / every))) < len(times)}
-            for first, last in alert_intervals(times, snapped, alert.for_seconds, alert.keep_firing_for):
-                out.append(Firing(alert.name, key, first, last))
+            snapped = {times[k] for p in present if 0 <= (k := int(round((p - first) / every))) < len(times)}
+            for fired, last in alert_intervals(times, snapped, alert.for_seconds, alert.keep_firing_for):
+                out.append(Firing(alert.name, key, fired, last))
     return sorted(out, key=lambda f: f.start)
 
 

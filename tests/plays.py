@@ -239,6 +239,7 @@ def _replayed(cal, play: Play, names: list[str]) -> None:
             "replayed points": {c.name: c.points for c in alerting.checks},
         }
     play.extra["replayed"] = out
+    (play.out.parent / "replayed.json").write_text(json.dumps(out, indent=1))  # kept for a look after the run
 
 
 def _grade_at_level(cal, play: Play, level: str, names: list[str]) -> None:

@@ -154,6 +154,25 @@ groups:
     [every_second] = replay(Held(), RuleSet({}, [Alert("DriftHigh", "drift_score > 1")]), 0, 40, 1)
     [every_15s] = replay(Held(), RuleSet({}, [from_file]), 0, 40, 1)
     assert (every_second.start, every_15s.start) == (4, 15)
+    # At the phase Prometheus evaluated the group at (its last evaluation, a quarter past a second).
+    group = {"name": "g", "interval": 1, "lastEvaluation": "2026-12-07T15:05:21.250000123Z", "rules": []}
+    group["rules"] = [{"type": "alerting", "name": "DriftHigh", "query": "drift_score > 1"}]
+    [phased] = rule_set([group]).alerts
+    [firing] = replay(Held(), RuleSet({}, [phased]), 0, 40, 1)
+    assert abs(phased.phase - 0.25) < 1e-3 and abs(firing.start - 4.25) < 1e-3
+
+    class TwoFeatures:
+        """One feature's condition holds from t=4, another's from t=10: each label set on the group's phase."""
+
+        def query_range(self, expr, start, end, step):
+            times = [start + k * step for k in range(int((end - start) / step) + 1)]
+            return [
+                {"metric": {"feature": name}, "values": [[t, "2"] for t in times if t >= since]}
+                for name, since in (("a", 4), ("b", 10))
+            ]
+
+    fired = {f.key: round(f.start, 3) for f in replay(TwoFeatures(), RuleSet({}, [phased]), 0, 40, 1)}
+    assert fired == {"DriftHigh/a": 4.25, "DriftHigh/b": 10.25}
 
 
 def test_recording_rules_unchanged_since_the_play_are_read_as_recorded_and_new_or_changed_ones_inlined():

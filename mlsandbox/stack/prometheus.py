@@ -3,24 +3,16 @@ rules fail at evaluation, which alerts fire, and loading edited rules (its lifec
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import datetime
 
 import httpx
 
-from grading.prometheus import PrometheusClient, PrometheusUnreachable
+from grading.prometheus import PrometheusClient, PrometheusUnreachable, prometheus_time
 from mlsandbox.errors import MlsandboxError
 from mlsandbox.stack.processes import wait_until
 
 # What a poll of Prometheus may meet while it starts or stops: no answer, or an answer without the data yet.
 NOT_YET = (PrometheusUnreachable, ValueError, KeyError)
-
-
-def prometheus_time(stamp: str) -> float:
-    """Seconds since the epoch of a timestamp in Prometheus's API (RFC 3339, nanoseconds)."""
-    # Prometheus gives nanoseconds, which fromisoformat (3.11) does not take: cut to microseconds.
-    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", stamp).replace("Z", "+00:00")).timestamp()
 
 
 def wait_first_scrape(prometheus_url: str, timeout: float, since: float | None = None) -> None:
