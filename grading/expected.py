@@ -62,6 +62,12 @@ def _enough(curve: Curve) -> bool:
     return np.isfinite(curve.values).sum() >= 5
 
 
+def accuracy_curve(expected: Expected, labels: int) -> Curve | None:
+    """The grader's accuracy over its window of the last `labels` labels (the rubric's accuracy_window_labels)."""
+    wanted = f"the last {labels} labels"
+    return next((c for c in expected.curves.get((Role.PERFORMANCE, None), []) if c.variant.endswith(wanted)), None)
+
+
 def grid(session: Play, tail_seconds: float) -> np.ndarray:
     """The grader's time grid: the session and a tail after it, at most about 1,200 points."""
     end = min(session.end + tail_seconds, max(session.now, session.end))

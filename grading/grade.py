@@ -227,12 +227,8 @@ def improvement(items: list[ItemResult], rubric: Rubric) -> Improvement:
 
 def _plots(ctx: Context, found: Findings) -> tuple[list[PlotSeries], list[PlotSeries]]:
     times = ctx.expected.grid
-    truth = [
-        c
-        for c in ctx.expected.curves.get((Role.PERFORMANCE, None), [])
-        if c.variant.endswith(f"the last {ctx.tol.accuracy_window_labels} labels")
-    ]
-    perf = [PlotSeries(f"grader: {c.variant}", times, c.values) for c in truth]
+    truth = expected_mod.accuracy_curve(ctx.expected, ctx.tol.accuracy_window_labels)
+    perf = [PlotSeries(f"grader: {truth.variant}", times, truth.values)] if truth is not None else []
     perf += [PlotSeries(v.name, times, v.series.values) for v in found.taken(Role.PERFORMANCE)[:2]]
     drifted = next((i for i in ctx.session.incidents() if i.kind in drift.DRIFTS), None)
     feature = sorted(drifted.features)[0] if drifted else None

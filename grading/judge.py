@@ -42,7 +42,7 @@ from typing import Callable, Iterator
 import numpy as np
 from scipy.stats import rankdata
 
-from .expected import SCORE, Curve, Expected, unobserved
+from .expected import SCORE, Curve, Expected, accuracy_curve, unobserved
 from .play import Incident, Play
 from .roles import SEES, Role
 from .rubric import Tolerances
@@ -494,14 +494,10 @@ class Judge:
 
     def _accuracy_level(self, signal: Signal, series: Series) -> Verdict | None:
         """No incident moved accuracy: a performance signal stays near the accuracy (or error rate) of the labels."""
-        curves = [
-            c
-            for c in self.expected.curves.get((Role.PERFORMANCE, None), [])
-            if c.variant.endswith(f"the last {self.tol.accuracy_window_labels} labels")
-        ]
-        if not curves:
+        curve = accuracy_curve(self.expected, self.tol.accuracy_window_labels)
+        if curve is None:
             return None
-        x, s = curves[0].values, series.values
+        x, s = curve.values, series.values
         both = np.isfinite(x) & np.isfinite(s)
         if both.sum() < 10 or np.std(s[both]) == 0:
             return None  # a constant is a setting, not a measurement
@@ -512,7 +508,7 @@ class Judge:
         target = truth if rho > 0 else 1 - truth
         if abs(level - target) > 0.15:
             return None
-        v = Verdict(Role.PERFORMANCE, signal, series, curves[0], 0.0, rho, s)
+        v = Verdict(Role.PERFORMANCE, signal, series, curve, 0.0, rho, s)
         v.tests.append(
             Test(
                 "level",

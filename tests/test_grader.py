@@ -193,3 +193,13 @@ def test_rules_replayed_over_a_play_catch_each_incident_as_prometheus_recorded_i
 
 def check_list(report: dict, item: str) -> list[dict]:
     return next(i["checks"] for i in report["items"] if i["key"] == item)
+
+
+def test_an_accuracy_over_all_labels_so_far_loses_the_credit_for_coming_back(main_play):
+    """Responsiveness: an accuracy that never comes back after concept drift keeps half of tracks_accuracy; one over
+    a window of recent labels keeps it all."""
+    tracks = check(main_play.report("all-time-accuracy"), "performance", "tracks_accuracy")
+    assert "never came back after concept_drift" in tracks["summary"], tracks["summary"]
+    assert tracks["points"] == pytest.approx(tracks["max_points"] / 2, abs=0.5), tracks
+    reference = check(main_play.report("reference"), "performance", "tracks_accuracy")
+    assert reference["passed"] and "came back" not in reference["summary"], reference
