@@ -331,9 +331,19 @@ class Judge:
         # the scores drifted) explains nothing the signal's own role does not.
         alone = {role: self._verdict(role, signal, series, fit, values, log, None) for role, fit in near.items()}
         viable = {role for role, v in alone.items() if all(t.passed for t in v.tests if t.name != EXPLAINED)}
+        # A series that names no feature and follows accuracy, moving at the concept drift (which no input statistic
+        # sees) and staying put with it, is about the model: an input it also moved with (a drift that hurt the
+        # model) is no rival of its performance.
+        about_the_model = series.feature is None and Role.PERFORMANCE in viable
         verdicts: list[Verdict] = []
         for role, fit in near.items():
-            rivals = [fits[r] for r in viable if r != role and not ({r, role} <= INPUT_ROLES)]
+            rivals = [
+                fits[r]
+                for r in viable
+                if r != role
+                and not ({r, role} <= INPUT_ROLES)
+                and not (about_the_model and role == Role.PERFORMANCE and r in INPUT_ROLES)
+            ]
             rival = max(rivals, key=lambda f: abs(f.change), default=None)
             verdicts.append(
                 alone[role] if rival is None else self._verdict(role, signal, series, fit, values, log, rival)
