@@ -16,11 +16,11 @@ The time scale. A delay counts in full up to the longest of: a twelfth of the ph
 about a minute" is a minute of the interview's 12-minute concept drift); the time the grader's own window (200
 labels or predictions) takes to show half of the incident once its data is in, the labels' delay left out: a
 compressed play shortens phases but not the time a window fills at the same traffic, so on smoke a window of a few
-hundred is as good as the grader's, as it is on the interview; and three steps of the grader's grid (a scrape, a
-refresh and a step). A signal that shows half of the incident only when its phase is over (or that comes back only
+hundred is as good as the grader's, as it is on the interview; three steps of the grader's grid; and 10 s (a
+refresh of the candidate's statistics, a scrape and a rule evaluation). A signal that shows half of the incident only when its phase is over (or that comes back only
 as the session ends) earns nothing, and so does one that never comes back; in between, the credit falls in
-proportion. On smoke's 15-s concept drift (seed 7: 1 s grid, labels 2 s late) that was 5 s beyond the grader's own
-7 s at the onset; on the interview's 12-minute concept drift it is at least 60 s.
+proportion. On smoke's 15-s concept drift (1 s grid) that is 10 s beyond the grader's own curve; on the
+interview's 12-minute concept drift it is at least 60 s.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ import numpy as np
 
 FULL_SHARE = 1 / 12  # of the phase: a minute of the interview's 12-minute concept drift
 MIN_STEPS = 3  # ... but never less than this many steps of the grid
+# ... nor than this: a refresh of the candidate's own statistics (the reference's every 5 s), a scrape and a rule
+# evaluation. The untouched reference showed half of a 30-s concept drift 4 s after the grader's own curve on the
+# Docker stack at speed 0.5, where a twelfth of the phase and three steps allowed 3 s.
+MIN_SECONDS = 10.0
 HALF = 0.5
 MOVE_SHARE = 0.3  # an incident is timed when the grader's curve departs by this share of its range during it ...
 FLAT_SHARE = 0.2  # ... from where it was within this share of its range of its normal level (for other kinds)
@@ -97,7 +101,7 @@ def duration(seconds: float) -> str:
 def allowed_delay(phase_seconds: float, window_seconds: float, step: float) -> float:
     """The delay that still counts in full (the time-scale rule above); `window_seconds`: the time the grader's own
     window took to show the change once its data was in."""
-    return max(FULL_SHARE * phase_seconds, window_seconds, MIN_STEPS * step)
+    return max(FULL_SHARE * phase_seconds, window_seconds, MIN_STEPS * step, MIN_SECONDS)
 
 
 def _held(mask: np.ndarray) -> int | None:

@@ -91,8 +91,9 @@ def test_the_report_says_the_accuracy_is_cumulative_and_what_a_window_would_do()
 
 def test_a_minute_scales_with_the_phase_but_never_below_what_the_graders_own_window_needs():
     assert allowed_delay(720, window_seconds=40, step=3) == 60  # the interview's concept drift: a minute
-    assert allowed_delay(15, window_seconds=7, step=1) == 7  # smoke's: 200 labels take 7 s once they are in
-    assert allowed_delay(15, window_seconds=1, step=1) == 3  # never under three steps of the grid
+    assert allowed_delay(15, window_seconds=14, step=1) == 14  # 200 labels that take 14 s once they are in
+    assert allowed_delay(15, window_seconds=1, step=5) == 15  # three steps of the grid
+    assert allowed_delay(15, window_seconds=1, step=1) == 10  # never under a refresh, a scrape and an evaluation
 
 
 def test_credit_falls_in_proportion_until_the_phase_is_over():
