@@ -212,8 +212,9 @@ REPLAYED = ["reference", "recording-rules", "otel-sdk", "all-time-accuracy"]
 
 def _replayed(cal, play: Play, names: list[str]) -> None:
     """Each room's play graded again with its alerts replayed from its rules (grading/replay.py) instead of read
-    from ALERTS: extra["replayed"][NAME] = (incident, alert, seconds) as recorded and as replayed, and the alerting
-    checks' points of both."""
+    from ALERTS: extra["replayed"][NAME] = (incident, alert, seconds) as recorded and as replayed, every replayed
+    firing (alert, seconds after the session's start) and each incident's onset, and the alerting checks' points of
+    both."""
     from grading.context import Replayed
     from grading.grade import grade_play
     from grading.play import Play as Session
@@ -236,6 +237,8 @@ def _replayed(cal, play: Play, names: list[str]) -> None:
             "step": step,
             "recorded": caught(g.alerts.recorded),
             "replayed": caught(g.alerts.detections),
+            "replayed firings": [(f.key, f.start - session.start) for f in g.alerts.firings],
+            "onsets": {i.label: i.start - session.start for i in session.incidents()},
             "replayed points": {c.name: c.points for c in alerting.checks},
         }
     play.extra["replayed"] = out

@@ -182,10 +182,22 @@ def test_rules_replayed_over_a_play_catch_each_incident_as_prometheus_recorded_i
     on the play itself, with the rules it was played with, the replay must agree with Prometheus's own ALERTS."""
     for name, seen in main_play.extra["replayed"].items():
         assert len(seen["recorded"]) == len(seen["replayed"]) >= 4, (name, seen)
+        tolerance = 2 * seen["step"] + 1  # Prometheus evaluates at its own phase, the replay on the play's grid
         for (incident, then, after), (_, alert, at) in zip(seen["recorded"], seen["replayed"]):
             assert (then is None) == (alert is None), (name, incident, then, alert)
-            if then is not None:  # Prometheus evaluates at its own phase, the replay on the play's grid
-                assert abs(at - after) <= 2 * seen["step"] + 1, (name, incident, then, after, alert, at)
+            if then is None:
+                continue
+            if alert != then:
+                # ALERTS is read on the grader's grid, so an alert that fired a moment before an incident's onset
+                # reads as firing at the onset and is credited to it; the replay places it at its evaluation, before
+                # the onset (otel-sdk's reject-rate alert at the latency fault, on one play of three). The alert
+                # credited from ALERTS must still have fired in the replay within the tolerance.
+                fired = seen["onsets"][incident] + after
+                assert any(
+                    key == then and abs(start - fired) <= tolerance for key, start in seen["replayed firings"]
+                ), (name, incident, then, after, alert, at, seen["replayed firings"])
+                continue
+            assert abs(at - after) <= tolerance, (name, incident, then, after, alert, at)
         stored = {c["name"]: c["points"] for c in check_list(main_play.report(name), "alerting")}
         for check_name, got in seen["replayed points"].items():
             assert got == pytest.approx(stored[check_name], abs=1.0), (name, check_name, got, stored[check_name])
