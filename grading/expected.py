@@ -68,6 +68,19 @@ def accuracy_curve(expected: Expected, labels: int) -> Curve | None:
     return next((c for c in expected.curves.get((Role.PERFORMANCE, None), []) if c.variant.endswith(wanted)), None)
 
 
+def drift_curve(expected: Expected, feature: str, predictions: int) -> Curve | None:
+    """The grader's distance of a feature from its baseline over its last `predictions` predictions."""
+    wanted = f"the last {predictions} predictions"
+    return next(
+        (
+            c
+            for c in expected.curves.get((Role.DRIFT, feature), [])
+            if c.variant.startswith("distance") and c.variant.endswith(wanted)
+        ),
+        None,
+    )
+
+
 def grid(session: Play, tail_seconds: float) -> np.ndarray:
     """The grader's time grid: the session and a tail after it, at most about 1,200 points."""
     end = min(session.end + tail_seconds, max(session.now, session.end))

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .context import Evidence
+
 FULL_SHARE = 1 / 12  # of the phase: a minute of the interview's 12-minute concept drift
 MIN_STEPS = 3  # ... but never less than this many steps of the grid
 # ... nor than this: a refresh of the candidate's own statistics (the reference's every 5 s), a scrape and a rule
@@ -130,16 +132,23 @@ def normal_level(times: np.ndarray, values: np.ndarray, normal: np.ndarray | Non
 
 
 def half_move(
-    times: np.ndarray, values: np.ndarray, pre: float, onset: float, until: float, direction: float
+    times: np.ndarray,
+    values: np.ndarray,
+    pre: float,
+    onset: float,
+    until: float,
+    direction: float,
+    extreme_until: float | None = None,
 ) -> tuple[float | None, float]:
     """(seconds after `onset` until the series holds half of its move, its extreme) where the move is its furthest
-    departure from its normal level `pre` in `direction` (+1 up, -1 down) up to `until`; (None, ...) when it never
-    moved that way."""
+    departure from its normal level `pre` in `direction` (+1 up, -1 down) up to `until` (or up to `extreme_until`,
+    when given, though half of it may show as late as `until`); (None, ...) when it never moved that way."""
     window = (times >= onset) & (times <= until) & np.isfinite(values)
     if not np.isfinite(pre) or not window.any():
         return None, math.nan
     v, t = values[window], times[window]
-    extreme = float(v.max() if direction > 0 else v.min())
+    own = v[t <= extreme_until] if extreme_until is not None and (t <= extreme_until).any() else v
+    extreme = float(own.max() if direction > 0 else own.min())
     move = direction * (extreme - pre)
     if move <= 0:
         return None, extreme
@@ -172,6 +181,7 @@ def timings(
     normal: np.ndarray | None = None,
     next_onset: float | None = None,
     data_delay: float = 0.0,
+    extreme_until: float | None = None,
 ) -> list[Timing]:
     """The onset and return timings of `signal` at one incident, against the grader's `truth` curve.
 
@@ -180,7 +190,9 @@ def timings(
     concept drift after an upstream bug that already lowered accuracy) is timed from where things were normal.
     `after_phase`: the time left after the incident (a return as late as that earns nothing). `next_onset`: when
     the next incident the role sees begins; a return after it belongs to that one. `data_delay`: how late the data
-    behind the grader's curve comes (the labels' delay), which no window can make up for."""
+    behind the grader's curve comes (the labels' delay), which no window can make up for. `extreme_until`: the
+    signal's move is what it shows up to then (a signal about no feature in particular sees the next incident on
+    another input too: that move is not this one's)."""
     lookback = max(10.0, 0.5 * onset_phase)
     grid_end = float(times[-1])
     pre_truth = normal_level(times, truth, normal, onset, lookback)
@@ -195,7 +207,7 @@ def timings(
     if t_truth is None:
         return []
     pre_sig = normal_level(times, signal, normal, onset, lookback)
-    t_sig, ext_sig = half_move(times, signal, pre_sig, onset, horizon, direction * sign)
+    t_sig, ext_sig = half_move(times, signal, pre_sig, onset, horizon, direction * sign, extreme_until)
     allowed = allowed_delay(onset_phase, t_truth - data_delay, step)
     out = [Timing("onset", incident, t_sig, t_truth, allowed, onset_phase)]
     truth_back = back(times, truth, pre_truth, ext_truth, end, grid_end)
@@ -265,12 +277,13 @@ def of_signal(
     normal=None,
     data_delay: float = 0.0,
     own_kinds: tuple[str, ...] = (),
+    extreme_until: float | None = None,
 ):
     """Every timing of a signal at the incidents that move the grader's curve `truth`: those of the role's own
     kinds (`own_kinds`) during which it moves by at least MOVE_SHARE of its range, and any other that starts such a
     move in its first phase (on the interview, the upstream bug lowers accuracy before concept drift does; on smoke,
     a drift held through the concept drift does not). `normal`: where the baseline has settled; `data_delay`: how
-    late the data behind the grader's curve comes (the labels' delay)."""
+    late the data behind the grader's curve comes (the labels' delay); `extreme_until`: see `timings`."""
     step = float(times[1] - times[0]) if len(times) > 1 else 1.0
     sign = direction(values, truth, fallback_sign)
     judged = [i for i in incidents if _starts_a_move(session, times, truth, normal, i, own_kinds)]
@@ -292,8 +305,24 @@ def of_signal(
             normal,
             later,
             data_delay,
+            extreme_until,
         )
     return out
+
+
+def evidence(name: str, found: list[Timing]) -> list[Evidence]:
+    """The judged timings of a signal as the report's evidence."""
+    return [
+        Evidence(
+            name,
+            "never" if t.signal_seconds is None else f"{t.signal_seconds:.0f} s",
+            f"{t.kind} at {t.incident}: the grader's curve {t.truth_seconds:.0f} s; a delay up to "
+            f"{t.allowed:.0f} s counts in full, one of {t.span:.0f} s "
+            f"({'the phase' if t.kind == 'onset' else 'the rest of the session'}) earns nothing; credit {t.credit:.2f}",
+        )
+        for t in found
+        if t.judged
+    ]
 
 
 def summary(found: list[Timing], what: str) -> str:

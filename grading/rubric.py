@@ -119,6 +119,8 @@ class Tolerances(_Strict):
     role_fit: float = Field(gt=0, le=1)
     role_margin: float = Field(ge=0, lt=1)
     accuracy_window_labels: int = Field(ge=10)
+    # The grader's drift of a feature: over the last this many predictions (one of expected.COUNT_WINDOWS).
+    drift_window_predictions: int = Field(200, ge=10)
     performance_drop_relative: float = Field(gt=0, lt=1)
     latency_ratio: tuple[float, float]
     latency_fault_share: tuple[float, float]

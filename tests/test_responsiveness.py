@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from grading import responsiveness
+from grading.checks.drift import _earned
 from grading.checks.performance import _timing_words
 from grading.expected import Curve
 from grading.judge import Verdict
@@ -105,3 +106,53 @@ def test_credit_falls_in_proportion_until_the_phase_is_over():
     assert onset(100).credit == 0.0 and onset(200).credit == 0.0
     assert onset(None).credit == 0.0
     assert Timing("return", "x", None, 0.0, 0.0, 10.0, judged=False).credit == 1.0
+
+
+# Smoke's drift, 1-s grid at 20 predictions a second: baseline 25 s, monthly charges drift by 2 spreads over 12 s and
+# hold until 70 s (a unit change and a renamed category on other inputs from 37 to 45 s), recovery 20 s. The grader's
+# distance over its last 200 predictions spans 10 s.
+D_TIMES = np.arange(0.0, 100.0, 1.0)
+DRIFT = (25.0, 70.0)
+OTHER_INPUTS = 37.0
+D_NORMAL = (D_TIMES >= 12) & (D_TIMES < 25)
+
+
+def _shift(t):
+    return np.where(t < 25, 0.0, np.where(t < 37, 2.0 * (t - 25) / 12, np.where(t < 70, 2.0, 0.0)))
+
+
+def _distance(seconds: float | None) -> np.ndarray:
+    """The feature's distance from its baseline over the last `seconds` (None: every prediction since the start)."""
+    return np.array(
+        [_shift(np.linspace(0.0 if seconds is None else max(0.0, x - seconds), x, 60)).mean() for x in D_TIMES]
+    )
+
+
+def drift_timings(signal: np.ndarray, extreme_until: float | None = None) -> list[Timing]:
+    return timings(
+        D_TIMES, signal, _distance(10), 1.0, "covariate_drift", *DRIFT, 12.0, 30.0, 1.0, D_NORMAL,
+        extreme_until=extreme_until,
+    )  # fmt: skip
+
+
+def test_a_drift_window_of_recent_predictions_shows_the_drift_and_comes_back_in_full():
+    assert _earned(drift_timings(_distance(15))) == 1.0  # 300 predictions
+
+
+def test_a_drift_since_start_never_comes_back_and_earns_half_at_most():
+    found = {t.kind: t for t in drift_timings(_distance(None))}
+    # 25 s of baseline weigh little: it shows half of its slide 18 s in, 7 s after the grader's own curve, in time
+    # on a 90-s play; but it is still at half of its move when the play ends.
+    assert found["onset"].signal_seconds > found["onset"].truth_seconds, found
+    assert found["return"].signal_seconds is None and found["return"].credit == 0.0
+    assert _earned(list(found.values())) <= 0.5
+
+
+def test_a_share_of_drifted_inputs_is_timed_on_its_own_move_not_the_next_incidents():
+    # One input of eight drifted once its 300-prediction window moved half a spread; three while the unit change
+    # and the renamed category also play.
+    share = np.where(_distance(15) > 0.5, 1 / 8, 0.0) + np.where((D_TIMES >= 38) & (D_TIMES < 55), 2 / 8, 0.0)
+    seen_alone = drift_timings(share, extreme_until=OTHER_INPUTS)
+    assert _earned(seen_alone) == 1.0, seen_alone
+    # Held to the next incident's larger move, it would show half of "its" move only when the unit change began.
+    assert drift_timings(share)[0].signal_seconds >= OTHER_INPUTS - DRIFT[0]

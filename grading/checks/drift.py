@@ -1,5 +1,10 @@
 """Item 4, data drift: a drift signal that moved when the drifted feature did, per feature with the drifted one
-standing out, and flat in the baseline."""
+standing out, and flat in the baseline.
+
+Responsiveness counts (grading/responsiveness.py, against the grader's distance of the drifted feature from its
+baseline over its window of recent predictions): of moves_after_drift, half is for showing half of the drift in
+time and half for coming back after it (a distance over every prediction since the start does neither). Of the
+signals that moved, those about the drifted feature come first, then the one that earns the most."""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import statistics
 
 import numpy as np
 
+from .. import responsiveness
 from ..context import CheckResult, Context, Evidence
-from ..expected import SCORE, touched_features
+from ..expected import SCORE, drift_curve, touched_features
 from ..findings import Findings
 from ..judge import AFTER_INCIDENT_SECONDS, Verdict
 from ..play import Incident
@@ -17,6 +23,7 @@ from ..signals import Series
 
 ITEM = "drift"
 DRIFTS = ("covariate_drift", "category_mix")
+ONSET_SHARE = 0.5  # of moves_after_drift: for showing half of the drift in time; the rest for coming back after it
 
 
 def move_at(times: np.ndarray, series: Series, inc: Incident, base: tuple[float, float] | None) -> tuple[float, float]:
@@ -64,20 +71,63 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
             ctx.result(ITEM, "right_feature", 0, "no drift signal", []),
             ctx.result(ITEM, "flat_in_baseline", 0, "no drift signal", []),
         ]
-    # Prefer a signal about the drifted feature itself, then the one that follows drift best.
-    movers.sort(key=lambda m: (m[2].feature != feature, -abs(m[2].rho)))
-    move, wobble, best = movers[0]
+    timed = [(m, w, v, _timings(ctx, v, drift, feature)) for m, w, v in movers]
+    # A signal about the drifted feature itself first, then the one that earns the most, then the one that follows
+    # drift best.
+    timed.sort(key=lambda m: (m[2].feature != feature, -round(_earned(m[3]), 3), -abs(m[2].rho)))
+    move, wobble, best, timings = timed[0]
+    said = _timing_words(ctx, timings, feature)
     moved = ctx.result(
         ITEM,
         "moves_after_drift",
-        1,
-        f"{best.summary()}; it moved when {feature} drifted",
+        _earned(timings),
+        f"{best.summary()}; it moved when {feature} drifted" + (f"; {said}" if said else ""),
         [
             Evidence(v.name, round(m, 4), f"largest departure from its baseline level while {feature} drifted")
-            for m, _, v in movers[:3]
-        ],
+            for m, _, v, _ in timed[:3]
+        ]
+        + responsiveness.evidence(best.name, timings),
     )
     return [moved, _right_feature(ctx, feature, drift, found), _flat(ctx, best, move, wobble)]
+
+
+def _timings(ctx: Context, v: Verdict, drift: Incident, feature: str) -> list[responsiveness.Timing]:
+    """How soon `v` showed the drift and came back after it, against the grader's distance of the feature."""
+    truth = drift_curve(ctx.expected, feature, ctx.tol.drift_window_predictions)
+    if truth is None:
+        return []
+    # A signal about no feature in particular (a share of drifted columns) also shows the next incident on another
+    # input: its move at this drift is what it showed before that one began.
+    later = [i.start for i in ctx.session.incidents() if i.start > drift.start and i.features - {feature}]
+    return responsiveness.of_signal(
+        ctx.session,
+        ctx.expected.grid,
+        v.values,
+        truth.values,
+        [drift],
+        v.rho,
+        responsiveness.settled_baseline(ctx.session, ctx.expected.grid),
+        own_kinds=DRIFTS,
+        extreme_until=min(later) if later and v.feature is None else None,
+    )
+
+
+def _earned(timings: list[responsiveness.Timing]) -> float:
+    return ONSET_SHARE * responsiveness.credit(timings, "onset") + (1 - ONSET_SHARE) * responsiveness.credit(
+        timings, "return"
+    )
+
+
+def _timing_words(ctx: Context, timings: list[responsiveness.Timing], feature: str) -> str:
+    """What the report says of the signal's timing, when it costs something."""
+    late = [t for t in timings if t.judged and t.credit < 0.999]
+    if not late:
+        return ""
+    window = ctx.tol.drift_window_predictions
+    return (
+        responsiveness.summary(late, f"the grader's distance of {feature} over the last {window} predictions")
+        + f"; a window of recent predictions shows it within {responsiveness.duration(min(t.allowed for t in late))}"
+    )
 
 
 def _right_feature(ctx: Context, feature: str, drift: Incident, found: Findings) -> CheckResult:

@@ -78,7 +78,7 @@ def check(ctx: Context, found: Findings) -> list[CheckResult]:
             "tracks_accuracy",
             1 - BACK_SHARE + BACK_SHARE * responsiveness.credit(timings, "return"),
             v.summary() + (f"; {said}" if said else ""),
-            verdict_evidence(v) + timing_evidence(v, timings),
+            verdict_evidence(v) + responsiveness.evidence(v.name, timings),
         )
         falls = _falls(ctx, v, timings)
         if best is None or tracks.points + falls.points > sum(c.points for c in best) + 1e-9:
@@ -95,20 +95,6 @@ def _distinct(taken: list[Verdict]) -> list[Verdict]:
             seen.add(key)
             out.append(v)
     return out
-
-
-def timing_evidence(v: Verdict, timings: list[Timing]) -> list[Evidence]:
-    return [
-        Evidence(
-            v.name,
-            "never" if t.signal_seconds is None else f"{t.signal_seconds:.0f} s",
-            f"{t.kind} at {t.incident}: the grader's curve {t.truth_seconds:.0f} s; a delay up to "
-            f"{t.allowed:.0f} s counts in full, one of {t.span:.0f} s "
-            f"({'the phase' if t.kind == 'onset' else 'the rest of the session'}) earns nothing; credit {t.credit:.2f}",
-        )
-        for t in timings
-        if t.judged
-    ]
 
 
 def _timing_words(v: Verdict, timings: list[Timing], truth: Curve | None) -> str:
@@ -193,6 +179,6 @@ def _falls(ctx: Context, v: Verdict, timings: list[Timing]) -> CheckResult:
                 f"{way} by {s_rel:.0%} of its level; {needed:.0%} earns full marks",
             ),
             Evidence(truth.variant, {"before": round(t_pre, 4), "lowest": round(t_low, 4)}, "the grader's"),
-            *timing_evidence(v, onset),
+            *responsiveness.evidence(v.name, onset),
         ],
     )
