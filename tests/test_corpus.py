@@ -75,9 +75,14 @@ def test_the_corpus_has_its_styles_and_sound_bands():
         "minimal",
         "trap-input-mean-as-accuracy",
         "trap-misspelled-alerts",
+        "trap-observed-churn-rate",
+        "trap-predicted-rate-as-drift",
     } <= set(CORPUS)
     assert CORPUS["trap-input-mean-as-accuracy"].items["performance"][0] == 0
     assert CORPUS["trap-misspelled-alerts"].items["alerting"][0] == 0
+    # A statistic of the labels is no performance signal; one of the model's outputs is no input's drift.
+    assert CORPUS["trap-observed-churn-rate"].items["performance"] == (0, 1)
+    assert CORPUS["trap-predicted-rate-as-drift"].items["drift"] == (0, 1)
 
 
 def outside(report: dict, name: str) -> list[str]:
