@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mlsandbox.errors import MlsandboxError
-from mlsandbox.layout import REPO_ROOT
+from mlsandbox.layout import REPO_ROOT, Ports
 from mlsandbox.sessions.archive import rule_files_from_api
 from mlsandbox.sessions.history import History
 from mlsandbox.sessions.store import GradeRecord, check_name
@@ -252,3 +252,63 @@ def test_the_improvement_round_grades_a_just_finished_play_after_the_resolve_gra
     phase.update(end=now - grace - 5, planned_end=now - grace - 5)
     lifecycle._wait_for_resolve_grace(None, finished, None, said.append)
     assert len(slept) == 1
+
+
+@pytest.mark.parametrize("from_disk", [True, False], ids=["graded-from-disk", "not-graded"])
+def test_a_session_whose_live_grade_fails_still_ends_archived_with_its_stack_stopped(tmp_path, monkeypatch, from_disk):
+    """A grader that raises (a bug, Prometheus gone) must not leave the session's stack running: the session is
+    archived and stopped, graded from what is on disk, and says how to grade it again when that fails too."""
+    from types import SimpleNamespace
+
+    from mlsandbox.sessions import lifecycle
+    from mlsandbox.sessions import store as session_store
+    from mlsandbox.sessions.store import GradeRecord, SessionLayout, SessionRecord, StoredSession
+
+    monkeypatch.setenv("MLSANDBOX_SESSIONS_DIR", str(tmp_path))
+    layout = SessionLayout(tmp_path / "ana")
+    (layout.candidate / "app").mkdir(parents=True)
+    record = SessionRecord(name="ana", backend="native", play=None, ports=Ports.block(20000), source="x")
+    record.save(layout)
+    done = []
+    sandbox = SimpleNamespace(
+        timeline=lambda: object(),
+        archive_data=lambda root: done.append("archived"),
+        down=lambda volumes: done.append("down"),
+    )
+    monkeypatch.setattr(session_store, "stack_running", lambda run: "down" not in done)
+    monkeypatch.setattr(lifecycle, "open_sandbox", lambda config, say: sandbox)
+
+    def grade_live(*args, **kwargs):
+        raise KeyError("ALERTS")
+
+    final = GradeRecord(
+        label="final",
+        score=81.5,
+        points=81.5,
+        max_points=100.0,
+        items={},
+        max_items={},
+        detections={},
+        improvement={},
+        report=str(tmp_path / "report"),
+    )
+    monkeypatch.setattr(lifecycle, "grade_live", grade_live)
+    monkeypatch.setattr(
+        lifecycle,
+        "grade_from_disk",
+        lambda session, rubric, say: (done.append("from disk"), final if from_disk else None)[1],
+    )
+    said = []
+    session = StoredSession(layout, record)
+    if from_disk:
+        assert lifecycle.end(session, say=said.append) == final
+    else:
+        with pytest.raises(MlsandboxError, match=r"ended and archived, but grading failed \(KeyError: 'ALERTS'\).*"
+                           r"mlsandbox grade --session ana"):  # fmt: skip
+            lifecycle.end(session, say=said.append)
+    assert done == ["archived", "down", "from disk"]
+    saved = session_store.load("ana")
+    assert saved.state == "ended"
+    assert "the live grade failed: KeyError: 'ALERTS'" in saved.record.notes
+    assert [g.label for g in saved.record.grades] == (["final"] if from_disk else [])
+    assert any("grading the running session failed" in line for line in said)

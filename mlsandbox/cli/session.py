@@ -311,9 +311,17 @@ def session_idle(
     if not end_them:
         typer.echo(f"{len(idle)} idle; `mlsandbox session idle --minutes {minutes:g} --end` ends them")
         return
+    failed = []
     for found in idle:
-        grade = end(found, rubric, say)
+        try:  # one session whose grading fails leaves the others to end
+            grade = end(found, rubric, say)
+        except MlsandboxError as exc:
+            failed.append(found.name)
+            typer.echo(str(exc), err=True)
+            continue
         typer.echo(f"ended {found.name}" + (f": final score {grade.score:g}%" if grade else ""))
+    if failed:
+        raise MlsandboxError(f"not graded: {', '.join(failed)}")
 
 
 @session_app.command("shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -309,6 +309,11 @@ def _wait_for_resolve_grace(session: StoredSession, sandbox, rubric: Path | None
 # --- end --------------------------------------------------------------------------------------------------
 
 
+def _one_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return first if isinstance(exc, MlsandboxError) else f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
 def end(session: StoredSession, rubric: Path | None = None, say: Say = print) -> GradeRecord | None:
     record, layout = session.record, session.layout
     if session.state == "ended":
@@ -317,10 +322,15 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
         )
     alive = session.state == "running"
     sandbox = open_sandbox(session.config, say)
-    grade = None
+    grade, live_failed = None, None
     played = _played(sandbox, layout) if alive else True
     if alive and played:
-        grade = grade_live(session, sandbox, "final", rubric, say)
+        try:
+            grade = grade_live(session, sandbox, "final", rubric, say)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the session still ends: archived, stack stopped
+            live_failed = _one_line(exc)
+            say(f"grading the running session failed ({live_failed}): archiving it and grading from disk")
+            record.notes.append(f"the live grade failed: {live_failed}")
     elif not played:
         say(NOT_PLAYED)
         record.notes.append(NOT_PLAYED)
@@ -340,6 +350,7 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
             record.notes.append(f"stopping the stack: {exc}")
     if not alive:
         record.notes.append("the stack had stopped before `session end`; graded from what was on disk")
+    if not alive or live_failed:
         grade = grade_from_disk(session, rubric, say)
 
     if grade is not None:
@@ -350,6 +361,11 @@ def end(session: StoredSession, rubric: Path | None = None, say: Say = print) ->
     record.ended_at = time.time()
     record.save(layout)
     write_summary(StoredSession(layout, record))
+    if live_failed and grade is None:
+        raise MlsandboxError(
+            f"session {session.name!r} ended and archived, but grading failed ({live_failed}); "
+            f"`mlsandbox grade --session {session.name}` grades it again"
+        )
     return grade
 
 
