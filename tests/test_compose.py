@@ -363,3 +363,31 @@ def test_local_images_override_changes_only_images_and_leaves_grafana_out(config
     assert sorted(profiled) == ["grafana", "grafana-secret", "workspace"]
     # Built here, never pulled: every image that is not Grafana's has a build section.
     assert all("build" in s for n, s in overridden["services"].items() if n != "grafana")
+
+
+def test_up_removes_stopped_containers_another_folder_left_and_refuses_to_start_over_a_running_one(monkeypatch):
+    """A run killed before `down` in a checkout since deleted leaves its containers on the machine's image store
+    (stopped when the engine starts again): `up` from here removes them; a stack running from another folder is
+    left alone, and this one does not start over it."""
+    from mlsandbox.errors import MlsandboxError
+    from mlsandbox.stack.docker.compose import ComposeProject
+    from mlsandbox.stack.docker.engine import WORKING_DIR_LABEL
+
+    def container(cid, folder, running):
+        return {"Id": cid, "Config": {"Labels": {WORKING_DIR_LABEL: folder}}, "State": {"Running": running}}
+
+    removed, said = [], []
+    project = ComposeProject(engine=None, local_images=True, project="mlsandbox-t", say=said.append)
+    monkeypatch.setattr(
+        ComposeProject,
+        "docker",
+        lambda self, *args, **kw: removed.append(args) or subprocess.CompletedProcess(args, 0, "", ""),
+    )
+    here = [container("mine", str(REPO), False), container("gone", "/tmp/ci18", False)]
+    monkeypatch.setattr(ComposeProject, "containers", lambda self: here)
+    project.remove_strays()
+    assert removed == [("rm", "--force", "gone")] and "another folder" in said[0]
+
+    here.append(container("theirs", "/home/ana/mlsandbox", True))
+    with pytest.raises(MlsandboxError, match="running from /home/ana/mlsandbox"):
+        project.remove_strays()

@@ -21,7 +21,7 @@ import yaml
 from mlsandbox.errors import MlsandboxError, StartError
 from mlsandbox.layout import REPO_ROOT, machine_cache
 from mlsandbox.say import Say
-from mlsandbox.stack.docker.engine import Engine, docker_cli
+from mlsandbox.stack.docker.engine import WORKING_DIR_LABEL, Engine, docker_cli
 from mlsandbox.stack.processes import wait_until
 from model_service.last_metrics import last_metrics_path
 from model_service.settings import ServiceSettings
@@ -168,6 +168,7 @@ class ComposeProject:
         services: exited with 0). Returns the seconds from `up` until then."""
         t0 = time.monotonic()
         services = sorted(self.expected_services() - without)
+        self.remove_strays()
         try:
             self.compose("up", "--detach", "--no-build", *(services if without else []), capture=True)
         except MlsandboxError as error:
@@ -176,6 +177,28 @@ class ComposeProject:
             raise MlsandboxError(f"{error}\n{self.logs_tail(failed, 40)}") from None
         self.wait_healthy(timeout - (time.monotonic() - t0), set(services))
         return time.monotonic() - t0
+
+    def remove_strays(self) -> None:
+        """Containers of this project that another folder created and left stopped (a checkout since deleted, a
+        run killed before `down`; the engine stops them when it starts) are removed: their mounts point into that
+        folder, and compose would start the new stack beside them. One still running is another stack's, and this
+        one does not start over it."""
+        strays = []
+        for c in self.containers():
+            folder = (c.get("Config", {}).get("Labels") or {}).get(WORKING_DIR_LABEL)
+            if not folder or Path(folder) == REPO_ROOT:
+                continue
+            if c.get("State", {}).get("Running"):
+                raise MlsandboxError(
+                    f"compose project {self.project!r} is running from {folder}: `mlsandbox down` there first, or "
+                    "start this one under another project name"
+                )
+            strays.append(c["Id"])
+        if strays:
+            self.say(f"removing {len(strays)} stopped container(s) of project {self.project!r} left by another folder")
+            removed = self.docker("rm", "--force", *strays)
+            if removed.returncode != 0:
+                raise MlsandboxError(f"could not remove stray containers: {removed.stderr.strip()}")
 
     def containers(self) -> list[dict]:
         ids = self.docker("ps", "--all", "--quiet", "--filter", f"label={PROJECT_LABEL}={self.project}").stdout.split()
