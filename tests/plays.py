@@ -4,7 +4,7 @@
 - the main play (seed 7): the reference, the bare starter, the mutants of tests/candidates.py and the corpus,
   with the extra grades that need a live Prometheus (other dashboards, the server stopped, mid-session);
 - the surprise play (`--surprise`, another seed), through the `mlsandbox calibrate` command itself;
-- the repeat play (seed 7 again), to check that a grade does not move with timing noise;
+- the repeat play (seed 7 again, without the traps), to check that a grade does not move with timing noise;
 - a level's play (levels/): its compressed scenario, to the reference, the level's untouched starting point and
   the corpus's junior solution, graded with the level's rubric (the mid level's is the main play's rubric, and
   the dashboard-design level, which plays smoke too, grades the main play again).
@@ -60,8 +60,11 @@ def read_report(path: Path) -> dict:
     return report
 
 
-def build_candidates(base: Path, with_mutants: bool) -> dict[str, Path]:
-    """Room name -> candidate folder (copies, so that a test can edit one)."""
+TRAPS = "trap-"  # corpus solutions whose bands test which signal fills a role, not how steady a grade is
+
+
+def build_candidates(base: Path, with_mutants: bool, with_traps: bool = True) -> dict[str, Path]:
+    """Room name -> candidate folder (copies, so that a test can edit one); `with_traps`: the corpus's traps too."""
     folders = {"reference": candidates.copy_reference(base / "reference")}
     if with_mutants:
         folders["starter"] = shutil.copytree(
@@ -72,6 +75,8 @@ def build_candidates(base: Path, with_mutants: bool) -> dict[str, Path]:
         folders["renamed"] = candidates.renamed(base / "renamed")
         folders["dashboard-design-start"] = starting_point("dashboard-design", base / "dashboard-design-start")
     for path in corpus():
+        if not with_traps and path.name.startswith(TRAPS):
+            continue
         folders[path.name] = shutil.copytree(path, base / path.name, ignore=shutil.ignore_patterns("__pycache__"))
     return folders
 
@@ -84,7 +89,9 @@ def starting_point(level: str, dest: Path) -> Path:
     return build(load_level(level), dest)
 
 
-def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None, base_port: int = MAIN_BASE_PORT) -> Play:
+def play_in_process(
+    base: Path, seed: int, with_mutants: bool, extras=None, base_port: int = MAIN_BASE_PORT, with_traps: bool = True
+) -> Play:
     """Play smoke to every candidate through the Python API; `extras(cal, play)` runs while the rooms are up."""
     import time
 
@@ -92,7 +99,7 @@ def play_in_process(base: Path, seed: int, with_mutants: bool, extras=None, base
     from mlsandbox.stack.fanout import Fanout
     from mlsandbox.stack.state import ScenarioPlay
 
-    folders = build_candidates(base / "candidates", with_mutants)
+    folders = build_candidates(base / "candidates", with_mutants, with_traps)
     play = Play(base / "calibration", folders)
     rubric = load_rubric()
     cal = Fanout(list(folders.values()), play.out, base_port, SCRAPE, say=lambda _: None, names=list(folders))

@@ -97,7 +97,13 @@ def outside(report: dict, name: str) -> list[str]:
 @pytest.fixture(scope="module")
 def repeat_play(tmp_path_factory):
     return play_in_process(
-        tmp_path_factory.mktemp("repeat-play"), seed=7, with_mutants=False, base_port=REPEAT_BASE_PORT
+        tmp_path_factory.mktemp("repeat-play"),
+        seed=7,
+        with_mutants=False,
+        base_port=REPEAT_BASE_PORT,
+        # The traps are graded on two seeds (the main and the surprise play); left out here, the three plays hold
+        # as many rooms as before they came, and the main play's timing with them.
+        with_traps=False,
     )
 
 
@@ -125,7 +131,7 @@ def _graded_alike(report: dict, other: dict) -> dict[str, float]:
 @pytest.mark.stack
 def test_two_plays_of_the_same_seed_grade_within_2_points_per_item(main_play, repeat_play):
     problems = []
-    for name in ["reference", *CORPUS]:
+    for name in ["reference", *(n for n in CORPUS if n in repeat_play.reports)]:
         first, second = main_play.report(name), repeat_play.report(name)
         a, b = _graded_alike(first, second), _graded_alike(second, first)
         problems += [f"{name}.{k}: {a[k]} then {b[k]}" for k in a if abs(a[k] - b[k]) > 2]
