@@ -335,8 +335,19 @@ class Judge:
         # sees) and staying put with it, is about the model: an input it also moved with (a drift that hurt the
         # model) is no rival of its performance.
         about_the_model = series.feature is None and Role.PERFORMANCE in viable
+        # ... and so is one that does all that but follows the share of churners among the labels about as well (a
+        # recall): about the model or its labels, never an input's drift, whichever input it also moved with.
+        of_model_or_labels = (
+            series.feature is None
+            and Role.PERFORMANCE in alone
+            and Role.PERFORMANCE not in viable
+            and all(t.passed for t in alone[Role.PERFORMANCE].tests if t.name not in (EXPLAINED, NOT_THE_SCORES))
+            and self._labels_rival_it(values)
+        )
         verdicts: list[Verdict] = []
         for role, fit in near.items():
+            if of_model_or_labels and role in INPUT_ROLES:
+                continue
             rivals = [
                 fits[r]
                 for r in viable
@@ -399,6 +410,13 @@ class Judge:
             )
         )
         return v
+
+    def _labels_rival_it(self, values: np.ndarray) -> bool:
+        """Whether the share of churners among the labels follows the series at least as well as the model's scores
+        do (a recall, not a statistic of the model's outputs)."""
+        labels = self.best_of(values, self.expected.labels)
+        scores = self.best_of(values, self.expected.curves.get((Role.DRIFT, SCORE), []))
+        return labels is not None and labels.score > 0 and (scores is None or labels.score >= scores.score)
 
     def _not_the_scores(self, fit: Fit, values: np.ndarray) -> Test:
         """Accuracy is known from the labels and the model's answers together: a signal that follows either alone
