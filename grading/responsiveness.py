@@ -310,6 +310,16 @@ def of_signal(
     return out
 
 
+def late_words(found: list[Timing], what: str, recent: str) -> str:
+    """The report's words on the timings that cost something ('' when none did), e.g. 'took 14 min to show half of
+    concept_drift (...); never came back ...; a window of recent labels shows it within 60 s'."""
+    late = [t for t in found if t.judged and t.credit < 0.999]
+    if not late:
+        return ""
+    allowed = min(t.allowed for t in late)
+    return summary(late, what) + f"; a window of recent {recent} shows it within {duration(allowed)}"
+
+
 def evidence(name: str, found: list[Timing]) -> list[Evidence]:
     """The judged timings of a signal as the report's evidence."""
     return [

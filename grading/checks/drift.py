@@ -120,14 +120,9 @@ def _earned(timings: list[responsiveness.Timing]) -> float:
 
 def _timing_words(ctx: Context, timings: list[responsiveness.Timing], feature: str) -> str:
     """What the report says of the signal's timing, when it costs something."""
-    late = [t for t in timings if t.judged and t.credit < 0.999]
-    if not late:
-        return ""
     window = ctx.tol.drift_window_predictions
-    return (
-        responsiveness.summary(late, f"the grader's distance of {feature} over the last {window} predictions")
-        + f"; a window of recent predictions shows it within {responsiveness.duration(min(t.allowed for t in late))}"
-    )
+    what = f"the grader's distance of {feature} over the last {window} predictions"
+    return responsiveness.late_words(timings, what, "predictions")
 
 
 def _right_feature(ctx: Context, feature: str, drift: Incident, found: Findings) -> CheckResult:

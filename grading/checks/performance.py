@@ -99,17 +99,14 @@ def _distinct(taken: list[Verdict]) -> list[Verdict]:
 
 def _timing_words(v: Verdict, timings: list[Timing], truth: Curve | None) -> str:
     """What the report says of the signal's timing, when it costs something."""
-    late = [t for t in timings if t.judged and t.credit < 0.999]
-    if not late or truth is None:
+    if truth is None:
+        return ""
+    what = f"the grader's accuracy over the last {truth.variant.split('the last ')[-1]}"
+    said = responsiveness.late_words(timings, what, "labels")
+    if not said:
         return ""
     cumulative = "all so far" in (v.curve.variant if v.curve else "")
-    start = "it is cumulative since start: it " if cumulative else "it "
-    allowed = min(t.allowed for t in late)
-    return (
-        start
-        + responsiveness.summary(late, f"the grader's accuracy over the last {truth.variant.split('the last ')[-1]}")
-        + f"; a window of recent labels shows it within {responsiveness.duration(allowed)}"
-    )
+    return ("it is cumulative since start: it " if cumulative else "it ") + said
 
 
 def _accuracy_move_unseen(ctx: Context) -> str:
